@@ -1,0 +1,1 @@
+"""Checkpoint -> ONNX -> device converters (installed as ``edgetrack.converters``), one ``src2dst`` step each."""

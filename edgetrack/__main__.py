@@ -1,0 +1,5 @@
+import sys
+
+from edgetrack.cli import main
+
+sys.exit(main())

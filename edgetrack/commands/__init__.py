@@ -1,0 +1,1 @@
+"""Subcommands of the ``edgetrack`` command line, one module each (see :mod:`edgetrack.cli`)."""

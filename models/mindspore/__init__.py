@@ -1,0 +1,1 @@
+"""MindSpore twins of the model families (``edgetrack.models.mindspore``)."""

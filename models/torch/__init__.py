@@ -1,0 +1,1 @@
+"""PyTorch twins of the model families (``edgetrack.models.torch``)."""
