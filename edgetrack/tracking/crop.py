@@ -1,0 +1,150 @@
+"""Exact crops around a target, and the checks on what a user hands a tracker (frames and boxes).
+
+Coordinates. Pixel ``i`` covers the continuous interval ``[i, i + 1)`` and its centre is at ``i + 0.5``; centres
+below are given in *pixel-index* coordinates, where the centre of pixel ``i`` is ``i`` (OpenCV's convention for
+``warpAffine``). A box ``(x, y, w, h)`` (0-based top-left, as every reader in :mod:`edgetrack.data` returns) covers
+``[x, x + w) × [y, y + h)``, so its centre is ``(x + (w - 1) / 2, y + (h - 1) / 2)`` — the same expression
+siamfc-pytorch uses after converting OTB's 1-based boxes.
+
+A crop of side ``size`` (frame pixels) around centre ``c`` covers ``[c - size/2, c + size/2]`` around the centre
+point and is resampled to ``out_size × out_size`` with one affine map (bilinear, 1/32-pixel sub-pixel accuracy in
+OpenCV), so no rounding of the centre or the size happens anywhere. Whatever falls outside the frame takes
+``pad_color``, by SiamFC's convention the frame's per-channel mean colour.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from edgetrack.errors import InvalidArgumentError
+
+__all__ = ["check_frame", "check_box", "box_center", "context_size", "mean_color", "crop_and_resize"]
+
+
+def check_frame(frame: object, *, what: str = "frame") -> np.ndarray:
+    """Return ``frame`` if it is a BGR uint8 H×W×3 array, else raise :class:`InvalidArgumentError` saying why."""
+    if frame is None:
+        raise InvalidArgumentError(
+            f"{what} is None",
+            fix="pass the image as a numpy array; cv2.imread and cv2.VideoCapture.read return None when they fail",
+        )
+    if not isinstance(frame, np.ndarray):
+        raise InvalidArgumentError(
+            f"{what} must be a numpy array (BGR uint8 H×W×3), got {type(frame).__name__}",
+            fix="convert it with np.asarray(...)",
+        )
+    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
+        raise InvalidArgumentError(
+            f"{what} is grayscale (shape {frame.shape}); trackers take BGR H×W×3",
+            fix="convert it with cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)",
+        )
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        hint = "cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)" if frame.ndim == 3 and frame.shape[2] == 4 else None
+        raise InvalidArgumentError(
+            f"{what} must have shape H×W×3 (BGR), got {frame.shape}",
+            fix=f"convert it with {hint}" if hint else "pass a colour image with three channels, height × width × 3",
+        )
+    if frame.dtype != np.uint8:
+        raise InvalidArgumentError(
+            f"{what} must be uint8 (0..255), got dtype {frame.dtype}",
+            fix="convert it, e.g. np.clip(frame * 255, 0, 255).astype(np.uint8) for a float image in 0..1",
+        )
+    if frame.shape[0] < 1 or frame.shape[1] < 1:
+        raise InvalidArgumentError(f"{what} is empty (shape {frame.shape})")
+    return frame
+
+
+def check_box(box: object, *, what: str = "box") -> np.ndarray:
+    """Return ``box`` as a float64 ``(x, y, w, h)`` array, or raise :class:`InvalidArgumentError`.
+
+    The size must be positive and every value finite; the box may lie partly or fully outside the frame.
+    """
+    if box is None:
+        raise InvalidArgumentError(f"{what} is None", fix="pass (x, y, w, h): top-left corner, width and height")
+    try:
+        arr = np.asarray(box, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"{what} {box!r} is not four numbers (x, y, w, h)") from exc
+    if arr.shape != (4,):
+        raise InvalidArgumentError(
+            f"{what} must be four numbers (x, y, w, h), got shape {arr.shape}",
+            fix="pass (x, y, w, h): top-left corner, width and height in pixels",
+        )
+    if not np.all(np.isfinite(arr)):
+        raise InvalidArgumentError(f"{what} {tuple(arr.tolist())} contains NaN or infinity")
+    if arr[2] <= 0 or arr[3] <= 0:
+        raise InvalidArgumentError(
+            f"{what} {tuple(arr.tolist())} has width {arr[2]:g} and height {arr[3]:g}; both must be > 0",
+            fix="boxes are (x, y, w, h), not corners (x1, y1, x2, y2)",
+        )
+    return arr
+
+
+def box_center(box: Sequence[float]) -> np.ndarray:
+    """Centre ``(cx, cy)`` of a box ``(x, y, w, h)`` in pixel-index coordinates (see the module docstring)."""
+    x, y, w, h = (float(v) for v in box)
+    return np.array([x + (w - 1) / 2, y + (h - 1) / 2], dtype=np.float64)
+
+
+def context_size(w: float, h: float, context: float = 0.5) -> float:
+    """Side of the square crop around a ``w × h`` target: ``sqrt((w + 2p)(h + 2p))`` with ``2p = context·(w + h)``.
+
+    With ``context = 0.5`` this is the paper's eq. 11 (``p = (w + h) / 4``) and siamfc-pytorch's ``z_sz``; the
+    exemplar is this square resized to 127 px, the search region the same square times 255/127.
+    """
+    if not (w > 0 and h > 0 and math.isfinite(w) and math.isfinite(h)):
+        raise InvalidArgumentError(f"target size {w}×{h} must be positive and finite")
+    if not (context >= 0 and math.isfinite(context)):
+        raise InvalidArgumentError(f"context {context} must be finite and >= 0")
+    extra = context * (w + h)
+    return math.sqrt((w + extra) * (h + extra))
+
+
+def mean_color(frame: np.ndarray) -> tuple[float, float, float]:
+    """Per-channel mean of a BGR frame: SiamFC's padding colour for crops reaching outside the image."""
+    import cv2
+
+    b, g, r, _ = cv2.mean(frame)  # several times faster than numpy's mean on a full frame
+    return (b, g, r)
+
+
+def crop_and_resize(
+    frame: np.ndarray,
+    center_xy: Sequence[float],
+    size_in_frame: float,
+    out_size: int,
+    pad_color: Sequence[float] | None = None,
+) -> np.ndarray:
+    """Square crop of side ``size_in_frame`` centred on ``center_xy``, resampled to ``out_size × out_size``.
+
+    ``center_xy`` is in pixel-index coordinates (pixel ``i``'s centre is ``i``). Output pixel ``u`` samples the
+    frame at ``cx + (u - (out_size - 1) / 2) · size_in_frame / out_size``: the output's pixels tile the crop
+    exactly, and its centre (``(out_size - 1) / 2``) lands on ``center_xy``. Regions outside the frame take
+    ``pad_color`` (default: the frame's mean colour). Returns an array of the frame's dtype, out_size×out_size×3.
+    """
+    import cv2
+
+    if not (size_in_frame > 0 and math.isfinite(size_in_frame)):
+        raise InvalidArgumentError(f"crop size {size_in_frame} must be positive and finite")
+    if int(out_size) != out_size or out_size < 1:
+        raise InvalidArgumentError(f"output size {out_size} must be a positive integer")
+    cx, cy = (float(v) for v in center_xy)
+    if not (math.isfinite(cx) and math.isfinite(cy)):
+        raise InvalidArgumentError(f"crop centre ({cx}, {cy}) must be finite")
+    out_size = int(out_size)
+    if pad_color is None:
+        pad_color = mean_color(frame)
+    k = size_in_frame / out_size
+    half = (out_size - 1) / 2
+    # Destination -> source map, applied as is (WARP_INVERSE_MAP): src = k · dst + (c - k · half).
+    m = np.array([[k, 0.0, cx - k * half], [0.0, k, cy - k * half]], dtype=np.float64)
+    return cv2.warpAffine(
+        frame,
+        m,
+        (out_size, out_size),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=tuple(float(v) for v in pad_color),
+    )
