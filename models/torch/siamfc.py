@@ -60,16 +60,23 @@ learnable part is ``head.bias`` (eq. 10's ``b``, shape (1,)).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from edgetrack.errors import CheckpointError, InvalidArgumentError, UnknownChoiceError
+# The configuration, presets and geometry constants are framework-free so the MindSpore twin shares them without
+# importing torch; re-exported here under their old names.
+from edgetrack.models.siamfc_config import (
+    CONV2_CROP,
+    CONV3_CROP,
+    FAMILY,
+    SIAMFC_PRESETS,
+    TOTAL_STRIDE,  # noqa: F401  (re-exported: it was defined here)
+    SiamFCConfig,
+)
 from edgetrack.models.torch.checkpoint import load_weights, read_metadata, save_weights
 
 __all__ = [
@@ -85,83 +92,6 @@ __all__ = [
     "save_siamfc",
     "load_siamfc",
 ]
-
-# Geometry of the backbone (see the module docstring): conv3 cell i+2 is conv5 cell i (two valid 3×3 convs);
-# conv2 cell i+7 is conv5's grid upsampled ×2, cell i ((43 - 15) / 4 = 7).
-CONV3_CROP = 2
-CONV2_CROP = 7
-TOTAL_STRIDE = 8
-
-
-@dataclass(frozen=True)
-class SiamFCConfig:
-    """Architecture of one SiamFC model. Geometry (127/255 crops, stride 8, 17×17 response) is fixed.
-
-    ``channels``: output channels of conv1..conv5 (the paper: 192, 512, 768, 768, 512). ``fusion``: the HSM
-    feature-fusion module on (HSM-SiamFC) or off (plain SiamFC on conv5). ``out_scale``: the head's constant
-    factor. ``name``: the preset's name, or ``"custom"``.
-    """
-
-    channels: tuple[int, int, int, int, int] = (192, 512, 768, 768, 512)
-    fusion: bool = True
-    out_scale: float = 0.001
-    name: str = "custom"
-
-    exemplar_size = 127
-    instance_size = 255
-    response_size = 17
-    total_stride = TOTAL_STRIDE
-
-    def __post_init__(self):
-        channels = tuple(self.channels)
-        if len(channels) != 5 or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in channels):
-            raise InvalidArgumentError(
-                f"SiamFCConfig.channels must be five positive integers (conv1..conv5), got {self.channels!r}"
-            )
-        object.__setattr__(self, "channels", channels)
-        if not isinstance(self.fusion, bool):
-            raise InvalidArgumentError(f"SiamFCConfig.fusion must be True or False, got {self.fusion!r}")
-        if not (isinstance(self.out_scale, (int, float)) and math.isfinite(self.out_scale) and self.out_scale > 0):
-            raise InvalidArgumentError(f"SiamFCConfig.out_scale must be a finite number > 0, got {self.out_scale!r}")
-
-    @property
-    def feature_channels(self) -> int:
-        """Channels of the features that are correlated (c2 with fusion, c5 without)."""
-        return self.channels[1] if self.fusion else self.channels[4]
-
-    @property
-    def kernel_size(self) -> int:
-        """Side of the template features (the correlation kernel)."""
-        return 5 if self.fusion else 6
-
-    @property
-    def search_feature_size(self) -> int:
-        return self.kernel_size + self.response_size - 1
-
-    def to_dict(self) -> dict:
-        return {"channels": list(self.channels), "fusion": self.fusion, "out_scale": self.out_scale, "name": self.name}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "SiamFCConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise InvalidArgumentError(f"SiamFCConfig has no field(s) {sorted(unknown)}; fields: {sorted(known)}")
-        data = dict(data)
-        if "channels" in data:
-            data["channels"] = tuple(int(c) for c in data["channels"])
-        return cls(**data)
-
-
-SIAMFC_PRESETS: dict[str, SiamFCConfig] = {
-    # The paper's model: wide AlexNet + feature fusion (trained with the HSM loss).
-    "siamfc-hsm": SiamFCConfig(fusion=True, name="siamfc-hsm"),
-    # The baseline: the same backbone, conv5 correlated directly (trained with the balanced logistic loss).
-    "siamfc": SiamFCConfig(fusion=False, name="siamfc"),
-    # Same geometry, a few channels: for CI and quick tests.
-    "siamfc-tiny": SiamFCConfig(channels=(8, 16, 24, 24, 16), fusion=True, name="siamfc-tiny"),
-}
-
 
 def _conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
     layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, stride), nn.BatchNorm2d(cout)]
@@ -329,9 +259,6 @@ class _Branch(nn.Module):
 def graph_modules(model: SiamFC) -> dict[str, nn.Module]:
     """The three graphs a deployment exports: ``template`` (z -> kernel), ``search`` (x -> features), ``head``."""
     return {"template": _Branch(model), "search": _Branch(model), "head": model.head}
-
-
-FAMILY = "siamfc"
 
 
 def save_siamfc(model: SiamFC, path, metadata: dict | None = None):

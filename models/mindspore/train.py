@@ -1,0 +1,661 @@
+"""Training SiamFC / HSM-SiamFC with MindSpore: the twin of :mod:`edgetrack.models.torch.train`.
+
+Same recipe, same pairs, same files. Pairs come from the framework-free :mod:`edgetrack.models.pairs` (batch ``k``
+is a pure function of ``(seed, rank, k)``); SGD with momentum 0.9 and weight decay 5e-4 on *every* parameter (as
+PyTorch's SGD; MindSpore's optimisers skip BatchNorm's gamma/beta unless the parameters are grouped, so they are);
+the learning rate falls geometrically per step, ``lr(t) = lr_start · (lr_end / lr_start) ** (t / (T − 1))``; the
+HSM loss (α = 0.6, γ = 2) for HSM-SiamFC, the balanced logistic loss for plain SiamFC. The training step (forward,
+gradients, SGD) is compiled into one graph with ``mindspore.jit``: on Ascend that is what makes it fast.
+
+``device``: ``cpu``, ``gpu`` (``cuda`` is accepted for it) or ``ascend`` — the production target, Ascend 910 —
+handed to ``mindspore.set_context(device_target=...)``. A device this MindSpore cannot use is a
+:class:`~edgetrack.errors.BackendError`, never a silent run on the CPU.
+
+What a run writes into ``out`` (as the PyTorch trainer, so ``edgetrack eval`` and the converters take either)::
+
+    config.json                         the TrainConfig (steps_per_epoch and loss resolved, framework: mindspore)
+    log.jsonl                           one line per logged step: step, epoch, lr, loss, time (s), pairs/s
+    checkpoints/epoch-0001.safetensors  weights in the shared format (either framework's load_siamfc reads them)
+    checkpoints/epoch-0001.state.safetensors   SGD momentum buffers under the parameters' checkpoint names
+    final.safetensors                   weights at the end
+
+Resuming (``resume=True``) loads the newest epoch checkpoint and its momentum buffers and continues at its step; the
+learning rate is a function of the step and the pair stream is addressable by batch number, so the resumed run
+computes the steps an uninterrupted one would. The state file has the PyTorch trainer's format (momentum buffers
+``momentum.<checkpoint key>``): both SGDs keep ``buf = momentum · buf + grad``.
+
+Several devices: launch with MindSpore's launcher, e.g. ::
+
+    msrun --worker_num 8 --local_worker_num 8 --master_port 8118 --log_dir msrun_log \\
+        -m edgetrack train --framework mindspore --device ascend --model siamfc-hsm --data ... --out runs/hsm
+
+``msrun`` sets ``MS_ROLE=MS_WORKER`` and ``MS_WORKER_NUM`` in every worker; when they say more than one worker,
+the trainer calls ``mindspore.communication.init()`` and
+``set_auto_parallel_context(parallel_mode=DATA_PARALLEL, gradients_mean=True)``, averages the gradients over the
+workers with ``nn.DistributedGradReducer`` in the compiled step, gives each worker its own pair stream
+(seed ``(seed, rank)``, ``batch_size`` pairs per worker and step) and lets rank 0 alone write files. The learning
+rate is not scaled with the number of workers. BatchNorm normalises each worker's own batch (as the paper's single
+batch of 8); each worker keeps its own running statistics, and the checkpoints hold rank 0's. (Not exercised by
+the tests here: this machine has one CPU device.)
+
+Why ``ONEDNN_MAX_CPU_ISA`` may be set: see :mod:`edgetrack.models.mindspore` (CPU convolutions, 100× faster).
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import math
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgetrack.errors import (
+    BackendError,
+    CheckpointError,
+    EdgetrackError,
+    InvalidArgumentError,
+    MissingDependencyError,
+    UnknownChoiceError,
+    require,
+)
+
+try:
+    import mindspore as ms
+    from mindspore import nn, ops
+except ImportError as exc:  # pragma: no cover - exercised on installs without the [mindspore] extra
+    raise MissingDependencyError("MindSpore training", "mindspore", extra="mindspore", detail=str(exc)) from exc
+
+import numpy as np
+
+from edgetrack.models.pairs import CropCache, PairConfig, PairSampler, cache_file, open_sequences
+from edgetrack.models.siamfc_config import SIAMFC_PRESETS
+
+__all__ = ["TrainConfig", "train", "train_from_args", "config_from_args", "lr_at", "find_resume_point",
+           "set_device", "DEVICES"]
+
+# The PyTorch trainer's state format: the momentum buffers mean the same in both SGDs.
+TRAIN_STATE_FORMAT = "edgetrack-train-state-1"
+# Changing any other field between a run and its resumption would silently make a different run.
+RESUMABLE_CHANGES = {"device", "workers", "out", "log_every", "progress", "checkpoint_every", "jit"}
+DEFAULT_LOSS = {"siamfc": "logistic"}  # every other preset: the paper's HSM loss
+LOSS_NAMES = ("hsm", "logistic")
+# edgetrack's device names -> MindSpore's device_target.
+DEVICES = {"cpu": "CPU", "gpu": "GPU", "cuda": "GPU", "ascend": "Ascend"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run (the PyTorch trainer's fields, less its CUDA-only ``amp``/``channels_last``).
+
+    ``loss=None`` picks ``logistic`` for plain ``siamfc``, ``hsm`` otherwise. ``steps_per_epoch=None``: one pair per
+    cached frame and epoch (``len(cache) // (batch_size · workers of the launcher)``). ``batch_size`` is per device.
+    ``device``: ``cpu``, ``gpu`` or ``ascend``. ``checkpoint_every``: epochs between checkpoints (the last epoch
+    always gets one). ``log_every``: steps per log line (the mean loss over them). ``frame_stride``: crop every n-th
+    annotated frame only. ``jit``: compile the training step into one graph (off: step by step, for debugging).
+    ``pairs``: the :class:`~edgetrack.models.pairs.PairConfig` of the crop cache and the augmentation.
+    """
+
+    model: str = "siamfc-hsm"
+    loss: str | None = None
+    alpha: float = 0.6
+    gamma: float = 2.0
+    epochs: int = 50
+    steps_per_epoch: int | None = None
+    batch_size: int = 8
+    lr_start: float = 1e-2
+    lr_end: float = 1e-5
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    device: str = "cpu"
+    workers: int = 0
+    seed: int = 0
+    out: str = "runs/train"
+    checkpoint_every: int = 1
+    log_every: int = 10
+    progress: bool = True
+    frame_stride: int = 1
+    jit: bool = True
+    pairs: PairConfig = field(default_factory=PairConfig)
+
+    def __post_init__(self):
+        if self.model not in SIAMFC_PRESETS:
+            raise UnknownChoiceError("SiamFC model", self.model, SIAMFC_PRESETS)
+        if self.loss is None:
+            object.__setattr__(self, "loss", DEFAULT_LOSS.get(self.model, "hsm"))
+        if self.loss not in LOSS_NAMES:
+            raise UnknownChoiceError("loss", self.loss, LOSS_NAMES)
+        device = str(self.device).lower()
+        if device not in DEVICES:
+            raise UnknownChoiceError("MindSpore device", self.device, DEVICES, fix="pass --device cpu, gpu or ascend")
+        object.__setattr__(self, "device", device)
+        ints = {"epochs": 1, "batch_size": 1, "workers": 0, "seed": 0, "checkpoint_every": 1, "log_every": 1,
+                "frame_stride": 1}
+        for name, low in ints.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise InvalidArgumentError(f"TrainConfig.{name} must be an integer >= {low}, got {value!r}")
+        if self.steps_per_epoch is not None and (not isinstance(self.steps_per_epoch, int) or self.steps_per_epoch < 1):
+            raise InvalidArgumentError(f"TrainConfig.steps_per_epoch must be None or an integer >= 1, "
+                                       f"got {self.steps_per_epoch!r}")
+        for name in ("lr_start", "lr_end"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise InvalidArgumentError(f"TrainConfig.{name} must be a finite number > 0, got {value!r}")
+        if not 0 <= self.momentum < 1 or not self.weight_decay >= 0:
+            raise InvalidArgumentError(f"need 0 <= momentum < 1 and weight_decay >= 0, got {self.momentum}, "
+                                       f"{self.weight_decay}")
+        if not 0 <= self.alpha <= 1 or self.gamma < 0:
+            raise InvalidArgumentError(f"need 0 <= alpha <= 1 and gamma >= 0, got {self.alpha}, {self.gamma}")
+        if isinstance(self.pairs, dict):
+            object.__setattr__(self, "pairs", PairConfig.from_dict(self.pairs))
+        if not isinstance(self.pairs, PairConfig):
+            raise InvalidArgumentError(f"TrainConfig.pairs must be a PairConfig, got {type(self.pairs).__name__}")
+        object.__setattr__(self, "out", str(self.out))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise InvalidArgumentError(f"TrainConfig has no field(s) {sorted(unknown)}; fields: {sorted(known)}")
+        return cls(**data)
+
+
+def lr_at(step: int, total: int, lr_start: float, lr_end: float) -> float:
+    """The geometric schedule: ``lr_start`` at step 0, ``lr_end`` at step ``total − 1``."""
+    if total <= 1:
+        return float(lr_start)
+    return float(lr_start * (lr_end / lr_start) ** (step / (total - 1)))
+
+
+# ------------------------------------------------------------------------------------------------ device
+def set_device(device: str) -> str:
+    """Point MindSpore at ``device`` (cpu, gpu/cuda, ascend); returns MindSpore's name for it.
+
+    A device this MindSpore build or machine cannot use raises :class:`BackendError` — never a CPU fallback.
+    """
+    key = str(device).lower()
+    if key not in DEVICES:
+        raise UnknownChoiceError("MindSpore device", device, DEVICES, fix="pass --device cpu, gpu or ascend")
+    target = DEVICES[key]
+    available = None
+    hal = getattr(ms, "hal", None)
+    if hal is not None and hasattr(hal, "is_available"):
+        try:
+            available = bool(hal.is_available(target))
+        except Exception:  # noqa: BLE001 - an API that cannot answer is not an answer; set_context decides
+            available = None
+    if available is False:
+        raise BackendError(_no_device_message(target), fix=_device_fix(target))
+    try:
+        ms.set_context(device_target=target)
+    except (RuntimeError, ValueError) as exc:
+        raise BackendError(f"{_no_device_message(target)} ({str(exc).splitlines()[0]})",
+                           fix=_device_fix(target)) from exc
+    got = ms.get_context("device_target")
+    if got != target:
+        raise BackendError(f"asked MindSpore for {target}, but it runs on {got}", fix=_device_fix(target))
+    return target
+
+
+def _no_device_message(target: str) -> str:
+    return f"device {target!r} was asked for, but this MindSpore ({ms.__version__}) cannot use it here"
+
+
+def _device_fix(target: str) -> str:
+    if target == "Ascend":
+        return ("run on an Ascend host with CANN and the Ascend build of MindSpore (source the CANN set_env.sh), "
+                "or pass --device cpu")
+    if target == "GPU":
+        return "install MindSpore's GPU build on a machine with an NVIDIA GPU and CUDA, or pass --device cpu"
+    return "check the MindSpore installation"
+
+
+# ------------------------------------------------------------------------------------------------ distributed
+@dataclass(frozen=True)
+class _Dist:
+    world: int = 1
+    rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _launched_workers() -> int:
+    """How many workers msrun (MindSpore's dynamic-cluster launcher) started, 1 when not launched by it."""
+    if os.environ.get("MS_ROLE") != "MS_WORKER":
+        return 1
+    try:
+        return max(1, int(os.environ.get("MS_WORKER_NUM", "1")))
+    except ValueError as exc:
+        raise InvalidArgumentError(f"MS_WORKER_NUM must be an integer, got {os.environ.get('MS_WORKER_NUM')!r}",
+                                   fix="launch with msrun, which sets it") from exc
+
+
+def _init_distributed() -> _Dist:
+    if _launched_workers() <= 1:
+        return _Dist()
+    from mindspore.communication import get_group_size, get_rank, init
+
+    init()
+    ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True)
+    return _Dist(world=get_group_size(), rank=get_rank())
+
+
+# ------------------------------------------------------------------------------------------------ data loading
+_WORKER_SAMPLER: PairSampler | None = None
+
+
+def _init_pair_worker(sampler: PairSampler) -> None:
+    global _WORKER_SAMPLER
+    import cv2
+
+    cv2.setNumThreads(1)  # each worker is one core's worth of cropping; OpenCV threads would oversubscribe
+    _WORKER_SAMPLER = sampler
+
+
+def _sample_in_worker(index: int, batch_size: int) -> dict:
+    return _WORKER_SAMPLER.sample_at(index, batch_size)
+
+
+def _batch_stream(sampler: PairSampler, batch_size: int, start: int, stop: int, workers: int):
+    """Batches ``start .. stop − 1`` in order; ``workers`` > 0 makes them in that many processes, a few ahead.
+
+    The workers are forked: they share the crop cache copy-on-write (it is never pickled), and only batch numbers
+    go to them. The stream is the same for any number of workers (batch ``k`` depends on ``k`` only).
+    """
+    if workers == 0:
+        yield from sampler.batches(batch_size, start=start, stop=stop)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+    ahead = 2 * workers
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_pair_worker,
+                             initargs=(sampler,)) as pool:
+        pending: collections.deque = collections.deque()
+        k = start
+        try:
+            while k < stop or pending:
+                while k < stop and len(pending) < ahead:
+                    pending.append(pool.submit(_sample_in_worker, k, batch_size))
+                    k += 1
+                yield pending.popleft().result()
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+
+# ------------------------------------------------------------------------------------------------ checkpoints
+_EPOCH_FILE = re.compile(r"^epoch-(\d+)\.safetensors$")
+
+
+def _ckpt_paths(out: Path, epoch: int) -> tuple[Path, Path]:
+    d = out / "checkpoints"
+    return d / f"epoch-{epoch:04d}.safetensors", d / f"epoch-{epoch:04d}.state.safetensors"
+
+
+def find_resume_point(out: str | Path) -> tuple[Path, Path] | None:
+    """(weights, state) of the newest complete epoch checkpoint under ``out``, or None."""
+    d = Path(out) / "checkpoints"
+    if not d.is_dir():
+        return None
+    epochs = sorted((int(m.group(1)) for p in d.iterdir() if (m := _EPOCH_FILE.match(p.name))), reverse=True)
+    for e in epochs:
+        weights, state = _ckpt_paths(Path(out), e)
+        if weights.is_file() and state.is_file():
+            return weights, state
+    return None
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+class _Momentum:
+    """The SGD momentum buffers (``accum``) and first-step flags (``stat``) by the parameters' checkpoint keys."""
+
+    def __init__(self, model, optimizer):
+        from edgetrack.models.mindspore.checkpoint import checkpoint_state
+
+        key_of = {id(p): k for k, p in checkpoint_state(model).items()}
+        self.slots = {}
+        for param, accum, stat in zip(optimizer.parameters, optimizer.accum, optimizer.stat, strict=True):
+            self.slots[key_of[id(param)]] = (accum, stat)
+
+    def save(self, path: Path, info: dict) -> None:
+        from safetensors.numpy import save_file
+
+        buffers = {}
+        for key, (accum, stat) in self.slots.items():
+            if float(stat.asnumpy().reshape(-1)[0]) == 0.0:  # stat 1: no step taken, no buffer (as PyTorch)
+                buffers[f"momentum.{key}"] = np.ascontiguousarray(accum.asnumpy(), dtype=np.float32)
+        save_file(buffers, str(path), metadata=info)
+
+    def load(self, path: Path) -> dict:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="numpy") as f:
+            info = dict(f.metadata() or {})
+            if info.get("format") != TRAIN_STATE_FORMAT:
+                raise CheckpointError(f"{str(path)!r} is not a training state file (format {info.get('format')!r})",
+                                      fix="resume from a folder written by edgetrack train")
+            keys = set(f.keys())
+            for key, (accum, stat) in self.slots.items():
+                name = f"momentum.{key}"
+                if name not in keys:
+                    continue
+                value = f.get_tensor(name)
+                if tuple(value.shape) != tuple(accum.shape):
+                    raise CheckpointError(f"{str(path)!r}: {name!r} has shape {tuple(value.shape)}, the optimizer's "
+                                          f"has {tuple(accum.shape)}", fix="resume with the run's own model")
+                ops.assign(accum, ms.Tensor(value.astype(np.float32)))
+                ops.assign(stat, ms.Tensor(np.zeros(stat.shape, np.float32)))  # 0: not the first step any more
+        return info
+
+
+def _save_checkpoint(model, momentum: _Momentum, out: Path, epoch: int, step: int, elapsed: float,
+                     cfg: TrainConfig) -> Path:
+    from edgetrack.models.mindspore.siamfc import save_siamfc
+
+    weights, state = _ckpt_paths(out, epoch)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"epoch": epoch, "step": step, "train_config": cfg.to_dict(), "framework": "mindspore"}
+    _atomic(weights, lambda p: save_siamfc(model, p, meta))
+    info = {"format": TRAIN_STATE_FORMAT, "epoch": str(epoch), "step": str(step), "elapsed": repr(elapsed)}
+    _atomic(state, lambda p: momentum.save(p, info))
+    return weights
+
+
+def _check_resumable(out: Path, cfg: TrainConfig) -> None:
+    path = out / "config.json"
+    if not path.is_file():
+        return
+    old = json.loads(path.read_text())
+    new = _config_record(cfg)
+    for key in sorted(set(old) | set(new)):
+        if key in RESUMABLE_CHANGES:
+            continue
+        if old.get(key) != new.get(key):
+            raise InvalidArgumentError(
+                f"cannot resume {str(out)!r}: {key} was {old.get(key)!r}, now {new.get(key)!r}",
+                fix=f"resume with the run's own settings (see {path}), or start a new run with another --out")
+
+
+def _config_record(cfg: TrainConfig) -> dict:
+    return {**cfg.to_dict(), "framework": "mindspore"}
+
+
+def _rewrite_log(log: Path, upto: int) -> None:
+    """Keep the log lines of steps up to ``upto`` (a resumed run rewrites what came after its checkpoint)."""
+    if not log.is_file():
+        return
+    keep = []
+    for line in log.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= upto:
+                keep.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue
+    log.write_text("".join(k + "\n" for k in keep))
+
+
+# ------------------------------------------------------------------------------------------------ the trainer
+def _get_cache(data, cfg: TrainConfig, cache_path, out: Path, dist_env: _Dist) -> CropCache:
+    if isinstance(data, CropCache):
+        return data
+    path = cache_file(cache_path) if cache_path is not None else None
+    if path is not None and path.is_file():
+        return CropCache.load(path)
+    if data is None:
+        raise InvalidArgumentError("train() needs data: sequences, data sets, a CropCache, or an existing cache_path",
+                                   fix="pass --data SPEC (or --cache PATH of a cache built before)")
+    if dist_env.enabled:
+        # Rank 0 crops, the others wait for its file: cropping is the slow part and gives the same result on each.
+        path = path or out / "pairs-cache.npz"
+        if dist_env.main:
+            _build_cache(data, cfg).save(path)
+        _wait_for(path)
+        return CropCache.load(path)
+    cache = _build_cache(data, cfg)
+    if path is not None:
+        cache.save(path)
+    return cache
+
+
+def _wait_for(path: Path, timeout: float = 24 * 3600.0) -> None:
+    # CropCache.save writes a temporary name and renames it: the file appears complete or not at all.
+    t0 = time.monotonic()
+    while not path.is_file():
+        if time.monotonic() - t0 > timeout:
+            raise EdgetrackError(f"rank 0 did not write the crop cache {str(path)!r} in {timeout:.0f} s")
+        time.sleep(2.0)
+
+
+def _build_cache(data, cfg: TrainConfig) -> CropCache:
+    return CropCache.build(data, cfg.pairs, workers=cfg.workers, progress=cfg.progress, frame_stride=cfg.frame_stride)
+
+
+def _make_step(model, loss_fn, optimizer, dist_env: _Dist, compile_step: bool):
+    def forward(z, x, labels):
+        return loss_fn(model(z, x), labels)
+
+    grad_fn = ms.value_and_grad(forward, None, optimizer.parameters)
+    if dist_env.enabled:
+        # Mean and degree come from the auto-parallel context set in _init_distributed (gradients_mean=True).
+        reducer = nn.DistributedGradReducer(optimizer.parameters)
+
+        def step(z, x, labels):
+            loss, grads = grad_fn(z, x, labels)
+            optimizer(reducer(grads))
+            return loss
+    else:
+        def step(z, x, labels):
+            loss, grads = grad_fn(z, x, labels)
+            optimizer(grads)
+            return loss
+
+    return ms.jit(step) if compile_step else step
+
+
+def _mean_over_ranks(value: float, dist_env: _Dist) -> float:
+    if not dist_env.enabled:
+        return value
+    total = ops.AllReduce()(ms.Tensor(np.array([value], np.float32)))
+    return float(total.asnumpy()[0]) / dist_env.world
+
+
+def train(cfg: TrainConfig, data=None, *, cache_path: str | Path | None = None, resume: bool = False) -> Path:
+    """Train ``cfg.model`` on ``data`` with MindSpore and return the path of ``final.safetensors``.
+
+    ``data``: tracking sequences, Datasets of them, or a :class:`CropCache`. ``cache_path``: a crop cache file,
+    read if it exists (``data`` may then be None), else written after cropping ``data``. ``resume``: continue the
+    run in ``cfg.out`` from its newest checkpoint (starts afresh, with a message, if it has none).
+    """
+    if not isinstance(cfg, TrainConfig):
+        raise InvalidArgumentError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    require("safetensors", feature="training checkpoints", extra="mindspore")
+    set_device(cfg.device)
+    dist_env = _init_distributed()
+    return _train(cfg, data, cache_path, resume, dist_env)
+
+
+def _train(cfg: TrainConfig, data, cache_path, resume: bool, dist_env: _Dist) -> Path:
+    from edgetrack.models.mindspore.losses import build_loss
+    from edgetrack.models.mindspore.siamfc import build_siamfc, save_siamfc
+
+    out = Path(cfg.out)
+    final = out / "final.safetensors"
+    resume_from = find_resume_point(out) if resume else None
+    if not resume and (find_resume_point(out) is not None or final.exists()):
+        raise InvalidArgumentError(f"{str(out)!r} already holds a training run",
+                                   fix="pass resume=True (--resume) to continue it, or choose another out folder")
+    if dist_env.main:
+        out.mkdir(parents=True, exist_ok=True)
+
+    cache = _get_cache(data, cfg, cache_path, out, dist_env)
+    sampler = PairSampler(cache, cfg.pairs, seed=(cfg.seed, dist_env.rank))
+    spe = cfg.steps_per_epoch or max(1, len(cache) // (cfg.batch_size * dist_env.world))
+    cfg = dataclasses.replace(cfg, steps_per_epoch=spe)
+    total = cfg.epochs * spe
+
+    if resume_from is not None:
+        _check_resumable(out, cfg)
+    if dist_env.main:
+        (out / "config.json").write_text(json.dumps(_config_record(cfg), indent=2, sort_keys=True) + "\n")
+
+    ms.set_seed(cfg.seed)  # the same initial weights on every rank
+    model = build_siamfc(cfg.model)
+    loss_fn = build_loss(cfg.loss, **({"alpha": cfg.alpha, "gamma": cfg.gamma} if cfg.loss == "hsm" else {}))
+    # One group with its own weight decay: decay applies to every parameter, BatchNorm's too (PyTorch's behaviour).
+    groups = [{"params": model.trainable_params(), "weight_decay": cfg.weight_decay}]
+    optimizer = nn.SGD(groups, learning_rate=cfg.lr_start, momentum=cfg.momentum)
+    momentum = _Momentum(model, optimizer)
+
+    start, elapsed0 = 0, 0.0
+    log = out / "log.jsonl"
+    if resume_from is not None:
+        from edgetrack.models.mindspore.checkpoint import load_weights
+
+        load_weights(model, resume_from[0])
+        info = momentum.load(resume_from[1])
+        start, elapsed0 = int(info["step"]), float(info.get("elapsed", 0.0))
+        if dist_env.main:
+            print(f"resuming {out} at step {start} of {total} ({resume_from[0].name})")
+            _rewrite_log(log, start)
+    elif resume and dist_env.main:
+        print(f"no checkpoint in {out}: starting a new run")
+        _rewrite_log(log, 0)
+    elif dist_env.main:
+        _rewrite_log(log, 0)
+    if start >= total:
+        if dist_env.main and not final.exists():
+            meta = {"epoch": cfg.epochs, "step": total, "train_config": cfg.to_dict(), "framework": "mindspore"}
+            _atomic(final, lambda p: save_siamfc(model, p, meta))
+        return final
+
+    train_step = _make_step(model, loss_fn, optimizer, dist_env, cfg.jit)
+    batches = _batch_stream(sampler, cfg.batch_size, start, total, cfg.workers)
+
+    steps = range(start, total)
+    bar = None
+    if dist_env.main and cfg.progress:
+        from edgetrack.progress import progress
+
+        desc = f"training {cfg.model} (MindSpore {ms.get_context('device_target')})" + (
+            f" from step {start}" if start else "")
+        steps = bar = progress(steps, desc=desc, total=total - start, unit="step")
+
+    model.set_train(True)
+    t0 = time.perf_counter()
+    acc, acc_n, acc_t = 0.0, 0, t0
+    logfile = open(log, "a", buffering=1) if dist_env.main else None
+    try:
+        for step in steps:
+            batch = next(batches)
+            if batch["index"] != step:  # cannot happen with _batch_stream; guards the resume/determinism promise
+                raise EdgetrackError(f"the pair stream delivered batch {batch['index']} at step {step}")
+            lr = lr_at(step, total, cfg.lr_start, cfg.lr_end)
+            # ops.assign writes into the parameter the compiled step reads; Parameter.set_data would swap in a new
+            # tensor that an already compiled graph never sees (MindSpore 2.10: the rate would stay at lr_start).
+            ops.assign(optimizer.learning_rate, ms.Tensor(lr, ms.float32))
+            labels = batch["labels"][:, None]
+            loss = train_step(ms.Tensor(batch["z"]), ms.Tensor(batch["x"]), ms.Tensor(labels))
+            acc += float(loss.asnumpy())
+            acc_n += 1
+
+            done = step + 1
+            epoch_end = done % spe == 0
+            if done % cfg.log_every == 0 or epoch_end or done == total:
+                value = _mean_over_ranks(acc / acc_n, dist_env)
+                if not math.isfinite(value):
+                    raise EdgetrackError(f"the loss became {value} at step {done} (lr {lr:.3g})",
+                                         fix="lower the learning rate (--lr-start)")
+                now = time.perf_counter()
+                if logfile is not None:
+                    rate = acc_n * cfg.batch_size * dist_env.world / max(now - acc_t, 1e-9)
+                    logfile.write(json.dumps({"step": done, "epoch": (done - 1) // spe + 1, "lr": lr, "loss": value,
+                                              "time": round(elapsed0 + now - t0, 3),
+                                              "pairs_per_s": round(rate, 1)}) + "\n")
+                if bar is not None and hasattr(bar, "set_postfix"):
+                    bar.set_postfix(loss=f"{value:.4f}", lr=f"{lr:.2e}", refresh=False)
+                acc, acc_n, acc_t = 0.0, 0, now
+            if epoch_end:
+                epoch = done // spe
+                if dist_env.main and (epoch % cfg.checkpoint_every == 0 or done == total):
+                    _save_checkpoint(model, momentum, out, epoch, done, elapsed0 + time.perf_counter() - t0, cfg)
+        if dist_env.main:
+            meta = {"epoch": cfg.epochs, "step": total, "train_config": cfg.to_dict(), "framework": "mindspore"}
+            _atomic(final, lambda p: save_siamfc(model, p, meta))
+    finally:
+        if logfile is not None:
+            logfile.close()
+        if bar is not None and hasattr(bar, "close"):
+            bar.close()
+        batches.close()  # stops the pair workers
+    return final
+
+
+# ------------------------------------------------------------------------------------------------ entry points
+def config_from_args(args) -> TrainConfig:
+    """A :class:`TrainConfig` from ``edgetrack train``'s parsed arguments (fields not given keep their defaults).
+
+    ``--amp`` and ``--channels-last`` are PyTorch/CUDA options: asked of this trainer they are an error, not ignored.
+    """
+    for flag, name in (("amp", "--amp"), ("channels_last", "--channels-last")):
+        if getattr(args, flag, None):
+            raise InvalidArgumentError(f"{name} is an option of the PyTorch trainer; the MindSpore trainer has none",
+                                       fix=f"drop {name}, or train with --framework torch")
+    fields = {
+        "model": args.model, "loss": getattr(args, "loss", None), "alpha": getattr(args, "alpha", None),
+        "gamma": getattr(args, "gamma", None), "epochs": getattr(args, "epochs", None),
+        "steps_per_epoch": getattr(args, "steps_per_epoch", None), "batch_size": getattr(args, "batch_size", None),
+        "lr_start": getattr(args, "lr_start", None), "lr_end": getattr(args, "lr_end", None),
+        "device": getattr(args, "device", None), "workers": getattr(args, "workers", None),
+        "seed": getattr(args, "seed", None), "out": str(args.out), "log_every": getattr(args, "log_every", None),
+        "frame_stride": getattr(args, "frame_stride", None),
+    }
+    fields = {k: v for k, v in fields.items() if v is not None or k == "loss"}
+    pair_fields = {"max_gap": getattr(args, "max_gap", None), "max_shift": getattr(args, "max_shift", None),
+                   "blur_prob": getattr(args, "blur_prob", None)}
+    pair_fields = {k: v for k, v in pair_fields.items() if v is not None}
+    fields["pairs"] = PairConfig(**pair_fields)
+    return TrainConfig(**fields)
+
+
+def train_from_args(args) -> Path:
+    """``edgetrack train --framework mindspore``: open the data, train, print where the result is."""
+    cfg = config_from_args(args)
+    cache_path = getattr(args, "cache", None)
+    has_cache = cache_path is not None and cache_file(cache_path).is_file()
+    if not getattr(args, "data", None) and not has_cache:
+        raise InvalidArgumentError("no training data",
+                                   fix="pass --data SPEC (repeatable), or --cache PATH of a cache built before")
+    data = None if has_cache else open_sequences(args.data)
+    final = train(cfg, data, cache_path=cache_path, resume=bool(getattr(args, "resume", False)))
+    if _launched_workers() <= 1 or _rank_from_env() == 0:
+        print(f"final checkpoint: {final}\nlog: {Path(cfg.out) / 'log.jsonl'}")
+    return final
+
+
+def _rank_from_env() -> int:
+    try:
+        from mindspore.communication import get_rank
+
+        return int(get_rank())
+    except Exception:  # noqa: BLE001 - not initialised: a single process
+        return 0
