@@ -388,8 +388,15 @@ def _crop_texture(rng, photo: np.ndarray, w: int, h: int, near: tuple[int, int] 
         ph, pw = photo.shape[:2]
     if near is None:
         # the most textured of a few random crops: flat patches (sky, walls) make targets nobody could track
-        cands = [(int(rng.integers(0, pw - w)), int(rng.integers(0, ph - h))) for _ in range(4)]
-        x, y = max(cands, key=lambda c: float(photo[c[1] : c[1] + h, c[0] : c[0] + w].std()))
+        best, best_std = None, -1.0
+        for _ in range(16):
+            c = (int(rng.integers(0, pw - w)), int(rng.integers(0, ph - h)))
+            std = float(photo[c[1] : c[1] + h, c[0] : c[0] + w].std())
+            if std > best_std:
+                best, best_std = c, std
+            if std > 30:
+                break
+        x, y = best
     else:
         x = int(np.clip(near[0] + rng.integers(-w, w + 1), 0, pw - w - 1))
         y = int(np.clip(near[1] + rng.integers(-h, h + 1), 0, ph - h - 1))
