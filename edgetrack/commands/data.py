@@ -19,6 +19,14 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _range(text: str) -> tuple[int, int]:
+    try:
+        lo, _, hi = text.partition("-")
+        return int(lo), int(hi or lo)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN-MAX such as 1-3 (or one number), got {text!r}") from None
+
+
 def register(sub) -> None:
     p = sub.add_parser("data", help="make synthetic data, inspect data sets",
                        description="Make synthetic blurred tracking data and inspect data sets.")
@@ -38,15 +46,20 @@ def register(sub) -> None:
     s.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     s.add_argument("--frames", type=int, default=120, metavar="F", help="frames per sequence (default 120)")
     s.add_argument("--size", type=_size, default=(480, 360), metavar="WxH", help="frame size (default 480x360)")
-    s.add_argument("--blur", default="mixed", choices=("none", "mild", "strong", "mixed"),
-                   help="blur strength of the blurred variant (default mixed: mild or strong per sequence)")
+    s.add_argument("--blur", default="mixed", metavar="LEVEL",
+                   help="blur of the blurred variant: none, mild, strong, mixed (mild or strong per sequence; "
+                   "the default) or an exposure fraction in [0, 1] such as 0.7")
     s.add_argument("--speed", type=float, default=1.0, help="motion speed multiplier (default 1.0)")
-    s.add_argument("--occlusion", type=float, default=0.5, help="probability of occluders per sequence (default 0.5)")
+    s.add_argument("--occlusion", type=float, default=0.6, help="probability of occluders per sequence (default 0.6)")
+    s.add_argument("--distractors", type=_range, default=(1, 3), metavar="MIN-MAX",
+                   help="look-alikes per sequence (default 1-3)")
     s.add_argument("--split", default="train", choices=("train", "test"),
                    help="photo pool: train and test sets never share a photo (default train)")
-    s.add_argument("--workers", type=int, default=0, metavar="K", help="parallel processes (default: none)")
+    s.add_argument("--workers", type=int, default=1, metavar="K", help="parallel processes (default 1)")
     s.add_argument("--no-pairs", action="store_true", help="do not write the GoPro-layout deblur pairs")
-    s.add_argument("--no-contact-sheet", action="store_true", help="do not write contact_sheet.png")
+    s.add_argument("--contact-sheet", action=argparse.BooleanOptionalAction, default=True,
+                   help="write OUT/contact_sheet.png: frames of several sequences, sharp | blurred, boxes drawn "
+                   "(default on)")
     s.add_argument("--force", action="store_true", help="replace an existing output folder")
     s.set_defaults(func=run_synth)
 
@@ -62,18 +75,22 @@ def run_synth(args: argparse.Namespace) -> int:
     if args.workers < 0:
         raise InvalidArgumentError(f"--workers must be 0 or more, got {args.workers}")
     cfg = SynthConfig(sequences=args.sequences, frames=args.frames, size=args.size, seed=args.seed, split=args.split,
-                      blur=args.blur, speed=args.speed, occlusion=args.occlusion, pairs=not args.no_pairs)
+                      blur=args.blur, speed=args.speed, occlusion=args.occlusion, distractors=args.distractors,
+                      pairs=not args.no_pairs)
     out = generate(cfg, args.out, workers=args.workers, force=args.force)
-    print(f"wrote {cfg.sequences} sequences x {cfg.frames} frames ({cfg.size[0]}x{cfg.size[1]}), sharp and blurred: {out}")
+    print(f"wrote {cfg.sequences} sequences x {cfg.frames} frames ({cfg.size[0]}x{cfg.size[1]}), "
+          f"sharp and blurred: {out}")
     print(f"  read it as: synthetic:{out}  (or synthetic:{out}#blurred, got10k:{out}/blurred)")
     if cfg.pairs:
         print(f"  deblur pairs: gopro:{out}/gopro#{cfg.split}")
-    if not args.no_contact_sheet:
+    if args.contact_sheet:
         print(f"  contact sheet: {contact_sheet(out)}")
     return 0
 
 
 def run_info(args: argparse.Namespace) -> int:
+    from collections import Counter
+
     import numpy as np
 
     from edgetrack.data import open_dataset
@@ -83,14 +100,25 @@ def run_info(args: argparse.Namespace) -> int:
         frames = [len(s) for s in ds.sequences]
         print(f"{ds.name}: {n} sequences, {sum(frames)} frames (per sequence min {min(frames)}, "
               f"median {int(np.median(frames))}, max {max(frames)})")
+        sample = ds.sequences[:: max(1, n // 20)][:20]  # frame sizes: read at most 20 first frames
+        sizes = Counter()
+        for s in sample:
+            if hasattr(s, "image_size"):
+                sizes[s.image_size] += 1
+            else:  # a deblurring pair sequence
+                h, w = s.pair(0)[0].shape[:2]
+                sizes[(w, h)] += 1
+        shown = ", ".join(f"{w}x{h}" + (f" ({c})" if len(sizes) > 1 else "") for (w, h), c in sizes.most_common(5))
+        print(f"  frame size{'s' if len(sizes) > 1 else ''}: {shown}"
+              + (f" (from {len(sample)} of {n} sequences)" if len(sample) < n else ""))
         first = ds.sequences[0]
         if hasattr(first, "boxes"):
             boxes = np.concatenate([s.boxes for s in ds.sequences])
             ok = np.isfinite(boxes).all(1)
-            sizes = np.sqrt(boxes[ok, 2] * boxes[ok, 3])
+            sizes_px = np.sqrt(boxes[ok, 2] * boxes[ok, 3])
             absent = sum(int(np.sum(s.absent)) for s in ds.sequences if s.absent is not None)
-            print(f"  annotated frames {int(ok.sum())}, absent {absent}; target size sqrt(wh) median "
-                  f"{np.median(sizes):.1f} px; first frame {first.image_size[0]}x{first.image_size[1]}")
+            median = f"{np.median(sizes_px):.1f} px" if ok.any() else "n/a"
+            print(f"  annotated frames {int(ok.sum())}, absent {absent}; target size sqrt(wh) median {median}")
             classes = sorted({s.meta.get("object_class", "") for s in ds.sequences} - {""})
             if classes:
                 more = f" (+{len(classes) - 8} more)" if len(classes) > 8 else ""
