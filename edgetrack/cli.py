@@ -15,7 +15,7 @@ from edgetrack._version import __version__
 from edgetrack.errors import EdgetrackError
 
 # Order is the order of `edgetrack --help`.
-COMMANDS = ("data", "eval")
+COMMANDS = ("demo", "data", "train", "eval")
 
 
 def build_parser() -> argparse.ArgumentParser:

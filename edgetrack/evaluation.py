@@ -52,6 +52,8 @@ TRACKERS: dict[str, TrackerBuilder | str] = {
     "kcf": "edgetrack.baselines:make_baseline",
     "mil": "edgetrack.baselines:make_baseline",
     "nanotrack": "edgetrack.baselines:make_baseline",
+    # checkpoint:PATH[#DEVICE]: a SiamFC checkpoint run by PyTorch (MissingDependencyError without torch).
+    "checkpoint": "edgetrack.models.torch.train:checkpoint_tracker",
 }
 
 

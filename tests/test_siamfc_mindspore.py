@@ -47,6 +47,7 @@ TINY_KEYS = (
     + [f"backbone.conv{i}.1.{p}" for i in range(1, 6) for p in ("weight", "bias", "running_mean", "running_var")]
     + [f"fusion.lateral{i}.0.{p}" for i in (5, 3) for p in ("weight", "bias")]
     + [f"fusion.lateral{i}.1.{p}" for i in (5, 3) for p in ("weight", "bias", "running_mean", "running_var")]
+    + [f"fusion.out_bn.{p}" for p in ("weight", "bias", "running_mean", "running_var")]
     + ["head.bias"]
 )
 
@@ -97,7 +98,7 @@ def test_tiny_shapes_and_three_scale_batch(config, rng):
 def test_parameter_names_are_the_pytorch_state_dict_names(tmp_path):
     model = build_siamfc("siamfc-tiny")
     assert sorted(checkpoint_state(model)) == sorted(TINY_KEYS)
-    assert len(checkpoint_state(model)) == len(model.trainable_params()) + 2 * 7  # + BN moving mean/var
+    assert len(checkpoint_state(model)) == len(model.trainable_params()) + 2 * 8  # + BN moving mean/var (8 BNs)
     path = save_siamfc(model, tmp_path / "tiny.safetensors")
     from safetensors import safe_open
 

@@ -192,6 +192,7 @@ TINY_KEYS = (
     + [f"backbone.conv{i}.1.{p}" for i in range(1, 6) for p in ("weight", "bias", "running_mean", "running_var")]
     + [f"fusion.lateral{i}.0.{p}" for i in (5, 3) for p in ("weight", "bias")]
     + [f"fusion.lateral{i}.1.{p}" for i in (5, 3) for p in ("weight", "bias", "running_mean", "running_var")]
+    + [f"fusion.out_bn.{p}" for p in ("weight", "bias", "running_mean", "running_var")]
     + ["head.bias"]
 )
 

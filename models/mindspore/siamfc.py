@@ -118,6 +118,7 @@ class FeatureFusion(nn.Cell):
         self.lateral3 = nn.SequentialCell([_conv(c3, c2, 1), _bn(c2)])
         self.up_kernel = _fixed_depthwise([0.5, 0.5], c2)
         self.down_kernel = _fixed_depthwise([0.25, 0.5, 0.25], c2)
+        self.out_bn = _bn(c2)  # zero-centres the fused map (why: the PyTorch twin's comment)
         self.relu = nn.ReLU()
 
     def construct(self, f2, f3, f5):
@@ -131,7 +132,7 @@ class FeatureFusion(nn.Cell):
         f2 = f2[:, :, CONV2_CROP : h2 - CONV2_CROP, CONV2_CROP : w2 - CONV2_CROP]
         f235 = self.relu(f2 + up)
         # (3) back to stride 8 through a fixed tent filter.
-        return ops.conv2d(f235, self.down_kernel, stride=2, groups=f235.shape[1])
+        return self.out_bn(ops.conv2d(f235, self.down_kernel, stride=2, groups=f235.shape[1]))
 
 
 class CorrelationHead(nn.Cell):

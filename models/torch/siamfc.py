@@ -39,7 +39,8 @@ operation exports to ONNX from both frameworks:
    padding (bilinear downsampling by 2 with anti-aliasing): 11 -> 5, 43 -> 21, cell ``m`` at conv2-grid ``2m+1``.
    Plain subsampling would make the fusion pointless (it would only ever read conv2's even cells, where the
    upsampled map equals conv3's values); the tent keeps the odd, interpolated cells. Output channels = c2 (512 in
-   the paper's width, the same count as plain SiamFC's conv5).
+   the paper's width, the same count as plain SiamFC's conv5), followed by ``out_bn`` (BN, no ReLU — like conv5) so
+   the fused features are zero-centred and the correlation starts near zero, as plain SiamFC's does.
 
 Export-safe forms (DESIGN.md: MindSpore's ONNX export rejects bilinear resize, and its transposed convolution
 exports but ONNX Runtime refuses the result): the ×2 bilinear upsampling is *nearest* ×2 followed by a fixed
@@ -146,6 +147,10 @@ class FeatureFusion(nn.Module):
         self.lateral3 = nn.Sequential(nn.Conv2d(c3, c2, 1), nn.BatchNorm2d(c2))
         self.register_buffer("up_kernel", _fixed_depthwise([0.5, 0.5], c2), persistent=False)
         self.register_buffer("down_kernel", _fixed_depthwise([0.25, 0.5, 0.25], c2), persistent=False)
+        # BN on the fused map, as conv5 has BN without ReLU: the fused features come out of a ReLU, so without it
+        # they are all non-negative and the correlation of two of them starts large and positive on every cell
+        # (+4.7 at initialisation, measured), which saturates both losses at the start of training.
+        self.out_bn = nn.BatchNorm2d(c2)
 
     def forward(self, f2: torch.Tensor, f3: torch.Tensor, f5: torch.Tensor) -> torch.Tensor:
         # (1) conv5 into conv3: same stride, conv3 cropped onto conv5's grid.
@@ -156,7 +161,7 @@ class FeatureFusion(nn.Module):
         f2 = f2[:, :, CONV2_CROP:-CONV2_CROP, CONV2_CROP:-CONV2_CROP]
         f235 = F.relu(f2 + up)
         # (3) back to stride 8 through a fixed tent filter.
-        return F.conv2d(f235, self.down_kernel, stride=2, groups=f235.shape[1])
+        return self.out_bn(F.conv2d(f235, self.down_kernel, stride=2, groups=f235.shape[1]))
 
 
 class CorrelationHead(nn.Module):
