@@ -103,6 +103,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--test-seed", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=None, help="pairs per step (default 8, the paper's)")
     p.add_argument("--calib-steps", type=int, default=None, help="steps timed before each run (default 200)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="train exactly this many steps per model instead of calibrating to --minutes")
     p.add_argument("--device", default=None, help="cuda (default) or cpu (--tiny's default)")
     p.add_argument("--workers", type=int, default=None,
                    help=f"data-loader processes per training job (default: the cores, {cores}, less 2, shared "
@@ -224,16 +226,21 @@ def train_job(args) -> int:
                   channels_last=args.channels_last, progress=False, log_every=max(1, args.calib_steps // 8))
 
     t = time.time()
-    calib = TrainConfig(epochs=1, steps_per_epoch=args.calib_steps, out=str(run / "calibration"), **common)
-    train(calib, cache)
-    entries = _read_log(run / "calibration" / "log.jsonl")
-    # The second half only: the first holds cuDNN's autotuning, the loader's start, and batches the workers had
-    # queued ahead meanwhile (which would make a loader-bound run look faster than it is).
-    warm = [e for e in entries if e["step"] >= args.calib_steps // 2] or entries
-    step_time = (warm[-1]["time"] - warm[0]["time"]) / max(1, warm[-1]["step"] - warm[0]["step"])
-    calib_wall = time.time() - t
     budget = args.minutes * 60
-    steps = max(1, int(budget * 0.92 / step_time))  # checkpoints, log lines and the loader's start cost a little
+    if args.steps:
+        # A fixed step count: concurrent jobs calibrate while the others are still loading or calibrating, so a
+        # measured step time can be far too optimistic for the run that follows (seen: 8 ms measured, ~14 ms real).
+        steps, step_time, calib_wall = args.steps, float("nan"), 0.0
+    else:
+        calib = TrainConfig(epochs=1, steps_per_epoch=args.calib_steps, out=str(run / "calibration"), **common)
+        train(calib, cache)
+        entries = _read_log(run / "calibration" / "log.jsonl")
+        # The second half only: the first holds cuDNN's autotuning, the loader's start, and batches the workers
+        # had queued ahead meanwhile (which would make a loader-bound run look faster than it is).
+        warm = [e for e in entries if e["step"] >= args.calib_steps // 2] or entries
+        step_time = (warm[-1]["time"] - warm[0]["time"]) / max(1, warm[-1]["step"] - warm[0]["step"])
+        calib_wall = time.time() - t
+        steps = max(1, int(budget * 0.92 / step_time))  # checkpoints, log lines, the loader's start cost a little
     epochs = min(50, steps)
     spe = max(1, steps // epochs)
     log(f"{args.label}: {step_time * 1000:.1f} ms/step measured ({calib_wall:.0f} s calibration); "
@@ -272,6 +279,7 @@ def train_all(args) -> None:
         argv += ["--channels-last"] if args.channels_last else []
         argv += ["--concurrent"] if args.concurrent else []
         argv += ["--tiny"] if args.tiny else []
+        argv += ["--steps", str(args.steps)] if args.steps else []
         jobs.append((label, argv))
     env = {**os.environ, "EDGETRACK_NO_PROGRESS": "1"}
     if args.concurrent:
