@@ -1,0 +1,317 @@
+"""PyTorch SiamFC checkpoint -> three static-shape ONNX graphs (template, search, head), checked in ONNX Runtime.
+
+Why the TorchScript exporter (``torch.onnx.export(..., dynamo=False)``): it emits exactly the opset asked for,
+and the device toolchains are old. ATC's ONNX operator list for Atlas inference products is stated against
+ONNX 1.12 and supports opsets up to about 11-13 per operator; the dynamo exporter starts at opset 18 and
+down-converts through onnxscript's version converter, which is where Resize/Slice attributes change meaning.
+Opset 11 is the default: it is the oldest opset with the Resize and Slice forms these graphs need, and every
+operator here (Conv, MaxPool, Relu, Add, Mul, Slice, nearest Resize) is on ATC's list at that opset.
+
+Static shapes everywhere (no ``dynamic_axes``): NPU compilers want them, and the tracker always runs the same
+sizes — one exemplar, ``scales`` search crops.
+
+Graph names and tensor names are the bundle's contract with the runtime::
+
+    template: z (1, 3, E, E)                         -> kernel   (1, C, k, k)
+    search:   x (scales, 3, I, I)                    -> features (scales, C, S, S)
+    head:     kernel (1, C, k, k), features (...)    -> response (scales, 1, R, R)
+
+Inputs are float32 NCHW, BGR, 0..255 un-normalised (:mod:`edgetrack.tracking.siamfc`'s convention).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from edgetrack.bundle import GraphSpec, Manifest, TensorSpec, sha256_file, write_bundle
+from edgetrack.errors import BundleError, ConversionError, InvalidArgumentError, require
+
+__all__ = [
+    "DEFAULT_OPSET",
+    "FP32_TOLERANCE",
+    "GRAPH_IO",
+    "export_siamfc_onnx",
+    "verify_siamfc_onnx",
+    "siamfc_to_onnx",
+    "siamfc_bundle",
+]
+
+DEFAULT_OPSET = 11
+# Largest |onnxruntime - torch| allowed, relative to the largest |torch| of that output. Both run fp32 on CPU;
+# the differences come only from summation order in convolutions, which stays around 1e-6 of the output scale.
+FP32_TOLERANCE = 1e-4
+
+GRAPH_IO = {
+    "template": (("z",), ("kernel",)),
+    "search": (("x",), ("features",)),
+    "head": (("kernel", "features"), ("response",)),
+}
+
+
+def _torch():
+    return require("torch", feature="converting PyTorch models", extra="torch")
+
+
+def _load_model(checkpoint_or_model):
+    torch = _torch()
+    from edgetrack.models.torch.siamfc import SiamFC, load_siamfc
+
+    if isinstance(checkpoint_or_model, SiamFC):
+        return checkpoint_or_model.eval()
+    if isinstance(checkpoint_or_model, torch.nn.Module):
+        raise InvalidArgumentError(
+            f"siamfc converters take a SiamFC model or checkpoint, got {type(checkpoint_or_model).__name__}"
+        )
+    if isinstance(checkpoint_or_model, (str, os.PathLike)):
+        if not Path(checkpoint_or_model).is_file():
+            raise InvalidArgumentError(
+                f"checkpoint {str(checkpoint_or_model)!r} does not exist", fix="pass the .safetensors file"
+            )
+        return load_siamfc(checkpoint_or_model)
+    raise InvalidArgumentError(
+        f"expected a checkpoint path or a SiamFC model, got {type(checkpoint_or_model).__name__}"
+    )
+
+
+def _check_sizes(model, exemplar: int, instance: int, scales: int) -> None:
+    for name, value in (("exemplar", exemplar), ("instance", instance), ("scales", scales)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
+    cfg = model.config
+    if (instance - exemplar) % cfg.total_stride:
+        raise InvalidArgumentError(
+            f"instance - exemplar must be a multiple of the stride {cfg.total_stride}, got {instance} - {exemplar}"
+        )
+
+
+def _example_inputs(model, exemplar: int, instance: int, scales: int, seed: int = 0):
+    """Random crops in the input convention, and the kernel/features the model makes of them (head inputs)."""
+    torch = _torch()
+    g = torch.Generator().manual_seed(seed)
+    z = torch.rand(1, 3, exemplar, exemplar, generator=g) * 255.0
+    x = torch.rand(scales, 3, instance, instance, generator=g) * 255.0
+    with torch.no_grad():
+        kernel = model.template(z)
+        features = model.search(x)
+    return {"template": (z,), "search": (x,), "head": (kernel, features)}
+
+
+def export_siamfc_onnx(
+    checkpoint_or_model,
+    out_dir: str | os.PathLike,
+    *,
+    opset: int = DEFAULT_OPSET,
+    exemplar: int = 127,
+    instance: int = 255,
+    scales: int = 3,
+) -> dict[str, Path]:
+    """Export the three graphs to ``out_dir/{template,search,head}.onnx`` and run onnx's checker on each.
+
+    No numerical check: :func:`verify_siamfc_onnx` does that (:func:`siamfc_to_onnx` runs both).
+    """
+    torch = _torch()
+    onnx = require("onnx", feature="ONNX export", extra="torch")
+    from edgetrack.models.torch.siamfc import graph_modules
+
+    model = _load_model(checkpoint_or_model)
+    _check_sizes(model, exemplar, instance, scales)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    examples = _example_inputs(model, exemplar, instance, scales)
+    paths: dict[str, Path] = {}
+    for name, module in graph_modules(model).items():
+        inputs, outputs = GRAPH_IO[name]
+        path = out / f"{name}.onnx"
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                # The TorchScript exporter is deprecated in favour of dynamo; we choose it on purpose (see above).
+                warnings.simplefilter("ignore", DeprecationWarning)
+                warnings.simplefilter("ignore", FutureWarning)
+                # The head's branch on the template count is a constant here: shapes are static by design.
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                torch.onnx.export(
+                    module.eval(),
+                    examples[name],
+                    str(path),
+                    input_names=list(inputs),
+                    output_names=list(outputs),
+                    opset_version=opset,
+                    do_constant_folding=True,
+                    dynamo=False,
+                )
+            onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+        except Exception as exc:
+            raise ConversionError(
+                f"exporting SiamFC graph {name!r} to ONNX (opset {opset}) failed: {exc}",
+                fix="check the opset (11 is the tested one) and that the model is a SiamFC from edgetrack",
+            ) from exc
+        paths[name] = path
+    return paths
+
+
+def verify_siamfc_onnx(
+    checkpoint_or_model,
+    paths: dict[str, str | os.PathLike],
+    *,
+    exemplar: int = 127,
+    instance: int = 255,
+    scales: int = 3,
+    tolerance: float = FP32_TOLERANCE,
+) -> dict[str, dict]:
+    """Run each graph in ONNX Runtime (CPU) against the torch module on random inputs.
+
+    Returns ``{graph: {"max_abs": .., "max_rel": .., "scale": .., "tolerance": .., "runtime": ..}}``, where
+    ``max_rel`` is max |ort - torch| / max |torch|. Raises :class:`ConversionError` naming the graph when
+    ``max_rel`` exceeds ``tolerance``.
+    """
+    torch = _torch()
+    ort = require("onnxruntime", feature="checking ONNX graphs")
+    from edgetrack.models.torch.siamfc import graph_modules
+
+    model = _load_model(checkpoint_or_model)
+    # Other inputs than the export's, so the check does not only replay the traced example.
+    examples = _example_inputs(model, exemplar, instance, scales, seed=1)
+    modules = graph_modules(model)
+    parity: dict[str, dict] = {}
+    for name, path in paths.items():
+        inputs, outputs = GRAPH_IO[name]
+        with torch.no_grad():
+            expected = modules[name](*examples[name]).numpy()
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        feeds = {n: t.numpy() for n, t in zip(inputs, examples[name])}
+        (got,) = session.run(list(outputs), feeds)
+        if got.shape != expected.shape:
+            raise ConversionError(f"ONNX graph {name!r} gives shape {got.shape}, torch gives {expected.shape}")
+        max_abs = float(np.max(np.abs(got.astype(np.float64) - expected)))
+        scale = float(np.max(np.abs(expected)))
+        max_rel = max_abs / scale if scale > 0 else max_abs
+        parity[name] = {
+            "reference": "torch",
+            "runtime": f"onnxruntime {ort.__version__} CPUExecutionProvider",
+            "max_abs": max_abs,
+            "max_rel": max_rel,
+            "scale": scale,
+            "tolerance": tolerance,
+            "passed": max_rel <= tolerance,
+        }
+        if not max_rel <= tolerance:
+            raise ConversionError(
+                f"ONNX graph {name!r} disagrees with torch: max abs error {max_abs:.3g}, "
+                f"{max_rel:.3g} of the output scale {scale:.3g} (tolerance {tolerance:g})",
+                fix="report this as a bug with the checkpoint; try another opset",
+            )
+    return parity
+
+
+def siamfc_to_onnx(
+    checkpoint_or_model,
+    out_dir: str | os.PathLike,
+    *,
+    opset: int = DEFAULT_OPSET,
+    exemplar: int = 127,
+    instance: int = 255,
+    scales: int = 3,
+) -> dict[str, Path]:
+    """Export the three SiamFC graphs to ``out_dir`` and check them (onnx checker + ONNX Runtime vs torch).
+
+    Returns graph name -> path. Raises :class:`ConversionError` if a graph fails to export or disagrees.
+    """
+    model = _load_model(checkpoint_or_model)
+    sizes = dict(exemplar=exemplar, instance=instance, scales=scales)
+    paths = export_siamfc_onnx(model, out_dir, opset=opset, **sizes)
+    verify_siamfc_onnx(model, paths, **sizes)
+    return paths
+
+
+def _graph_specs(model, exemplar: int, instance: int, scales: int) -> dict[str, GraphSpec]:
+    torch = _torch()
+    examples = _example_inputs(model, exemplar, instance, scales)
+    with torch.no_grad():
+        response = model.head(*examples["head"])
+    z, x = examples["template"][0], examples["search"][0]
+    kernel, features = examples["head"]
+
+    def t(name, tensor):
+        return TensorSpec(name, tuple(tensor.shape), "float32")
+
+    return {
+        "template": GraphSpec("template", "template.onnx", "", (t("z", z),), (t("kernel", kernel),)),
+        "search": GraphSpec("search", "search.onnx", "", (t("x", x),), (t("features", features),)),
+        "head": GraphSpec(
+            "head", "head.onnx", "", (t("kernel", kernel), t("features", features)), (t("response", response),)
+        ),
+    }
+
+
+def siamfc_bundle(
+    checkpoint: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    force: bool = False,
+    *,
+    opset: int = DEFAULT_OPSET,
+    scales: int = 3,
+) -> Path:
+    """Checkpoint -> verified ONNX graphs -> a CPU fp32 bundle folder (see :mod:`edgetrack.bundle`)."""
+    torch = _torch()
+    import onnx
+    import onnxruntime
+
+    import edgetrack
+    from edgetrack.models.siamfc_config import FAMILY
+    from edgetrack.tracking.siamfc import INPUT_CHANNEL_ORDER, INPUT_VALUE_RANGE, SiamFCParams
+
+    if not isinstance(checkpoint, (str, os.PathLike)):
+        raise InvalidArgumentError(f"siamfc_bundle takes a checkpoint path, got {type(checkpoint).__name__}")
+    out = Path(out_dir)
+    if out.exists() and not force:
+        # Checked before the export too, so the user does not wait for a conversion that cannot be written.
+        raise BundleError(f"{str(out)!r} already exists", fix="choose another folder or pass force=True / --force")
+    model = _load_model(checkpoint)
+    params = SiamFCParams(scale_num=scales)
+    sizes = dict(exemplar=params.exemplar_size, instance=params.instance_size, scales=scales)
+    with tempfile.TemporaryDirectory(prefix="edgetrack-onnx-") as tmp:
+        paths = export_siamfc_onnx(model, tmp, opset=opset, **sizes)
+        parity = verify_siamfc_onnx(model, paths, **sizes)
+        manifest = Manifest(
+            family=FAMILY,
+            model=model.config.name,
+            target="cpu",
+            precision="fp32",
+            graphs=_graph_specs(model, **sizes),
+            preprocessing={
+                "template_size": [params.exemplar_size, params.exemplar_size],
+                "search_size": [params.instance_size, params.instance_size],
+                "channel_order": INPUT_CHANNEL_ORDER,
+                "value_range": list(INPUT_VALUE_RANGE),
+                "mean": [0.0, 0.0, 0.0],
+                "std": [1.0, 1.0, 1.0],
+                "layout": "NCHW",
+                "dtype": "float32",
+            },
+            tracking=dataclasses.asdict(params),
+            source={
+                "checkpoint": Path(checkpoint).name,
+                "checkpoint_sha256": sha256_file(checkpoint),
+                "framework": "torch",
+                "config": model.config.to_dict(),
+            },
+            tools={
+                "edgetrack": edgetrack.__version__,
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "onnx": onnx.__version__,
+                "onnxruntime": onnxruntime.__version__,
+                "onnx_opset": opset,
+                "exporter": "torch.onnx.export(dynamo=False)",
+            },
+            parity={"torch->onnx": parity},
+            device_files_built=True,  # for target "cpu" the ONNX graphs are the device files
+            notes="",
+        )
+        return write_bundle(out, manifest, paths, force=force)

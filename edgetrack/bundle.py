@@ -1,0 +1,352 @@
+"""The device bundle: the one artefact that crosses from the training side to the device side.
+
+A bundle is a folder holding ``manifest.json`` and the graph files it names. This module is the only code that
+reads or writes one (DESIGN.md), and it needs only the standard library: the robot's side loads bundles without
+torch or onnx.
+
+Writing is atomic: everything goes into a hidden sibling folder first, which is renamed into place only when
+complete, so a crash or a failed copy never leaves a half-written bundle where a tracker would find it.
+Loading verifies the format version, the manifest's fields and every graph file's sha256, so an altered or
+truncated graph is an error at load time, not a wrong box at run time.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from edgetrack.errors import BundleError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "TensorSpec",
+    "GraphSpec",
+    "Manifest",
+    "Bundle",
+    "write_bundle",
+    "load_bundle",
+    "sha256_file",
+]
+
+# Bump when a reader of the previous version would misread a new bundle; readers refuse newer versions.
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes."""
+    # Chunked by hand: hashlib.file_digest needs Python 3.11 and edgetrack supports 3.10.
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_keys(what: str, data: Any, required: set[str]) -> None:
+    if not isinstance(data, Mapping):
+        raise BundleError(f"{what} must be a JSON object, got {type(data).__name__}")
+    missing, unknown = required - set(data), set(data) - required
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"missing field(s) {sorted(missing)}")
+        if unknown:
+            parts.append(f"unknown field(s) {sorted(unknown)}")
+        raise BundleError(
+            f"{what}: {' and '.join(parts)}; expected exactly {sorted(required)}",
+            fix="rebuild the bundle with the edgetrack version that reads it",
+        )
+
+
+def _field_names(cls) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One graph input or output: its name, static shape and dtype name (numpy spelling, e.g. ``float32``)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+    @classmethod
+    def from_dict(cls, data: Mapping, what: str = "tensor") -> "TensorSpec":
+        _check_keys(what, data, _field_names(cls))
+        return cls(name=data["name"], shape=tuple(data["shape"]), dtype=data["dtype"])
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """One graph file of a bundle. ``file`` is relative to the bundle folder; ``sha256`` is filled by writing."""
+
+    name: str
+    file: str
+    sha256: str = ""
+    inputs: tuple[TensorSpec, ...] = ()
+    outputs: tuple[TensorSpec, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "inputs", tuple(_as_tensor(t) for t in self.inputs))
+        object.__setattr__(self, "outputs", tuple(_as_tensor(t) for t in self.outputs))
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "file": self.file,
+            "sha256": self.sha256,
+            "inputs": [t.to_dict() for t in self.inputs],
+            "outputs": [t.to_dict() for t in self.outputs],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping, what: str = "graph") -> "GraphSpec":
+        _check_keys(what, data, _field_names(cls))
+        return cls(
+            name=data["name"],
+            file=data["file"],
+            sha256=data["sha256"],
+            inputs=tuple(TensorSpec.from_dict(t, f"{what} input") for t in data["inputs"]),
+            outputs=tuple(TensorSpec.from_dict(t, f"{what} output") for t in data["outputs"]),
+        )
+
+
+def _as_tensor(t) -> TensorSpec:
+    if isinstance(t, TensorSpec):
+        return t
+    if isinstance(t, Mapping):
+        return TensorSpec(name=t["name"], shape=tuple(t["shape"]), dtype=t.get("dtype", "float32"))
+    raise BundleError(f"a graph input/output must be a TensorSpec or a dict, got {type(t).__name__}")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What ``manifest.json`` holds. The free-form sections are plain JSON dicts:
+
+    ``preprocessing``: crop sizes, ``channel_order`` ("BGR"), ``value_range`` ([0, 255]), ``mean``/``std``,
+    ``layout`` ("NCHW"), ``dtype``. ``tracking``: the family's tracking hyper-parameters (e.g. SiamFCParams).
+    ``source``: provenance (checkpoint file and sha256, model config). ``tools``: library versions used.
+    ``parity``: per-stage numerical checks. ``device_files_built``: whether the target's device files (OM,
+    MindIR) are in the bundle, or only the portable ONNX graphs they are built from.
+    """
+
+    family: str
+    model: str
+    target: str
+    precision: str
+    graphs: dict[str, GraphSpec]
+    preprocessing: dict = field(default_factory=dict)
+    tracking: dict = field(default_factory=dict)
+    source: dict = field(default_factory=dict)
+    tools: dict = field(default_factory=dict)
+    parity: dict = field(default_factory=dict)
+    device_files_built: bool = False
+    notes: str = ""
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self):
+        # Normalise the free-form sections to what JSON gives back (tuples -> lists, keys -> str), so a manifest
+        # equals itself after a write/load round trip, and anything JSON cannot hold fails here, not mid-write.
+        for name in ("preprocessing", "tracking", "source", "tools", "parity"):
+            value = getattr(self, name)
+            if not isinstance(value, Mapping):
+                raise BundleError(f"Manifest.{name} must be a dict, got {type(value).__name__}")
+            try:
+                object.__setattr__(self, name, json.loads(json.dumps(value, allow_nan=False)))
+            except (TypeError, ValueError) as exc:
+                raise BundleError(f"Manifest.{name} cannot be written as JSON: {exc}") from exc
+        graphs = dict(self.graphs)
+        for key, spec in graphs.items():
+            if not isinstance(spec, GraphSpec):
+                raise BundleError(f"Manifest.graphs[{key!r}] must be a GraphSpec, got {type(spec).__name__}")
+        object.__setattr__(self, "graphs", graphs)
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["graphs"] = {name: g.to_dict() for name, g in self.graphs.items()}
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "Manifest":
+        if not isinstance(data, Mapping):
+            raise BundleError(f"{MANIFEST_NAME} must hold a JSON object, got {type(data).__name__}")
+        _check_version(data.get("format_version"))
+        _check_keys(MANIFEST_NAME, data, _field_names(cls))
+        graphs = data["graphs"]
+        if not isinstance(graphs, Mapping) or not graphs:
+            raise BundleError(f"{MANIFEST_NAME}: 'graphs' must be a non-empty object, got {graphs!r}")
+        specs = {name: GraphSpec.from_dict(g, f"graph {name!r}") for name, g in graphs.items()}
+        for name, spec in specs.items():
+            if spec.name != name:
+                raise BundleError(f"{MANIFEST_NAME}: graph key {name!r} holds a graph named {spec.name!r}")
+        kwargs = {k: data[k] for k in _field_names(cls)}
+        kwargs["graphs"] = specs
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Manifest":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BundleError(f"{MANIFEST_NAME} is not valid JSON: {exc}", fix="rebuild the bundle") from exc
+        return cls.from_dict(data)
+
+
+def _check_version(version) -> None:
+    if version is None:
+        raise BundleError(f"{MANIFEST_NAME} has no format_version", fix="rebuild the bundle with edgetrack convert")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise BundleError(f"{MANIFEST_NAME}: format_version must be a positive integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise BundleError(
+            f"bundle format version {version} is newer than this edgetrack reads (up to {FORMAT_VERSION})",
+            fix="upgrade edgetrack (pip install -U edgetrack) on this device",
+        )
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A loaded, verified bundle: its folder, manifest and the absolute path of each graph file."""
+
+    path: Path
+    manifest: Manifest
+    graph_paths: dict[str, Path]
+
+    def graph_path(self, name: str) -> Path:
+        if name not in self.graph_paths:
+            raise BundleError(
+                f"bundle {str(self.path)!r} has no graph {name!r}; graphs: {sorted(self.graph_paths)}"
+            )
+        return self.graph_paths[name]
+
+
+def _safe_relative(file: str, what: str) -> None:
+    # A manifest is data from outside: its file names must not reach out of the bundle folder.
+    p = Path(file)
+    if not file or p.is_absolute() or ".." in p.parts or p.name == MANIFEST_NAME:
+        raise BundleError(f"{what}: file name {file!r} must be a plain relative path inside the bundle")
+
+
+def load_bundle(path: str | os.PathLike) -> Bundle:
+    """Read and verify a bundle folder (format version, manifest fields, every graph's sha256)."""
+    root = Path(path)
+    manifest_path = root / MANIFEST_NAME
+    if not root.is_dir():
+        raise BundleError(f"bundle folder {str(root)!r} does not exist", fix="pass the folder edgetrack convert wrote")
+    if not manifest_path.is_file():
+        raise BundleError(f"{str(root)!r} is not a bundle: it has no {MANIFEST_NAME}", fix="rebuild the bundle")
+    manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"))
+    paths: dict[str, Path] = {}
+    for name, spec in manifest.graphs.items():
+        _safe_relative(spec.file, f"graph {name!r}")
+        file = root / spec.file
+        if not file.is_file():
+            raise BundleError(
+                f"bundle {str(root)!r}: graph {name!r} file {spec.file!r} is missing (expected sha256 {spec.sha256})",
+                fix="copy the whole bundle folder again, or rebuild it",
+            )
+        actual = sha256_file(file)
+        if actual != spec.sha256:
+            raise BundleError(
+                f"bundle {str(root)!r}: graph {name!r} file {spec.file!r} was altered: "
+                f"sha256 {actual}, manifest says {spec.sha256}",
+                fix="copy the whole bundle folder again, or rebuild it",
+            )
+        paths[name] = file.resolve()
+    return Bundle(path=root.resolve(), manifest=manifest, graph_paths=paths)
+
+
+def _copy_and_hash(src: Path, dst: Path) -> str:
+    """Copy ``src`` to ``dst`` and return the sha256 of the bytes written (hashed while copying: one read)."""
+    h = hashlib.sha256()
+    with open(src, "rb") as fin, open(dst, "xb") as fout:
+        while chunk := fin.read(_CHUNK):
+            h.update(chunk)
+            fout.write(chunk)
+        fout.flush()
+        os.fsync(fout.fileno())
+    return h.hexdigest()
+
+
+def write_bundle(
+    out_dir: str | os.PathLike,
+    manifest: Manifest,
+    files: Mapping[str, str | os.PathLike],
+    force: bool = False,
+) -> Path:
+    """Write a bundle folder: copy ``files`` (graph name -> source path) under each GraphSpec's ``file``, fill
+    in their sha256 and write ``manifest.json``. Atomic: built in a hidden sibling folder, then renamed.
+
+    An existing ``out_dir`` is refused unless ``force``; with ``force`` it is replaced only once the new bundle
+    is complete. Returns the bundle folder.
+    """
+    out = Path(out_dir)
+    if not isinstance(manifest, Manifest):
+        raise BundleError(f"write_bundle needs a Manifest, got {type(manifest).__name__}")
+    if manifest.format_version != FORMAT_VERSION:
+        raise BundleError(f"this edgetrack writes bundle format {FORMAT_VERSION}, not {manifest.format_version}")
+    if set(files) != set(manifest.graphs):
+        raise BundleError(
+            f"files given for graphs {sorted(files)} but the manifest lists {sorted(manifest.graphs)}",
+            fix="pass exactly one source file per manifest graph",
+        )
+    targets = [manifest.graphs[name].file for name in files]
+    for name in files:
+        _safe_relative(manifest.graphs[name].file, f"graph {name!r}")
+        if not Path(files[name]).is_file():
+            raise BundleError(f"graph {name!r}: source file {str(files[name])!r} does not exist")
+    if len(set(targets)) != len(targets):
+        raise BundleError(f"two graphs share one file name: {sorted(targets)}")
+    if out.exists() and not force:
+        raise BundleError(f"{str(out)!r} already exists", fix="choose another folder or pass force=True / --force")
+    if out.exists() and not out.is_dir():
+        raise BundleError(f"{str(out)!r} exists and is not a folder; not replacing it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        graphs = {}
+        for name, src in files.items():
+            spec = manifest.graphs[name]
+            dst = tmp / spec.file
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            graphs[name] = dataclasses.replace(spec, sha256=_copy_and_hash(Path(src), dst))
+        final = dataclasses.replace(manifest, graphs=graphs)
+        (tmp / MANIFEST_NAME).write_text(final.to_json(), encoding="utf-8")
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a bundle is meant to be shared
+        if out.exists():
+            # Move the old bundle aside first, so that a failed swap can put it back.
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.rmdir(old)
+            os.rename(out, old)
+            try:
+                os.rename(tmp, out)
+            except BaseException:
+                os.rename(old, out)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
