@@ -254,43 +254,28 @@ def _init_distributed() -> _Dist:
 
 
 # ------------------------------------------------------------------------------------------------ data loading
-_WORKER_SAMPLER: PairSampler | None = None
-
-
-def _init_pair_worker(sampler: PairSampler) -> None:
-    global _WORKER_SAMPLER
-    import cv2
-
-    cv2.setNumThreads(1)  # each worker is one core's worth of cropping; OpenCV threads would oversubscribe
-    _WORKER_SAMPLER = sampler
-
-
-def _sample_in_worker(index: int, batch_size: int) -> dict:
-    return _WORKER_SAMPLER.sample_at(index, batch_size)
-
-
 def _batch_stream(sampler: PairSampler, batch_size: int, start: int, stop: int, workers: int):
-    """Batches ``start .. stop − 1`` in order; ``workers`` > 0 makes them in that many processes, a few ahead.
+    """Batches ``start .. stop − 1`` in order; ``workers`` > 0 makes them in that many threads, a few ahead.
 
-    The workers are forked: they share the crop cache copy-on-write (it is never pickled), and only batch numbers
-    go to them. The stream is the same for any number of workers (batch ``k`` depends on ``k`` only).
+    Threads, not processes: the crop cache is shared without copying, and forking a process that has already run
+    MindSpore's, PyTorch's or OpenCV's thread pools can deadlock the child (seen here: forked pair workers hung
+    under pytest-xdist once torch had been imported). OpenCV's warps and numpy's array work release the GIL, so
+    the threads do run in parallel. The stream is the same for any number of workers (batch ``k`` depends on ``k``
+    only).
     """
     if workers == 0:
         yield from sampler.batches(batch_size, start=start, stop=stop)
         return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor
 
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
     ahead = 2 * workers
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_pair_worker,
-                             initargs=(sampler,)) as pool:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pairs") as pool:
         pending: collections.deque = collections.deque()
         k = start
         try:
             while k < stop or pending:
                 while k < stop and len(pending) < ahead:
-                    pending.append(pool.submit(_sample_in_worker, k, batch_size))
+                    pending.append(pool.submit(sampler.sample_at, k, batch_size))
                     k += 1
                 yield pending.popleft().result()
         finally:
