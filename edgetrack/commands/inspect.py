@@ -1,0 +1,77 @@
+"""``edgetrack inspect``: verify a bundle (format version, fields, every graph's sha256) and print its manifest.
+
+Meant to run on the device itself, so it needs only the standard library and :mod:`edgetrack.bundle`: no torch,
+no onnx, no inference runtime.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from edgetrack.commands.convert import format_parity
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "inspect",
+        help="verify a device bundle and print its manifest",
+        description="Load a bundle folder, check its format version and every graph file's sha256, and print what "
+        "it holds: model, target, precision, graphs with their inputs and outputs, preprocessing, tracking "
+        "parameters, provenance, tool versions and parity results.",
+        epilog="example: edgetrack inspect bundles/hsm",
+    )
+    p.add_argument("bundle", type=Path, metavar="BUNDLE", help="bundle folder written by edgetrack convert")
+    p.set_defaults(func=run)
+
+
+def _tensor(t) -> str:
+    return f"{t.name} {list(t.shape)} {t.dtype}"
+
+
+def _section(title: str, data: dict) -> list[str]:
+    lines = [f"{title}:"]
+    if not data:
+        return lines + ["  (none)"]
+    width = max(len(str(k)) for k in data)
+    for key in sorted(data):
+        value = data[key]
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        lines.append(f"  {str(key).ljust(width)}  {text}")
+    return lines
+
+
+def format_manifest(bundle) -> str:
+    """A loaded :class:`edgetrack.bundle.Bundle` as readable text."""
+    m = bundle.manifest
+    lines = [
+        f"bundle:         {bundle.path}",
+        f"format version: {m.format_version}",
+        f"family/model:   {m.family} / {m.model}",
+        f"target:         {m.target} ({'device files built' if m.device_files_built else 'portable graphs only'})",
+        f"precision:      {m.precision}",
+        "graphs (sha256 verified):",
+    ]
+    for name, g in m.graphs.items():
+        lines.append(f"  {name}: {g.file}  sha256 {g.sha256[:12]}")
+        lines.append(f"    inputs:  {', '.join(_tensor(t) for t in g.inputs) or '(none)'}")
+        lines.append(f"    outputs: {', '.join(_tensor(t) for t in g.outputs) or '(none)'}")
+    lines += _section("preprocessing", m.preprocessing)
+    lines += _section("tracking", m.tracking)
+    lines += _section("source", m.source)
+    lines += _section("tools", m.tools)
+    lines.append("parity:")
+    if m.parity:
+        lines += ["  " + line for line in format_parity(m.parity).splitlines()]
+    else:
+        lines.append("  (none)")
+    if m.notes:
+        lines.append(f"notes: {m.notes}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgetrack.bundle import load_bundle
+
+    print(format_manifest(load_bundle(args.bundle)))
+    return 0

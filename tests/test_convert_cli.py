@@ -1,0 +1,107 @@
+"""`edgetrack convert` and `edgetrack inspect` through the CLI entry point, on siamfc-tiny."""
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from edgetrack.cli import main  # noqa: E402
+from edgetrack.models.torch.siamfc import build_siamfc, save_siamfc  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return save_siamfc(build_siamfc("siamfc-tiny"), tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
+
+
+@pytest.fixture(scope="module")
+def bundle(ckpt, tmp_path_factory):
+    out = tmp_path_factory.mktemp("b") / "bundle"
+    assert convert(ckpt, out) == 0
+    return out
+
+
+def convert(ckpt, out, *extra, model="siamfc-tiny", target="cpu"):
+    return main(["convert", str(ckpt), "--model", model, "--target", target, "-o", str(out), "--scales", "1", *extra])
+
+
+def test_convert_prints_parity_and_inspect_prints_manifest(ckpt, tmp_path, capsys):
+    out = tmp_path / "b"
+    assert convert(ckpt, out, "--precision", "fp32") == 0
+    text = capsys.readouterr().out
+    for word in ("max abs err", "max rel err", "template", "search", "head", f"bundle: {out}"):
+        assert word in text
+    assert main(["inspect", str(out)]) == 0
+    text = capsys.readouterr().out
+    for word in ("format version: 1", "siamfc / siamfc-tiny", "target:         cpu", "precision:      fp32",
+                 "template.onnx", "z [1, 3, 127, 127] float32", "response [1, 1, 17, 17] float32",
+                 "channel_order", "scale_num", "checkpoint_sha256", "onnxruntime", "torch->onnx"):
+        assert word in text, word
+
+
+def test_existing_out_refused_then_forced(ckpt, bundle, capsys):
+    assert convert(ckpt, bundle) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert convert(ckpt, bundle, "--force") == 0
+    assert main(["inspect", str(bundle)]) == 0
+
+
+def test_unknown_target_lists_valid_ones(ckpt, tmp_path, capsys):
+    assert convert(ckpt, tmp_path / "b", target="tpu") == 2
+    err = capsys.readouterr().err
+    assert "unknown target 'tpu'" in err
+    for t in ("cpu", "cuda", "ascend310", "ascend310b", "ascend310p", "ascend910"):
+        assert t in err
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("extra, name", [(("--target", "ascend310"), "ascend310"), (("--precision", "fp16"), "fp16")])
+def test_known_but_unbuilt_choice_is_not_implemented(ckpt, tmp_path, capsys, extra, name):
+    argv = ["convert", str(ckpt), "--model", "siamfc-tiny", "--target", "cpu", "-o", str(tmp_path / "b"), *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "not implemented yet" in err and repr(name) in err
+
+
+def test_unknown_precision_lists_valid_ones(ckpt, tmp_path, capsys):
+    assert convert(ckpt, tmp_path / "b", "--precision", "fp8") == 2
+    err = capsys.readouterr().err
+    assert "unknown precision 'fp8'" in err and "fp16, fp32, int8" in err
+
+
+def test_model_mismatch_names_both(ckpt, tmp_path, capsys):
+    assert convert(ckpt, tmp_path / "b", model="siamfc-hsm") == 2
+    err = capsys.readouterr().err
+    assert "siamfc-tiny" in err and "siamfc-hsm" in err
+    assert not (tmp_path / "b").exists()
+
+
+def test_missing_checkpoint(tmp_path, capsys):
+    assert convert(tmp_path / "nope.safetensors", tmp_path / "b") == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_inspect_altered_bundle_names_the_file(bundle, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "altered"
+    shutil.copytree(bundle, copy)
+    with open(copy / "head.onnx", "ab") as fh:
+        fh.write(b"\0")
+    assert main(["inspect", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert "head.onnx" in err and "altered" in err
+
+
+def test_inspect_needs_no_torch_or_onnx(bundle):
+    code = (
+        "import sys\n"
+        "from edgetrack.cli import main\n"
+        f"rc = main(['inspect', {str(bundle)!r}])\n"
+        "heavy = sorted(m for m in ('torch', 'onnx', 'onnxruntime', 'mindspore') if m in sys.modules)\n"
+        "assert rc == 0 and not heavy, (rc, heavy)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
