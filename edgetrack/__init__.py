@@ -17,9 +17,13 @@ from edgetrack.errors import (
     TrackerStateError,
     UnknownChoiceError,
 )
+from edgetrack.tracker import Tracker, TrackResult, list_models
 
 __all__ = [
     "__version__",
+    "Tracker",
+    "TrackResult",
+    "list_models",
     "EdgetrackError",
     "InvalidArgumentError",
     "UnknownChoiceError",

@@ -54,6 +54,8 @@ TRACKERS: dict[str, TrackerBuilder | str] = {
     "nanotrack": "edgetrack.baselines:make_baseline",
     # checkpoint:PATH[#DEVICE]: a SiamFC checkpoint run by PyTorch (MissingDependencyError without torch).
     "checkpoint": "edgetrack.models.torch.train:checkpoint_tracker",
+    # bundle:PATH[#DEVICE]: a device bundle run by edgetrack.Tracker (numpy + OpenCV + one runtime).
+    "bundle": "edgetrack.tracker:bundle_tracker",
 }
 
 

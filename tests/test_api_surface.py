@@ -3,6 +3,9 @@ import edgetrack
 
 EXPECTED = {
     "__version__",
+    "Tracker",
+    "TrackResult",
+    "list_models",
     "EdgetrackError",
     "InvalidArgumentError",
     "UnknownChoiceError",
@@ -24,7 +27,7 @@ def test_public_surface_is_exactly_the_documented_one():
 
 
 def test_errors_are_one_hierarchy_and_say_the_fix():
-    for name in EXPECTED - {"__version__", "EdgetrackError"}:
+    for name in EXPECTED - {"__version__", "EdgetrackError", "Tracker", "TrackResult", "list_models"}:
         assert issubclass(getattr(edgetrack, name), edgetrack.EdgetrackError), name
     err = edgetrack.UnknownChoiceError("target", "ascend999", ["ascend310", "cpu"], fix="pick one")
     assert "ascend999" in str(err) and "ascend310, cpu" in str(err) and "fix: pick one" in str(err)
