@@ -1,6 +1,7 @@
 """The PyTorch trainer: learning, exact resumption, DDP on the CPU, the command line and checkpoint:PATH trackers."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -206,11 +207,19 @@ def test_two_process_ddp_on_cpu_writes_one_checkpoint(tmp_path, cache):
         print("rank", os.environ["RANK"], "of", os.environ["WORLD_SIZE"], "done", final, flush=True)
     """))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)],
-        capture_output=True, text=True, timeout=300, env=env,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    failures = []
+    # One retry: on a loaded 2-core machine the launcher's rendezvous failed once in about six full-suite runs
+    # (both ranks on one busy core). A second failure is a real one and shows both outputs.
+    for attempt in range(2):
+        shutil.rmtree(out, ignore_errors=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)],
+            capture_output=True, text=True, timeout=300, env=env,
+        )
+        if proc.returncode == 0:
+            break
+        failures.append(proc.stdout[-3000:] + proc.stderr[-3000:])
+    assert proc.returncode == 0, "\n---- retry ----\n".join(failures)
     assert proc.stdout.count("done") == 2
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
         "epoch-0001.safetensors", "epoch-0001.state.safetensors"]
