@@ -47,7 +47,6 @@ import dataclasses
 import json
 import math
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,16 +70,25 @@ except ImportError as exc:  # pragma: no cover - exercised on installs without t
 import numpy as np
 
 from edgetrack.models.pairs import CropCache, PairConfig, PairSampler, cache_file, open_sequences
+from edgetrack.models.training import (  # the run folder, schedule and checks both trainers share
+    DEFAULT_LOSS,
+    TRAIN_STATE_FORMAT,
+    check_resumable,
+    config_from_dict,
+    find_resume_point,
+    lr_at,
+    validate_common,
+)
+from edgetrack.models.training import atomic_write as _atomic
+from edgetrack.models.training import ckpt_paths as _ckpt_paths
+from edgetrack.models.training import rewrite_log as _rewrite_log
 from edgetrack.models.siamfc_config import SIAMFC_PRESETS
 
 __all__ = ["TrainConfig", "train", "train_from_args", "config_from_args", "lr_at", "find_resume_point",
            "set_device", "DEVICES"]
 
-# The PyTorch trainer's state format: the momentum buffers mean the same in both SGDs.
-TRAIN_STATE_FORMAT = "edgetrack-train-state-1"
 # Changing any other field between a run and its resumption would silently make a different run.
 RESUMABLE_CHANGES = {"device", "workers", "out", "log_every", "progress", "checkpoint_every", "jit"}
-DEFAULT_LOSS = {"siamfc": "logistic"}  # every other preset: the paper's HSM loss
 LOSS_NAMES = ("hsm", "logistic")
 # edgetrack's device names -> MindSpore's device_target.
 DEVICES = {"cpu": "CPU", "gpu": "GPU", "cuda": "GPU", "ascend": "Ascend"}
@@ -131,47 +139,17 @@ class TrainConfig:
         if device not in DEVICES:
             raise UnknownChoiceError("MindSpore device", self.device, DEVICES, fix="pass --device cpu, gpu or ascend")
         object.__setattr__(self, "device", device)
-        ints = {"epochs": 1, "batch_size": 1, "workers": 0, "seed": 0, "checkpoint_every": 1, "log_every": 1,
-                "frame_stride": 1}
-        for name, low in ints.items():
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise InvalidArgumentError(f"TrainConfig.{name} must be an integer >= {low}, got {value!r}")
-        if self.steps_per_epoch is not None and (not isinstance(self.steps_per_epoch, int) or self.steps_per_epoch < 1):
-            raise InvalidArgumentError(f"TrainConfig.steps_per_epoch must be None or an integer >= 1, "
-                                       f"got {self.steps_per_epoch!r}")
-        for name in ("lr_start", "lr_end"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise InvalidArgumentError(f"TrainConfig.{name} must be a finite number > 0, got {value!r}")
-        if not 0 <= self.momentum < 1 or not self.weight_decay >= 0:
-            raise InvalidArgumentError(f"need 0 <= momentum < 1 and weight_decay >= 0, got {self.momentum}, "
-                                       f"{self.weight_decay}")
-        if not 0 <= self.alpha <= 1 or self.gamma < 0:
-            raise InvalidArgumentError(f"need 0 <= alpha <= 1 and gamma >= 0, got {self.alpha}, {self.gamma}")
-        if isinstance(self.pairs, dict):
-            object.__setattr__(self, "pairs", PairConfig.from_dict(self.pairs))
-        if not isinstance(self.pairs, PairConfig):
-            raise InvalidArgumentError(f"TrainConfig.pairs must be a PairConfig, got {type(self.pairs).__name__}")
-        object.__setattr__(self, "out", str(self.out))
+        validate_common(self)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise InvalidArgumentError(f"TrainConfig has no field(s) {sorted(unknown)}; fields: {sorted(known)}")
-        return cls(**data)
+        return config_from_dict(cls, data)
 
 
-def lr_at(step: int, total: int, lr_start: float, lr_end: float) -> float:
-    """The geometric schedule: ``lr_start`` at step 0, ``lr_end`` at step ``total − 1``."""
-    if total <= 1:
-        return float(lr_start)
-    return float(lr_start * (lr_end / lr_start) ** (step / (total - 1)))
+
 
 
 # ------------------------------------------------------------------------------------------------ device
@@ -284,33 +262,6 @@ def _batch_stream(sampler: PairSampler, batch_size: int, start: int, stop: int, 
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints
-_EPOCH_FILE = re.compile(r"^epoch-(\d+)\.safetensors$")
-
-
-def _ckpt_paths(out: Path, epoch: int) -> tuple[Path, Path]:
-    d = out / "checkpoints"
-    return d / f"epoch-{epoch:04d}.safetensors", d / f"epoch-{epoch:04d}.state.safetensors"
-
-
-def find_resume_point(out: str | Path) -> tuple[Path, Path] | None:
-    """(weights, state) of the newest complete epoch checkpoint under ``out``, or None."""
-    d = Path(out) / "checkpoints"
-    if not d.is_dir():
-        return None
-    epochs = sorted((int(m.group(1)) for p in d.iterdir() if (m := _EPOCH_FILE.match(p.name))), reverse=True)
-    for e in epochs:
-        weights, state = _ckpt_paths(Path(out), e)
-        if weights.is_file() and state.is_file():
-            return weights, state
-    return None
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 class _Momentum:
     """The SGD momentum buffers (``accum``) and first-step flags (``stat``) by the parameters' checkpoint keys."""
 
@@ -367,36 +318,11 @@ def _save_checkpoint(model, momentum: _Momentum, out: Path, epoch: int, step: in
 
 
 def _check_resumable(out: Path, cfg: TrainConfig) -> None:
-    path = out / "config.json"
-    if not path.is_file():
-        return
-    old = json.loads(path.read_text())
-    new = _config_record(cfg)
-    for key in sorted(set(old) | set(new)):
-        if key in RESUMABLE_CHANGES:
-            continue
-        if old.get(key) != new.get(key):
-            raise InvalidArgumentError(
-                f"cannot resume {str(out)!r}: {key} was {old.get(key)!r}, now {new.get(key)!r}",
-                fix=f"resume with the run's own settings (see {path}), or start a new run with another --out")
+    check_resumable(out, _config_record(cfg), RESUMABLE_CHANGES)
 
 
 def _config_record(cfg: TrainConfig) -> dict:
     return {**cfg.to_dict(), "framework": "mindspore"}
-
-
-def _rewrite_log(log: Path, upto: int) -> None:
-    """Keep the log lines of steps up to ``upto`` (a resumed run rewrites what came after its checkpoint)."""
-    if not log.is_file():
-        return
-    keep = []
-    for line in log.read_text().splitlines():
-        try:
-            if json.loads(line)["step"] <= upto:
-                keep.append(line)
-        except (ValueError, KeyError, TypeError):
-            continue
-    log.write_text("".join(k + "\n" for k in keep))
 
 
 # ------------------------------------------------------------------------------------------------ the trainer

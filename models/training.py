@@ -1,0 +1,120 @@
+"""What the PyTorch and MindSpore trainers share, framework-free: the run folder, the schedule, the checks.
+
+Both trainers write the same run folder (``config.json``, ``log.jsonl``, ``checkpoints/epoch-NNNN[.state]
+.safetensors``, ``final.safetensors``) and follow the same recipe, so these pieces live here once; the trainers
+keep only what needs their framework (the model, the optimiser state, the step).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+from pathlib import Path
+
+from edgetrack.errors import InvalidArgumentError
+from edgetrack.models.pairs import PairConfig
+
+# The training-state file's format: momentum buffers under ``momentum.<checkpoint key>``, the same in both SGDs.
+TRAIN_STATE_FORMAT = "edgetrack-train-state-1"
+DEFAULT_LOSS = {"siamfc": "logistic"}  # every other preset: the paper's HSM loss
+_EPOCH_FILE = re.compile(r"^epoch-(\d+)\.safetensors$")
+
+
+def validate_common(cfg) -> None:
+    """The checks every trainer's ``TrainConfig.__post_init__`` makes on the fields they share (in place)."""
+    ints = {"epochs": 1, "batch_size": 1, "workers": 0, "seed": 0, "checkpoint_every": 1, "log_every": 1,
+            "frame_stride": 1}
+    for name, low in ints.items():
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise InvalidArgumentError(f"TrainConfig.{name} must be an integer >= {low}, got {value!r}")
+    if cfg.steps_per_epoch is not None and (not isinstance(cfg.steps_per_epoch, int) or cfg.steps_per_epoch < 1):
+        raise InvalidArgumentError(f"TrainConfig.steps_per_epoch must be None or an integer >= 1, "
+                                   f"got {cfg.steps_per_epoch!r}")
+    for name in ("lr_start", "lr_end"):
+        value = getattr(cfg, name)
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise InvalidArgumentError(f"TrainConfig.{name} must be a finite number > 0, got {value!r}")
+    if not 0 <= cfg.momentum < 1 or not cfg.weight_decay >= 0:
+        raise InvalidArgumentError(f"need 0 <= momentum < 1 and weight_decay >= 0, got {cfg.momentum}, "
+                                   f"{cfg.weight_decay}")
+    if not 0 <= cfg.alpha <= 1 or cfg.gamma < 0:
+        raise InvalidArgumentError(f"need 0 <= alpha <= 1 and gamma >= 0, got {cfg.alpha}, {cfg.gamma}")
+    if isinstance(cfg.pairs, dict):
+        object.__setattr__(cfg, "pairs", PairConfig.from_dict(cfg.pairs))
+    if not isinstance(cfg.pairs, PairConfig):
+        raise InvalidArgumentError(f"TrainConfig.pairs must be a PairConfig, got {type(cfg.pairs).__name__}")
+    object.__setattr__(cfg, "out", str(cfg.out))
+
+
+def config_from_dict(cls, data: dict):
+    """``cls(**data)`` for a TrainConfig dataclass, naming unknown fields instead of a bare TypeError."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise InvalidArgumentError(f"TrainConfig has no field(s) {sorted(unknown)}; fields: {sorted(known)}")
+    return cls(**data)
+
+
+def lr_at(step: int, total: int, lr_start: float, lr_end: float) -> float:
+    """The geometric schedule: ``lr_start`` at step 0, ``lr_end`` at step ``total − 1``."""
+    if total <= 1:
+        return float(lr_start)
+    return float(lr_start * (lr_end / lr_start) ** (step / (total - 1)))
+
+
+def ckpt_paths(out: Path, epoch: int) -> tuple[Path, Path]:
+    """(weights, training state) of epoch ``epoch`` in run folder ``out``."""
+    d = out / "checkpoints"
+    return d / f"epoch-{epoch:04d}.safetensors", d / f"epoch-{epoch:04d}.state.safetensors"
+
+
+def find_resume_point(out: str | Path) -> tuple[Path, Path] | None:
+    """(weights, state) of the newest complete epoch checkpoint under ``out``, or None."""
+    d = Path(out) / "checkpoints"
+    if not d.is_dir():
+        return None
+    epochs = sorted((int(m.group(1)) for p in d.iterdir() if (m := _EPOCH_FILE.match(p.name))), reverse=True)
+    for e in epochs:
+        weights, state = ckpt_paths(Path(out), e)
+        if weights.is_file() and state.is_file():
+            return weights, state
+    return None
+
+
+def atomic_write(path: Path, write) -> None:
+    """``write(tmp)`` then rename onto ``path``: a crash never leaves a half-written checkpoint under its name."""
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def check_resumable(out: Path, record: dict, resumable_changes) -> None:
+    """Refuse to resume ``out`` when a run-defining setting (any key not in ``resumable_changes``) changed."""
+    path = out / "config.json"
+    if not path.is_file():
+        return
+    old = json.loads(path.read_text())
+    for key in sorted(set(old) | set(record)):
+        if key in resumable_changes:
+            continue
+        if old.get(key) != record.get(key):
+            raise InvalidArgumentError(
+                f"cannot resume {str(out)!r}: {key} was {old.get(key)!r}, now {record.get(key)!r}",
+                fix=f"resume with the run's own settings (see {path}), or start a new run with another --out")
+
+
+def rewrite_log(log: Path, upto: int) -> None:
+    """Keep the log lines of steps up to ``upto`` (a resumed run rewrites what came after its checkpoint)."""
+    if not log.is_file():
+        return
+    keep = []
+    for line in log.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= upto:
+                keep.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue
+    log.write_text("".join(k + "\n" for k in keep))
