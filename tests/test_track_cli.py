@@ -110,9 +110,11 @@ def test_bad_box_text_exits_2_with_a_message(bundle, frame_dir, tmp_path, capsys
 
 
 def test_box_outside_the_first_frame_exits_2(bundle, frame_dir, tmp_path, capsys):
+    out = tmp_path / "out"
     assert main(["track", str(frame_dir), "--model", str(bundle), "--box", "500,500,20,20",
-                 "--out", str(tmp_path), "--no-video"]) == 2
+                 "--out", str(out), "--no-video"]) == 2
     assert "outside the first frame (96x96" in capsys.readouterr().err
+    assert not out.exists()  # nothing is written before the first frame and the box are checked
 
 
 def test_parse_box_accepts_floats_and_spaces():

@@ -7,6 +7,7 @@ unless ``--no-video``, an annotated MP4.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import sys
 import time
@@ -148,6 +149,15 @@ def _open_writer(path: Path, fps: float, size: tuple[int, int]):
     return writer
 
 
+def _updates(tracker, frames, times: list):
+    """(frame, box, score, lost) for each frame; each update call's duration is appended to ``times``."""
+    for frame in frames:
+        t0 = time.perf_counter()
+        r = tracker.update(frame)
+        times.append(time.perf_counter() - t0)
+        yield frame, r.box, r.score, r.lost
+
+
 def run(args: argparse.Namespace) -> int:
     from edgetrack.progress import progress
     from edgetrack.tracker import Tracker
@@ -158,43 +168,40 @@ def run(args: argparse.Namespace) -> int:
     source = FrameSource(args.source)
     tracker = Tracker(args.model, backend=args.backend, device=args.device)
     out = args.out if args.out is not None else Path("runs") / time.strftime("track-%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
     results_path, scores_path, video_path = out / "results.txt", out / "scores.txt", out / "track.mp4"
 
     total = source.total if args.max_frames is None else min(args.max_frames, source.total or args.max_frames)
     frames = iter(source)
-    writer, n, lost_count, update_s = None, 0, 0, 0.0
-    with open(results_path, "w") as rf, open(scores_path, "w") as sf:
-        try:
-            for frame in progress(frames, desc="track", total=total, unit="frame"):
-                if n == 0:
-                    _check_inside(box, frame.shape)
-                    tracker.init(frame, box)
-                    result_box, score, lost = box, 1.0, False
-                else:
-                    t0 = time.perf_counter()
-                    r = tracker.update(frame)
-                    update_s += time.perf_counter() - t0
-                    result_box, score, lost = r.box, r.score, r.lost
-                    lost_count += int(lost)
+    writer, n, lost_count, times = None, 0, 0, []
+    try:
+        # The first frame is checked and the track started before anything is written, so a bad box or an empty
+        # source leaves no output folder behind.
+        first = next(frames, None)
+        if first is None:
+            raise DatasetError(f"SOURCE {args.source!r} yielded no frames",
+                               fix="check the video is not empty and OpenCV can decode it")
+        _check_inside(box, first.shape)
+        tracker.init(first, box)
+        out.mkdir(parents=True, exist_ok=True)
+        rest = frames if args.max_frames is None else itertools.islice(frames, args.max_frames - 1)
+        with open(results_path, "w") as rf, open(scores_path, "w") as sf:
+            results = itertools.chain([(first, box, 1.0, False)], _updates(tracker, rest, times))
+            for frame, result_box, score, lost in progress(results, desc="track", total=total, unit="frame"):
                 rf.write(",".join(f"{v:.4f}" for v in result_box) + "\n")
                 sf.write(f"{score:.4f},{int(lost)}\n")
                 if not args.no_video:
                     if writer is None:
                         writer = _open_writer(video_path, source.fps, (frame.shape[1], frame.shape[0]))
                     writer.write(_annotate(frame.copy(), result_box, None if n == 0 else score, lost))
+                lost_count += int(lost)
                 n += 1
-                if args.max_frames is not None and n >= args.max_frames:
-                    break
-        finally:
-            close = getattr(frames, "close", None)
-            if close:
-                close()  # releases the capture even when tracking stopped early
-            if writer is not None:
-                writer.release()
-    if n == 0:
-        raise DatasetError(f"SOURCE {args.source!r} yielded no frames",
-                           fix="check the video is not empty and OpenCV can decode it")
+    finally:
+        close = getattr(frames, "close", None)
+        if close:
+            close()  # releases the capture even when tracking stopped early
+        if writer is not None:
+            writer.release()
+    update_s = sum(times)
 
     fps = (n - 1) / update_s if n > 1 and update_s > 0 else float("nan")
     print(f"frames:  {n} ({n - 1} tracked, {lost_count} lost)")
