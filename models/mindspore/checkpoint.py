@@ -12,7 +12,6 @@ old weights (checked on MindSpore 2.10).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Mapping
 
@@ -20,7 +19,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn, ops
 
-from edgetrack.errors import CheckpointError, InvalidArgumentError
+from edgetrack.models.checkpoint_format import read_checked, read_metadata, write_arrays  # noqa: F401 (read_metadata re-exported)
 
 __all__ = [
     "save_weights",
@@ -32,7 +31,6 @@ __all__ = [
     "BN_RENAMES",
 ]
 
-SKIPPED_SUFFIX = "num_batches_tracked"
 
 # MindSpore BatchNorm parameter -> PyTorch state_dict name. These four names occur only in BatchNorm cells.
 BN_RENAMES = {
@@ -77,41 +75,7 @@ def checkpoint_state(model: nn.Cell) -> dict[str, ms.Parameter]:
 
 def save_weights(model: nn.Cell, path: str | Path, metadata: Mapping[str, object] | None = None) -> Path:
     """Write ``model``'s weights to ``path`` (.safetensors); metadata values that are not strings become JSON."""
-    from safetensors.numpy import save_file
-
-    path = Path(path)
-    meta = {}
-    for key, value in (metadata or {}).items():
-        if not isinstance(key, str):
-            raise InvalidArgumentError(f"checkpoint metadata keys must be strings, got {key!r}")
-        meta[key] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    tensors = {
-        k: np.ascontiguousarray(p.asnumpy(), dtype=np.float32) for k, p in checkpoint_state(model).items()
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=meta)
-    return path
-
-
-def _open(path: str | Path):
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist", fix="check the path")
-    try:
-        return safe_open(str(path), framework="numpy")
-    except Exception as exc:  # safetensors raises its own SafetensorError / OSError variants
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} is not a readable safetensors file ({exc})",
-            fix="checkpoints are written by save_weights; re-export it or check that the file is complete",
-        ) from exc
-
-
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """The string metadata stored in a checkpoint."""
-    with _open(path) as f:
-        return dict(f.metadata() or {})
+    return write_arrays(path, {k: p.asnumpy() for k, p in checkpoint_state(model).items()}, metadata)
 
 
 def load_weights(model: nn.Cell, path: str | Path) -> dict[str, str]:
@@ -121,37 +85,7 @@ def load_weights(model: nn.Cell, path: str | Path) -> dict[str, str]:
     has another shape, or the first key of the file the model does not have. The model is unchanged on error.
     """
     expected = checkpoint_state(model)
-    with _open(path) as f:
-        keys = set(f.keys())
-        meta = dict(f.metadata() or {})
-        for name, param in expected.items():
-            model_shape = tuple(param.shape)
-            if name not in keys:
-                raise CheckpointError(
-                    f"checkpoint {str(path)!r} has no {name!r} (shape {model_shape}) that the model needs",
-                    fix=_fix_hint(meta),
-                )
-            shape = tuple(f.get_slice(name).get_shape())
-            if shape != model_shape:
-                raise CheckpointError(
-                    f"checkpoint {str(path)!r}: {name!r} has shape {shape}, the model's has {model_shape}",
-                    fix=_fix_hint(meta),
-                )
-        extra = sorted(k for k in keys - set(expected) if not k.endswith(SKIPPED_SUFFIX))
-        if extra:
-            raise CheckpointError(
-                f"checkpoint {str(path)!r} has {extra[0]!r}, which the model does not have"
-                + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""),
-                fix=_fix_hint(meta),
-            )
-        loaded = {name: f.get_tensor(name) for name in expected}
+    meta, loaded = read_checked(path, {name: tuple(p.shape) for name, p in expected.items()})
     for name, param in expected.items():
         ops.assign(param, ms.Tensor(np.asarray(loaded[name], dtype=np.float32), dtype=param.dtype))
     return meta
-
-
-def _fix_hint(meta: Mapping[str, str]) -> str:
-    config = meta.get("config")
-    if config:
-        return f"build the model with the checkpoint's own configuration: {config}"
-    return "build the model with the configuration the checkpoint was trained with"
