@@ -256,8 +256,20 @@ def siamfc_bundle(
     *,
     opset: int = DEFAULT_OPSET,
     scales: int = 3,
+    target: str = "cpu",
+    precision: str = "fp32",
+    calibration: str | None = None,
+    calibration_frames: int | None = None,
+    verify_data: str | None = None,
 ) -> Path:
-    """Checkpoint -> verified ONNX graphs -> a CPU fp32 bundle folder (see :mod:`edgetrack.bundle`)."""
+    """Checkpoint -> verified ONNX graphs -> a bundle folder (see :mod:`edgetrack.bundle`) for ONNX Runtime.
+
+    ``target`` "cpu" or "cuda" (the same ONNX graphs; the manifest says which device they were built for),
+    ``precision`` "fp32", "fp16" or "int8"; ``calibration`` (a data set spec, required for int8),
+    ``calibration_frames`` and ``verify_data``: see :func:`edgetrack.converters.precision.apply_precision`.
+    """
+    from edgetrack.converters import precision as lower
+
     torch = _torch()
     import onnx
     import onnxruntime
@@ -272,17 +284,24 @@ def siamfc_bundle(
     if out.exists() and not force:
         # Checked before the export too, so the user does not wait for a conversion that cannot be written.
         raise BundleError(f"{str(out)!r} already exists", fix="choose another folder or pass force=True / --force")
+    lower.check_request(precision, target, calibration)
     model = _load_model(checkpoint)
     params = SiamFCParams(scale_num=scales)
     sizes = dict(exemplar=params.exemplar_size, instance=params.instance_size, scales=scales)
     with tempfile.TemporaryDirectory(prefix="edgetrack-onnx-") as tmp:
         paths = export_siamfc_onnx(model, tmp, opset=opset, **sizes)
         parity = verify_siamfc_onnx(model, paths, **sizes)
+        lowered = lower.apply_precision(
+            paths, tmp, precision=precision, target=target, params=params,
+            reference=lower.torch_reference(model), calibration=calibration,
+            calibration_frames=calibration_frames or lower.DEFAULT_CALIBRATION_FRAMES, verify_data=verify_data,
+        )
+        paths = lowered.paths
         manifest = Manifest(
             family=FAMILY,
             model=model.config.name,
-            target="cpu",
-            precision="fp32",
+            target=target,
+            precision=precision,
             graphs=_graph_specs(model, **sizes),
             preprocessing={
                 "template_size": [params.exemplar_size, params.exemplar_size],
@@ -300,6 +319,7 @@ def siamfc_bundle(
                 "checkpoint_sha256": sha256_file(checkpoint),
                 "framework": "torch",
                 "config": model.config.to_dict(),
+                **lowered.source,
             },
             tools={
                 "edgetrack": edgetrack.__version__,
@@ -309,9 +329,10 @@ def siamfc_bundle(
                 "onnxruntime": onnxruntime.__version__,
                 "onnx_opset": opset,
                 "exporter": "torch.onnx.export(dynamo=False)",
+                **lowered.tools,
             },
-            parity={"torch->onnx": parity},
-            device_files_built=True,  # for target "cpu" the ONNX graphs are the device files
-            notes="",
+            parity={"torch->onnx": parity, **lowered.parity},
+            device_files_built=True,  # for targets "cpu" and "cuda" the ONNX graphs are the device files
+            notes=lowered.notes,
         )
         return write_bundle(out, manifest, paths, force=force)

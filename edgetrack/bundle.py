@@ -8,6 +8,12 @@ Writing is atomic: everything goes into a hidden sibling folder first, which is 
 complete, so a crash or a failed copy never leaves a half-written bundle where a tracker would find it.
 Loading verifies the format version, the manifest's fields and every graph file's sha256, so an altered or
 truncated graph is an error at load time, not a wrong box at run time.
+
+Format versions. 1: graphs and the free-form sections. 2 adds ``device`` (the target device's build: chip,
+toolchain, per-graph device files, commands, AIPP, operator audit) and ``files`` (further files of the bundle
+with their sha256: AIPP and converter configs, OM/MindIR files). A bundle is written at the lowest version that
+holds it, so CPU/CUDA bundles stay readable by edgetrack releases that read only version 1, and a version-1
+reader refuses a device bundle by its version ("upgrade edgetrack") instead of misreading it.
 """
 from __future__ import annotations
 
@@ -36,8 +42,10 @@ __all__ = [
 ]
 
 # Bump when a reader of the previous version would misread a new bundle; readers refuse newer versions.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST_NAME = "manifest.json"
+# Manifest fields that only format 2 has (see the module docstring).
+_V2_FIELDS = frozenset({"device", "files"})
 
 _CHUNK = 1 << 20
 
@@ -144,6 +152,14 @@ class Manifest:
     ``source``: provenance (checkpoint file and sha256, model config). ``tools``: library versions used.
     ``parity``: per-stage numerical checks. ``device_files_built``: whether the target's device files (OM,
     MindIR) are in the bundle, or only the portable ONNX graphs they are built from.
+
+    Format 2 (written only when used): ``device``: the device build, for Ascend targets
+    ``{"kind": "ascend", "chip", "soc_version", "toolchain", "precision_mode", "graphs": {graph: {"status":
+    "built" | "not built: <why>", "file": relative path | None, "command": argv list (run from the bundle
+    folder), "config": relative path | None, "aipp": {"file", "inputs": {input: AippConfig dict}} | None,
+    "inputs": [{"name", "shape", "dtype", "layout"}] (what the device input takes)}}, "audit": {graph: [finding
+    dicts]}, "notes"}``. ``files``: relative path -> sha256 of every further file, filled by :func:`write_bundle`
+    and verified by :func:`load_bundle`. ``format_version`` None means "the lowest version that holds this".
     """
 
     family: str
@@ -158,12 +174,14 @@ class Manifest:
     parity: dict = field(default_factory=dict)
     device_files_built: bool = False
     notes: str = ""
-    format_version: int = FORMAT_VERSION
+    format_version: int | None = None
+    device: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)
 
     def __post_init__(self):
         # Normalise the free-form sections to what JSON gives back (tuples -> lists, keys -> str), so a manifest
         # equals itself after a write/load round trip, and anything JSON cannot hold fails here, not mid-write.
-        for name in ("preprocessing", "tracking", "source", "tools", "parity"):
+        for name in ("preprocessing", "tracking", "source", "tools", "parity", "device", "files"):
             value = getattr(self, name)
             if not isinstance(value, Mapping):
                 raise BundleError(f"Manifest.{name} must be a dict, got {type(value).__name__}")
@@ -176,10 +194,32 @@ class Manifest:
             if not isinstance(spec, GraphSpec):
                 raise BundleError(f"Manifest.graphs[{key!r}] must be a GraphSpec, got {type(spec).__name__}")
         object.__setattr__(self, "graphs", graphs)
+        for rel, digest in self.files.items():
+            if not isinstance(digest, str):
+                raise BundleError(f"Manifest.files[{rel!r}] must be a sha256 string, got {digest!r}")
+        needed = self.needed_format_version()
+        v = self.format_version
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= FORMAT_VERSION):
+            raise BundleError(f"Manifest.format_version must be an integer in [1, {FORMAT_VERSION}] or None, got {v!r}")
+        if self.format_version is None:
+            object.__setattr__(self, "format_version", needed)
+        elif self.format_version < needed:
+            raise BundleError(
+                f"bundle format {self.format_version} cannot hold {sorted(k for k in _V2_FIELDS if getattr(self, k))}"
+                f"; they need format {needed}",
+                fix="leave format_version unset (None) to get the lowest version that holds the manifest",
+            )
+
+    def needed_format_version(self) -> int:
+        """The lowest format version that holds this manifest (2 once ``device`` or ``files`` is used)."""
+        return 2 if any(getattr(self, k) for k in _V2_FIELDS) else 1
 
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["graphs"] = {name: g.to_dict() for name, g in self.graphs.items()}
+        if self.format_version == 1:
+            for key in _V2_FIELDS:
+                out.pop(key)
         return out
 
     def to_json(self) -> str:
@@ -189,8 +229,10 @@ class Manifest:
     def from_dict(cls, data: Mapping) -> "Manifest":
         if not isinstance(data, Mapping):
             raise BundleError(f"{MANIFEST_NAME} must hold a JSON object, got {type(data).__name__}")
-        _check_version(data.get("format_version"))
-        _check_keys(MANIFEST_NAME, data, _field_names(cls))
+        version = data.get("format_version")
+        _check_version(version)
+        fields = _field_names(cls) if version >= 2 else _field_names(cls) - _V2_FIELDS
+        _check_keys(MANIFEST_NAME, data, fields)
         graphs = data["graphs"]
         if not isinstance(graphs, Mapping) or not graphs:
             raise BundleError(f"{MANIFEST_NAME}: 'graphs' must be a non-empty object, got {graphs!r}")
@@ -198,8 +240,11 @@ class Manifest:
         for name, spec in specs.items():
             if spec.name != name:
                 raise BundleError(f"{MANIFEST_NAME}: graph key {name!r} holds a graph named {spec.name!r}")
-        kwargs = {k: data[k] for k in _field_names(cls)}
+        kwargs = {k: data[k] for k in fields}
         kwargs["graphs"] = specs
+        for key in ("device", "files"):
+            if not isinstance(kwargs.get(key, {}), Mapping):
+                raise BundleError(f"{MANIFEST_NAME}: {key!r} must be a JSON object")
         return cls(**kwargs)
 
     @classmethod
@@ -225,11 +270,13 @@ def _check_version(version) -> None:
 
 @dataclass(frozen=True)
 class Bundle:
-    """A loaded, verified bundle: its folder, manifest and the absolute path of each graph file."""
+    """A loaded, verified bundle: its folder, manifest, the absolute path of each graph file and of each further
+    file (``manifest.files``: AIPP/converter configs, device files)."""
 
     path: Path
     manifest: Manifest
     graph_paths: dict[str, Path]
+    file_paths: dict[str, Path] = field(default_factory=dict)
 
     def graph_path(self, name: str) -> Path:
         if name not in self.graph_paths:
@@ -237,6 +284,14 @@ class Bundle:
                 f"bundle {str(self.path)!r} has no graph {name!r}; graphs: {sorted(self.graph_paths)}"
             )
         return self.graph_paths[name]
+
+    def file_path(self, rel: str) -> Path:
+        """The absolute path of a further file listed in ``manifest.files`` (verified at load)."""
+        if rel not in self.file_paths:
+            raise BundleError(
+                f"bundle {str(self.path)!r} has no file {rel!r}; files: {sorted(self.file_paths) or '(none)'}"
+            )
+        return self.file_paths[rel]
 
 
 def _safe_relative(file: str, what: str) -> None:
@@ -257,22 +312,27 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"))
     paths: dict[str, Path] = {}
     for name, spec in manifest.graphs.items():
-        _safe_relative(spec.file, f"graph {name!r}")
-        file = root / spec.file
-        if not file.is_file():
-            raise BundleError(
-                f"bundle {str(root)!r}: graph {name!r} file {spec.file!r} is missing (expected sha256 {spec.sha256})",
-                fix="copy the whole bundle folder again, or rebuild it",
-            )
-        actual = sha256_file(file)
-        if actual != spec.sha256:
-            raise BundleError(
-                f"bundle {str(root)!r}: graph {name!r} file {spec.file!r} was altered: "
-                f"sha256 {actual}, manifest says {spec.sha256}",
-                fix="copy the whole bundle folder again, or rebuild it",
-            )
-        paths[name] = file.resolve()
-    return Bundle(path=root.resolve(), manifest=manifest, graph_paths=paths)
+        paths[name] = _verified(root, spec.file, spec.sha256, f"graph {name!r}")
+    files = {rel: _verified(root, rel, digest, "file") for rel, digest in manifest.files.items()}
+    return Bundle(path=root.resolve(), manifest=manifest, graph_paths=paths, file_paths=files)
+
+
+def _verified(root: Path, rel: str, digest: str, what: str) -> Path:
+    """``root/rel`` after checking it is inside the bundle, present and unaltered."""
+    _safe_relative(rel, what)
+    file = root / rel
+    if not file.is_file():
+        raise BundleError(
+            f"bundle {str(root)!r}: {what} file {rel!r} is missing (expected sha256 {digest})",
+            fix="copy the whole bundle folder again, or rebuild it",
+        )
+    actual = sha256_file(file)
+    if actual != digest:
+        raise BundleError(
+            f"bundle {str(root)!r}: {what} file {rel!r} was altered: sha256 {actual}, manifest says {digest}",
+            fix="copy the whole bundle folder again, or rebuild it",
+        )
+    return file.resolve()
 
 
 def _copy_and_hash(src: Path, dst: Path) -> str:
@@ -292,30 +352,46 @@ def write_bundle(
     manifest: Manifest,
     files: Mapping[str, str | os.PathLike],
     force: bool = False,
+    *,
+    extra_files: Mapping[str, str | os.PathLike] | None = None,
 ) -> Path:
     """Write a bundle folder: copy ``files`` (graph name -> source path) under each GraphSpec's ``file``, fill
     in their sha256 and write ``manifest.json``. Atomic: built in a hidden sibling folder, then renamed.
+
+    ``extra_files`` (relative path in the bundle -> source path): further files (configs, device files); their
+    sha256 go into ``manifest.files`` (which must be empty or list exactly these paths), and the manifest is
+    written at the format version that holds them.
 
     An existing ``out_dir`` is refused unless ``force``; with ``force`` it is replaced only once the new bundle
     is complete. Returns the bundle folder.
     """
     out = Path(out_dir)
+    extra = dict(extra_files or {})
     if not isinstance(manifest, Manifest):
         raise BundleError(f"write_bundle needs a Manifest, got {type(manifest).__name__}")
-    if manifest.format_version != FORMAT_VERSION:
-        raise BundleError(f"this edgetrack writes bundle format {FORMAT_VERSION}, not {manifest.format_version}")
+    if not 1 <= manifest.format_version <= FORMAT_VERSION:
+        raise BundleError(f"this edgetrack writes bundle formats 1 to {FORMAT_VERSION}, not {manifest.format_version}")
+    if manifest.files and set(manifest.files) != set(extra):
+        raise BundleError(
+            f"manifest.files lists {sorted(manifest.files)} but extra_files gives {sorted(extra)}",
+            fix="pass one source file per manifest.files entry (or leave manifest.files empty)",
+        )
+    for rel, src in extra.items():
+        _safe_relative(rel, "extra file")
+        if not Path(src).is_file():
+            raise BundleError(f"extra file {rel!r}: source {str(src)!r} does not exist")
     if set(files) != set(manifest.graphs):
         raise BundleError(
             f"files given for graphs {sorted(files)} but the manifest lists {sorted(manifest.graphs)}",
             fix="pass exactly one source file per manifest graph",
         )
-    targets = [manifest.graphs[name].file for name in files]
+    targets = [manifest.graphs[name].file for name in files] + list(extra)
     for name in files:
         _safe_relative(manifest.graphs[name].file, f"graph {name!r}")
         if not Path(files[name]).is_file():
             raise BundleError(f"graph {name!r}: source file {str(files[name])!r} does not exist")
     if len(set(targets)) != len(targets):
-        raise BundleError(f"two graphs share one file name: {sorted(targets)}")
+        raise BundleError(f"two graphs or files share one file name: {sorted(targets)}")
     if out.exists() and not force:
         raise BundleError(f"{str(out)!r} already exists", fix="choose another folder or pass force=True / --force")
     if out.exists() and not out.is_dir():
@@ -330,7 +406,14 @@ def write_bundle(
             dst = tmp / spec.file
             dst.parent.mkdir(parents=True, exist_ok=True)
             graphs[name] = dataclasses.replace(spec, sha256=_copy_and_hash(Path(src), dst))
-        final = dataclasses.replace(manifest, graphs=graphs)
+        hashes = {}
+        for rel, src in extra.items():
+            dst = tmp / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            hashes[rel] = _copy_and_hash(Path(src), dst)
+        final = dataclasses.replace(manifest, graphs=graphs, files=hashes, format_version=None)
+        if final.format_version < manifest.format_version:  # keep an explicitly higher version
+            final = dataclasses.replace(final, format_version=manifest.format_version)
         (tmp / MANIFEST_NAME).write_text(final.to_json(), encoding="utf-8")
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; a bundle is meant to be shared
         if out.exists():

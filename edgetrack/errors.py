@@ -66,6 +66,34 @@ class ConversionError(EdgetrackError):
     """A conversion step failed (unsupported operator, parity out of tolerance, external tool failure)."""
 
 
+class UnsupportedOperatorError(ConversionError):
+    """A graph uses an operator (or an operator form) the target chip's toolchain does not support.
+
+    ``op_type``, ``node`` and ``chip`` name the first offending node; ``findings`` holds every error-level finding
+    of the audit (see :func:`edgetrack.ascend.ops.audit_graph`).
+    """
+
+    def __init__(self, message: str, *, op_type: str, node: str, chip: str, findings=(), fix: str | None = None):
+        self.op_type, self.node, self.chip, self.findings = op_type, node, chip, tuple(findings)
+        super().__init__(message, fix=fix)
+
+
+class ToolchainNotFoundError(ConversionError):
+    """An external converter (ATC, converter_lite) is not on PATH; ``tool`` names it, the fix says how to get it."""
+
+    def __init__(self, tool: str, hint: str):
+        self.tool = tool
+        super().__init__(f"toolchain not found: {tool!r} is not on PATH", fix=hint)
+
+
+class ExternalToolError(ConversionError):
+    """An external converter ran and failed; its exit status and the tail of its output are in the message."""
+
+    def __init__(self, tool: str, returncode: int, output: str, *, argv=(), fix: str | None = None):
+        self.tool, self.returncode, self.output, self.argv = tool, returncode, output, tuple(argv)
+        super().__init__(f"{tool} failed with exit status {returncode}; its output:\n{output}", fix=fix)
+
+
 class BackendError(EdgetrackError):
     """An inference backend cannot run what was asked (library missing, device/provider not available)."""
 
@@ -94,6 +122,9 @@ __all__ = [
     "CheckpointError",
     "BundleError",
     "ConversionError",
+    "UnsupportedOperatorError",
+    "ToolchainNotFoundError",
+    "ExternalToolError",
     "BackendError",
     "TrackerStateError",
     "require",

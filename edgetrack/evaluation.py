@@ -56,6 +56,8 @@ TRACKERS: dict[str, TrackerBuilder | str] = {
     "checkpoint": "edgetrack.models.torch.train:checkpoint_tracker",
     # bundle:PATH[#DEVICE]: a device bundle run by edgetrack.Tracker (numpy + OpenCV + one runtime).
     "bundle": "edgetrack.tracker:bundle_tracker",
+    # model:NAME[#DEVICE]: a model that ships with edgetrack (edgetrack.list_models()), run by edgetrack.Tracker.
+    "model": "edgetrack.tracker:bundle_tracker",
 }
 
 

@@ -9,11 +9,15 @@
 For SiamFC the template graph runs once, at ``init``; each ``update`` runs the search graph on all scales in
 one batch, then the head graph, then :class:`~edgetrack.tracking.siamfc.SiamFCTracking` decodes the responses.
 
-``lost`` is a result, not an exception: it is ``score < lost_threshold``. ``score`` is the sigmoid of the raw
-response at the chosen peak, and the network is trained with a logistic loss, so the default threshold 0.5 is the
-network's own decision boundary ("the peak is less likely the target than not"). A bundle may carry its own
-``lost_threshold`` in its manifest's ``tracking`` section; the ``lost_threshold`` argument overrides both. The box
-is still reported when lost (SiamFC keeps searching around it).
+``lost`` is a result, not an exception. ``score`` is the sigmoid of the raw response at the chosen peak, and the
+network is trained with a logistic loss, so the default ``lost_threshold`` 0.5 is the network's own decision
+boundary ("the peak is less likely the target than not"). A frame below it, or with a peak much less sharp than
+usual, is unconfident; a few unconfident frames in a row make the target lost, and the tracker then searches the
+whole frame, at no extra cost per frame, until it finds the target again (:mod:`edgetrack.tracking.siamfc` has
+the design, :class:`~edgetrack.tracking.siamfc.LostParams` its parameters; ``LostParams(enabled=False)`` makes
+``lost`` plain ``score < lost_threshold``). A bundle may carry its own ``lost_threshold`` in its manifest's
+``tracking`` section; ``lost_params`` and then the ``lost_threshold`` argument override it. The box is still
+reported when lost: the last confident one.
 
 Frames may change size between ``init`` and ``update`` (a camera that switches resolution, a resized stream):
 SiamFC crops a search region around the last centre from whatever frame it gets, so this is allowed; the centre
@@ -22,12 +26,13 @@ is kept inside the new frame. The box stays in the coordinates of the frame it w
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from edgetrack.backends import AUTO_ORDER, BACKENDS, Session, get_backend
+from edgetrack.backends._ascend import adapt_feed, auto_backends, check_bundle_backend
 from edgetrack.bundle import Bundle, load_bundle
 from edgetrack.errors import (
     BundleError,
@@ -36,31 +41,48 @@ from edgetrack.errors import (
     TrackerStateError,
     UnknownChoiceError,
 )
-from edgetrack.tracking.siamfc import SiamFCParams, SiamFCTracking
+from edgetrack.tracking.siamfc import LostParams, SiamFCParams, SiamFCTracking
+from edgetrack.tracking.siamrpn import SiamRPNParams, SiamRPNTracking
 
-__all__ = ["Tracker", "TrackResult", "list_models", "DEFAULT_LOST_THRESHOLD", "bundle_tracker"]
+__all__ = ["Tracker", "TrackResult", "list_models", "DEFAULT_MODEL", "DEFAULT_LOST_THRESHOLD", "bundle_tracker"]
 
 DEFAULT_LOST_THRESHOLD = 0.5
 
-# Shipped model name -> bundle folder inside the package. None ships yet: trained weights come with a release.
-_SHIPPED: dict[str, str] = {}
+# Shipped models: bundles inside the package (edgetrack/assets/models/<name>/), made by `edgetrack convert` from
+# checkpoints trained on the GPU machine (the recipe: edgetrack/assets/models/README.md). DEFAULT_MODEL is what
+# Tracker() runs with no model named.
+_MODELS_DIR = Path(__file__).parent / "assets" / "models"
+DEFAULT_MODEL = "siamfc-hsm"
 
 _NO_MODEL_FIX = (
-    "no model ships with edgetrack yet; pass the folder of a bundle made by `edgetrack convert`, "
+    "pass a shipped model name (edgetrack.list_models()) or the folder of a bundle made by `edgetrack convert`, "
     "e.g. Tracker('bundles/siamfc-cpu')"
 )
-_SIAMFC_GRAPHS = ("template", "search", "head")
+_GRAPHS = ("template", "search", "head")
+
+# family -> (its tracking parameters, the roles of its head graph's outputs, in order). Every family splits into
+# the same three graphs: template z -> kernel (once), search x -> features, head (kernel, features) -> maps.
+_FAMILIES: dict[str, tuple[type, tuple[str, ...]]] = {
+    "siamfc": (SiamFCParams, ("response",)),
+    "siamrpn": (SiamRPNParams, ("cls", "loc")),
+}
+
+
+def _shipped() -> dict[str, Path]:
+    if not _MODELS_DIR.is_dir():
+        return {}
+    return {p.name: p for p in sorted(_MODELS_DIR.iterdir()) if (p / "manifest.json").is_file()}
 
 
 def list_models() -> list[str]:
-    """Names of the models that ship with edgetrack, usable as ``Tracker(name)``. None ship yet: ``[]``."""
-    return sorted(_SHIPPED)
+    """Names of the models that ship with edgetrack, usable as ``Tracker(name)``."""
+    return sorted(_shipped())
 
 
 @dataclass(frozen=True)
 class TrackResult:
-    """One frame's answer: ``box`` ``(x, y, w, h)`` in frame pixels, ``score`` in (0, 1), ``lost`` if the score is
-    below the tracker's threshold (the box is still the tracker's best guess)."""
+    """One frame's answer: ``box`` ``(x, y, w, h)`` in frame pixels, ``score`` in (0, 1), ``lost`` while the
+    target counts as lost (see the module docstring; the box is then the last confident one)."""
 
     box: tuple[float, float, float, float]
     score: float
@@ -70,14 +92,20 @@ class TrackResult:
 def _resolve_bundle(model) -> Bundle:
     if isinstance(model, Bundle):
         return model
+    shipped = _shipped()
     if model is None:
-        raise InvalidArgumentError("Tracker needs a model", fix=_NO_MODEL_FIX)
+        if DEFAULT_MODEL not in shipped:
+            raise BundleError(
+                f"the default model {DEFAULT_MODEL!r} is missing from this installation ({_MODELS_DIR})",
+                fix="reinstall edgetrack, or " + _NO_MODEL_FIX,
+            )
+        model = DEFAULT_MODEL
     if not isinstance(model, (str, os.PathLike)):
         raise InvalidArgumentError(
             f"model must be a bundle folder (str or Path), got {type(model).__name__}", fix=_NO_MODEL_FIX
         )
-    if isinstance(model, str) and model in _SHIPPED:  # pragma: no cover - nothing ships yet
-        return load_bundle(Path(__file__).parent / _SHIPPED[model])
+    if isinstance(model, str) and model in shipped:
+        return load_bundle(shipped[model])
     path = Path(model)
     looks_like_a_name = isinstance(model, str) and os.sep not in model and "/" not in model and not path.exists()
     if looks_like_a_name:
@@ -85,9 +113,15 @@ def _resolve_bundle(model) -> Bundle:
     return load_bundle(path)
 
 
-def _pick_backend(backend: str):
+def _pick_backend(backend: str, bundle: Bundle):
     if backend != "auto":
         return get_backend(backend)
+    ascend = auto_backends(bundle)  # an Ascend bundle: the runtime of its device files, never the simulator
+    if ascend is not None:
+        if not ascend:
+            raise BundleError(f"bundle {str(bundle.path)!r}: no backend runs its device toolchain",
+                              fix="pass backend='acl', 'mslite' or 'simulator'")
+        return get_backend(ascend[0])
     for name in AUTO_ORDER:
         try:
             return get_backend(name)
@@ -105,60 +139,99 @@ class Tracker:
     :func:`list_models`). ``backend``: ``"auto"`` (the first installed of :data:`edgetrack.backends.AUTO_ORDER`) or
     a name from :data:`edgetrack.backends.BACKENDS`. ``device``: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; a device
     the backend cannot use is a :class:`~edgetrack.errors.BackendError`, never a silent fall-back to the CPU.
-    ``lost_threshold``: see the module docstring.
+    Ascend: ``backend="acl"`` (OM files) or ``"mslite"`` (MindIR) with ``device="npu"``/``"npu:N"``;
+    ``backend="simulator", device="ascend310"`` (310, 310B, 310P, 910) runs any bundle as that chip would, on the
+    CPU (:mod:`edgetrack.backends.simulator`). ``device=None``: the backend's usual device.
+    ``lost_threshold`` and ``lost_params`` (a :class:`~edgetrack.tracking.siamfc.LostParams`): see the module
+    docstring.
 
     One ``Tracker`` follows one target; use one instance per target (instances are independent and may run in
     separate threads).
     """
 
-    def __init__(self, model=None, backend: str = "auto", device: str = "cpu", *, lost_threshold: float | None = None):
+    def __init__(
+        self,
+        model=None,
+        backend: str = "auto",
+        device: str | None = None,
+        *,
+        lost_threshold: float | None = None,
+        lost_params: LostParams | None = None,
+    ):
         self.bundle = _resolve_bundle(model)
         manifest = self.bundle.manifest
-        if manifest.family != "siamfc":
+        if manifest.family not in _FAMILIES:
             raise BundleError(
-                f"bundle {str(self.bundle.path)!r} holds a {manifest.family!r} model, which Tracker does not "
-                "support yet (supported: 'siamfc')",
-                fix="convert a SiamFC checkpoint with `edgetrack convert`, or upgrade edgetrack",
+                f"bundle {str(self.bundle.path)!r} holds a {manifest.family!r} model, which this Tracker does not "
+                f"run (families: {sorted(_FAMILIES)})",
+                fix="upgrade edgetrack, or convert a checkpoint of a supported family with `edgetrack convert`",
             )
+        self.family = manifest.family
+        params_cls, self._head_roles = _FAMILIES[self.family]
         tracking = dict(manifest.tracking)
         bundle_threshold = tracking.pop("lost_threshold", None)
         try:
-            params = SiamFCParams(**tracking)
+            params = params_cls(**tracking)
         except TypeError as exc:
             raise BundleError(
-                f"bundle {str(self.bundle.path)!r}: its tracking parameters do not fit SiamFCParams ({exc})",
+                f"bundle {str(self.bundle.path)!r}: its tracking parameters do not fit {params_cls.__name__} ({exc})",
                 fix="rebuild the bundle with the edgetrack version that runs it",
             ) from exc
-        threshold = lost_threshold if lost_threshold is not None else bundle_threshold
+        if lost_params is not None and not isinstance(lost_params, LostParams):
+            raise InvalidArgumentError(
+                f"lost_params must be edgetrack.tracking.LostParams, got {type(lost_params).__name__}",
+                fix="pass LostParams(...), or None for the defaults",
+            )
+        if lost_threshold is not None:
+            threshold = lost_threshold
+        elif lost_params is not None:
+            threshold = lost_params.score_threshold
+        else:
+            threshold = bundle_threshold
         threshold = DEFAULT_LOST_THRESHOLD if threshold is None else threshold
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
             raise InvalidArgumentError(f"lost_threshold must be a number in [0, 1], got {threshold!r}")
         self.lost_threshold = float(threshold)
         self._check_graphs(params)
 
-        self._backend = _pick_backend(backend)
+        if isinstance(backend, str) and backend.strip().lower() in BACKENDS:
+            # A target the backend cannot run is said before whether its library is installed matters.
+            check_bundle_backend(self.bundle, backend.strip().lower(), device)
+        self._backend = _pick_backend(backend, self.bundle)
+        # None: the backend's usual device ("cpu" for ONNX Runtime, "npu" -- the bundle's chip -- on Ascend).
+        device = getattr(self._backend, "default_device", "cpu") if device is None else device
         self.device = device
         self._sessions: dict[str, Session] = {
-            name: self._backend.load(self.bundle.graph_path(name), device) for name in _SIAMFC_GRAPHS
+            name: self._backend.load(self.bundle.graph_path(name), device) for name in _GRAPHS
         }
-        self.logic = SiamFCTracking(params)
+        if self.family == "siamfc":
+            lost = replace(lost_params or LostParams(), score_threshold=self.lost_threshold)
+            self.logic = SiamFCTracking(params, lost)
+        else:
+            # SiamRPN: lost is the plain threshold on the chosen anchor's target probability (the search-and-recover
+            # state machine is SiamFC's so far).
+            self.logic = SiamRPNTracking(params)
         self._kernel: np.ndarray | None = None
 
     @property
     def backend(self) -> str:
         return self._backend.name
 
-    def _check_graphs(self, params: SiamFCParams) -> None:
+    def _check_graphs(self, params) -> None:
         graphs = self.bundle.manifest.graphs
-        missing = [g for g in _SIAMFC_GRAPHS if g not in graphs]
+        where = f"bundle {str(self.bundle.path)!r}"
+        missing = [g for g in _GRAPHS if g not in graphs]
         if missing:
-            raise BundleError(f"bundle {str(self.bundle.path)!r} lacks SiamFC graph(s) {missing}; has {sorted(graphs)}")
-        t, s, h = (graphs[g] for g in _SIAMFC_GRAPHS)
+            raise BundleError(f"{where} lacks {self.family} graph(s) {missing}; has {sorted(graphs)}")
+        t, s, h = (graphs[g] for g in _GRAPHS)
         if len(t.inputs) != 1 or len(t.outputs) != 1 or len(s.inputs) != 1 or len(s.outputs) != 1:
-            raise BundleError("SiamFC template and search graphs must each have one input and one output")
-        if len(h.inputs) != 2 or len(h.outputs) != 1:
-            raise BundleError("the SiamFC head graph must have two inputs (kernel, features) and one output")
-        e, i, n = params.exemplar_size, params.instance_size, params.scale_num
+            raise BundleError(f"{where}: template and search graphs must each have one input and one output")
+        roles = self._head_roles
+        if len(h.inputs) != 2 or len(h.outputs) != len(roles):
+            raise BundleError(f"{where}: the {self.family} head graph must take (kernel, features) and give "
+                              f"{len(roles)} output(s) {list(roles)}; it has {len(h.inputs)} in, {len(h.outputs)} out")
+        e, i = params.exemplar_size, params.instance_size
+        n = getattr(params, "scale_num", 1)  # SiamFC searches all its scales in one batch; SiamRPN one crop
         # Static shapes: a crop of another size would fail deep inside the runtime with a cryptic message.
         if t.inputs[0].shape != (1, 3, e, e) or s.inputs[0].shape != (n, 3, i, i):
             raise BundleError(
@@ -173,7 +246,7 @@ class Tracker:
             "features_out": s.outputs[0].name,
             "kernel_in": h.inputs[0].name,
             "features_in": h.inputs[1].name,
-            "response": h.outputs[0].name,
+            "maps": tuple(o.name for o in h.outputs),
         }
 
     def init(self, frame: np.ndarray, box) -> None:
@@ -181,7 +254,8 @@ class Tracker:
         n = self._names
         z = self.logic.init(frame, box)  # validates frame and box before touching any state
         self._kernel = None  # a failing template run must not leave the previous target's kernel behind
-        self._kernel = self._sessions["template"].run({n["z"]: z})[n["kernel_out"]]
+        template = self._sessions["template"]
+        self._kernel = template.run({n["z"]: adapt_feed(template, n["z"], z)})[n["kernel_out"]]
 
     def update(self, frame: np.ndarray) -> TrackResult:
         """Track into ``frame``; returns the new box, its score and whether the target counts as lost."""
@@ -189,10 +263,24 @@ class Tracker:
             raise TrackerStateError("update() was called before init()", fix="call init(frame, box) first")
         n = self._names
         x = self.logic.search_crops(frame)
-        features = self._sessions["search"].run({n["x"]: x})[n["features_out"]]
-        responses = self._sessions["head"].run({n["kernel_in"]: self._kernel, n["features_in"]: features})
-        box, score = self.logic.update_from_responses(responses[n["response"]])
-        return TrackResult(box=tuple(float(v) for v in box), score=float(score), lost=score < self.lost_threshold)
+        search = self._sessions["search"]
+        features = search.run({n["x"]: adapt_feed(search, n["x"], x)})[n["features_out"]]
+        outputs = self._sessions["head"].run({n["kernel_in"]: self._kernel, n["features_in"]: features})
+        maps = [outputs[name] for name in n["maps"]]
+        if self.family == "siamfc":
+            box, score = self.logic.update_from_responses(maps[0])
+            lost = self.logic.lost
+        else:
+            box, score = self.logic.update_from_outputs(*maps)
+            lost = bool(score < self.lost_threshold)
+        return TrackResult(box=tuple(float(v) for v in box), score=float(score), lost=lost)
+
+    def close(self) -> None:
+        """Release what the backend holds for this tracker (on an NPU: models and device memory)."""
+        for session in self._sessions.values():
+            close = getattr(session, "close", None)
+            if close is not None:
+                close()
 
     def __repr__(self) -> str:
         m = self.bundle.manifest
@@ -200,22 +288,27 @@ class Tracker:
 
 
 def bundle_tracker(spec: str):
-    """``bundle:PATH[#DEVICE]`` for :data:`edgetrack.evaluation.TRACKERS`: a factory of :class:`Tracker`.
+    """``bundle:PATH[#DEVICE]`` or ``model:NAME[#DEVICE]`` (a shipped model) for
+    :data:`edgetrack.evaluation.TRACKERS`: a factory of :class:`Tracker`.
 
     The bundle is loaded and verified once, here, so a bad path fails before any sequence runs.
     """
-    _, _, rest = spec.partition(":")
+    kind, _, rest = spec.partition(":")
     path, _, device = rest.partition("#")
     if not path:
         raise InvalidArgumentError(
-            f"tracker spec {spec!r} names no bundle", fix="write bundle:PATH (optionally bundle:PATH#cuda)"
+            f"tracker spec {spec!r} names no {kind}",
+            fix=f"write bundle:PATH or model:NAME (one of {list_models()}), optionally with #cuda",
         )
-    bundle = load_bundle(path)
+    if kind.strip().lower() == "model" and path not in _shipped():
+        raise UnknownChoiceError("model", path, list_models(), fix="name a shipped model, or use bundle:PATH")
+    bundle = _resolve_bundle(path)
     device = device or "cpu"
     Tracker(bundle, device=device)  # fail here (family, backend, device), not once per sequence
 
     def factory():
         return Tracker(bundle, device=device)
 
-    factory.tracker_name = f"{bundle.manifest.model}-{Path(path).name}"  # type: ignore[attr-defined]
+    name = path if kind.strip().lower() == "model" else f"{bundle.manifest.model}-{Path(path).name}"
+    factory.tracker_name = name  # type: ignore[attr-defined]
     return factory

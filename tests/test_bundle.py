@@ -42,7 +42,9 @@ def test_round_trip(tmp_path, sources):
     m = _manifest()
     out = write_bundle(tmp_path / "bundle", m, sources)
     b = load_bundle(out)
-    assert b.manifest.format_version == FORMAT_VERSION
+    # No device section or further files: written at format 1, readable by edgetrack releases that read only 1.
+    assert b.manifest.format_version == 1 and FORMAT_VERSION == 2
+    assert "device" not in json.loads((out / MANIFEST_NAME).read_text())
     assert b.manifest.graphs["template"].sha256 == bundle_mod.sha256_file(sources["template"])
     assert b.graph_path("head").read_bytes() == sources["head"].read_bytes()
     # Exact JSON round trip: loading and re-serialising gives the same text, and the manifest equals the input's.
@@ -158,3 +160,94 @@ def test_bundle_module_needs_no_training_libraries():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def _device_manifest() -> Manifest:
+    import dataclasses
+
+    return dataclasses.replace(
+        _manifest(),
+        target="ascend310",
+        precision="fp16",
+        device={"kind": "ascend", "chip": "ascend310", "graphs": {"head": {"status": "built", "file": "device/head.om"}}},
+        format_version=None,
+    )
+
+
+@pytest.fixture
+def extra(tmp_path):
+    src = tmp_path / "extra"
+    src.mkdir()
+    (src / "head.om").write_bytes(b"fake om")
+    (src / "aipp.cfg").write_text("aipp_op {\n}\n")
+    return {"device/head.om": src / "head.om", "device/template_aipp.cfg": src / "aipp.cfg"}
+
+
+def test_device_bundle_is_format_2_with_verified_files(tmp_path, sources, extra):
+    m = _device_manifest()
+    assert m.format_version == 2
+    out = write_bundle(tmp_path / "bundle", m, sources, extra_files=extra)
+    b = load_bundle(out)
+    assert b.manifest.format_version == 2
+    assert b.manifest.device["chip"] == "ascend310"
+    assert set(b.manifest.files) == set(extra)
+    assert b.manifest.files["device/head.om"] == bundle_mod.sha256_file(extra["device/head.om"])
+    assert b.file_path("device/head.om").read_bytes() == b"fake om"
+    assert Manifest.from_json((out / MANIFEST_NAME).read_text()) == b.manifest
+    with pytest.raises(BundleError, match="no file 'nope'"):
+        b.file_path("nope")
+
+    (out / "device/head.om").write_bytes(b"tampered")
+    with pytest.raises(BundleError, match="device/head.om.*altered"):
+        load_bundle(out)
+    (out / "device/head.om").unlink()
+    with pytest.raises(BundleError, match="device/head.om.*missing"):
+        load_bundle(out)
+
+
+def test_extra_files_alone_need_format_2(tmp_path, sources, extra):
+    out = write_bundle(tmp_path / "bundle", _manifest(), sources, extra_files=extra)
+    assert load_bundle(out).manifest.format_version == 2
+
+
+def test_format_1_cannot_hold_a_device_section():
+    import dataclasses
+
+    with pytest.raises(BundleError, match="format 1 cannot hold.*device"):
+        dataclasses.replace(_device_manifest(), format_version=1)
+
+
+def test_version_1_manifest_with_version_2_fields_is_refused(tmp_path, sources):
+    out = write_bundle(tmp_path / "bundle", _manifest(), sources)
+    _edit_manifest(out, lambda d: d.update(device={"kind": "ascend"}))
+    with pytest.raises(BundleError, match=r"unknown field\(s\) \['device'\]"):
+        load_bundle(out)
+
+
+def test_version_1_bundle_written_before_format_2_still_loads(tmp_path, sources):
+    out = write_bundle(tmp_path / "bundle", _manifest(), sources)
+    data = json.loads((out / MANIFEST_NAME).read_text())
+    assert data["format_version"] == 1 and "files" not in data
+    m = load_bundle(out).manifest
+    assert m.device == {} and m.files == {}
+
+
+def test_extra_files_must_match_manifest_files_and_stay_inside(tmp_path, sources, extra):
+    import dataclasses
+
+    m = dataclasses.replace(_device_manifest(), files={"device/other.om": "ab"})
+    with pytest.raises(BundleError, match="manifest.files lists"):
+        write_bundle(tmp_path / "bundle", m, sources, extra_files=extra)
+    with pytest.raises(BundleError, match="plain relative path"):
+        write_bundle(tmp_path / "bundle", _device_manifest(), sources, extra_files={"../x.om": extra["device/head.om"]})
+    with pytest.raises(BundleError, match="share one file name"):
+        write_bundle(tmp_path / "bundle", _device_manifest(), sources,
+                     extra_files={"template.onnx": extra["device/head.om"]})
+    assert not (tmp_path / "bundle").exists()
+
+
+def test_manifest_files_cannot_escape_the_folder(tmp_path, sources, extra):
+    out = write_bundle(tmp_path / "bundle", _device_manifest(), sources, extra_files=extra)
+    _edit_manifest(out, lambda d: d["files"].update({"../src/a.bin": "00"}))
+    with pytest.raises(BundleError, match="plain relative path"):
+        load_bundle(out)

@@ -204,7 +204,7 @@ def test_evaluate_refuses_what_is_not_one_tracking_data_set():
 def test_tracker_registry_names_valid_choices_and_takes_new_kinds(monkeypatch):
     with pytest.raises(UnknownChoiceError) as err:
         build_tracker("siamfc")
-    assert "csrt, kcf, mil, nanotrack" in str(err.value)
+    assert "csrt, kcf, mil, model, nanotrack" in str(err.value)
     monkeypatch.setitem(TRACKERS, "bundle", None)
     seen = []
     register_tracker("bundle", lambda spec: seen.append(spec) or ConstantTracker)
@@ -287,7 +287,7 @@ def test_eval_command_writes_table_results_summary_and_plots(tiny_got10k, tmp_pa
 
 
 def test_eval_command_errors_are_typed(tiny_got10k, tmp_path):
-    with pytest.raises(UnknownChoiceError, match="csrt, kcf, mil, nanotrack"):
+    with pytest.raises(UnknownChoiceError, match="csrt, kcf, mil, model, nanotrack"):
         _eval_command(["--dataset", f"got10k:{tiny_got10k}", "--tracker", "goturn", "--out", str(tmp_path)])
     with pytest.raises(DatasetError, match="no kind"):
         _eval_command(["--dataset", str(tiny_got10k), "--tracker", "mil", "--out", str(tmp_path)])

@@ -22,6 +22,7 @@ from edgetrack.errors import (  # noqa: E402
     TrackerStateError,
     UnknownChoiceError,
 )
+from edgetrack.tracking import LostParams  # noqa: E402
 
 N_FRAMES = 6
 
@@ -38,12 +39,12 @@ def tiny(tmp_path_factory):
     return ckpt, siamfc_bundle(ckpt, root / "bundle")
 
 
-def _frames(n=N_FRAMES, size=(96, 72)):
+def _frames(n=N_FRAMES, size=(96, 72), start=(10, 12), step=(4, 2), color=(30, 40, 220)):
     frames, boxes = [], []
     for i in range(n):
         img = np.full((size[1], size[0], 3), 110, np.uint8)
-        x, y = 10 + 4 * i, 12 + 2 * i
-        cv2.rectangle(img, (x, y), (x + 19, y + 15), (30, 40, 220), -1)
+        x, y = start[0] + step[0] * i, start[1] + step[1] * i
+        cv2.rectangle(img, (x, y), (x + 19, y + 15), color, -1)
         cv2.circle(img, (x + 6, y + 5), 3, (240, 240, 40), -1)
         frames.append(img)
         boxes.append((x, y, 20, 16))
@@ -67,7 +68,9 @@ def test_tracker_returns_results_equal_to_the_torch_tracker(tiny):
     for r in results:
         assert isinstance(r, TrackResult)
         assert len(r.box) == 4 and all(isinstance(v, float) for v in r.box) and np.isfinite(r.box).all()
-        assert 0 <= r.score <= 1 and r.lost == (r.score < tracker.lost_threshold)
+        assert 0 <= r.score <= 1 and isinstance(r.lost, bool)
+    plain = _run(Tracker(bundle, lost_params=LostParams(enabled=False)), frames, boxes[0])
+    assert [r.lost for r in plain] == [r.score < tracker.lost_threshold for r in plain]
 
     reference = TorchSiamFCTracker(ckpt, params=SiamFCParams(**tracker.bundle.manifest.tracking))
     reference.init(frames[0], boxes[0])
@@ -79,10 +82,16 @@ def test_tracker_returns_results_equal_to_the_torch_tracker(tiny):
 
 def test_lost_threshold_and_frames_of_another_size(tiny):
     frames, boxes = _frames()
-    strict = Tracker(tiny[1], lost_threshold=1.0)
+    strict = Tracker(tiny[1], lost_threshold=1.0, lost_params=LostParams(lost_after=1))
     strict.init(frames[0], boxes[0])
     r = strict.update(frames[1])
     assert r.lost == (r.score < 1.0)  # the untrained tiny net may saturate the sigmoid to exactly 1.0
+    assert strict.logic.lost_params.score_threshold == 1.0 and strict.logic.lost_params.lost_after == 1
+    # lost_threshold overrides LostParams' threshold, which overrides the default.
+    assert Tracker(tiny[1], lost_params=LostParams(score_threshold=0.3)).lost_threshold == 0.3
+    assert Tracker(tiny[1], lost_threshold=0.2, lost_params=LostParams(score_threshold=0.3)).lost_threshold == 0.2
+    with pytest.raises(InvalidArgumentError, match="lost_params must be .*dict"):
+        Tracker(tiny[1], lost_params={"lost_after": 2})
     never_lost = Tracker(tiny[1], lost_threshold=0.0)
     never_lost.init(frames[0], boxes[0])
     assert not never_lost.update(frames[1]).lost
@@ -90,6 +99,11 @@ def test_lost_threshold_and_frames_of_another_size(tiny):
     r = never_lost.update(np.ascontiguousarray(frames[2][:40, :50]))
     cx, cy = r.box[0] + (r.box[2] - 1) / 2, r.box[1] + (r.box[3] - 1) / 2
     assert 0 <= cx <= 49 and 0 <= cy <= 39
+    # And a larger one (the camera switched resolution back up): tracked in the new frame's coordinates.
+    bigger = cv2.resize(frames[3], (192, 144))
+    r = never_lost.update(bigger)
+    cx, cy = r.box[0] + (r.box[2] - 1) / 2, r.box[1] + (r.box[3] - 1) / 2
+    assert np.isfinite(r.box).all() and 0 <= cx <= 191 and 0 <= cy <= 143
     with pytest.raises(InvalidArgumentError, match="lost_threshold"):
         Tracker(tiny[1], lost_threshold=2)
 
@@ -111,13 +125,26 @@ def test_wrong_order_and_bad_input_are_typed_errors(tiny):
     assert isinstance(tracker.update(frames[1]), TrackResult)  # a bad frame does not break the track
 
 
-def test_models_backends_and_devices_are_checked(tiny, tmp_path):
+def test_models_backends_and_devices_are_checked(tiny, tmp_path, monkeypatch):
+    import shutil
+
+    import edgetrack.tracker as tracker_module
+
+    # Shipped models are the bundle folders under _MODELS_DIR: an empty one, then one holding the default model.
+    models = tmp_path / "models"
+    models.mkdir()
+    monkeypatch.setattr(tracker_module, "_MODELS_DIR", models)
     assert list_models() == []
-    for model in (None, "siamfc-hsm"):
-        with pytest.raises(InvalidArgumentError, match="no model ships"):
-            Tracker(model)
+    with pytest.raises(BundleError, match="default model 'siamfc-hsm' is missing"):
+        Tracker()
     with pytest.raises(UnknownChoiceError, match="siamfc-hsm"):
         Tracker("siamfc-hsm")
+    shutil.copytree(tiny[1], models / "siamfc-hsm")
+    assert list_models() == ["siamfc-hsm"]
+    assert Tracker().bundle.path == (models / "siamfc-hsm").resolve()
+    assert Tracker("siamfc-hsm").bundle.path == (models / "siamfc-hsm").resolve()
+    with pytest.raises(UnknownChoiceError, match="siamfc-hsm"):
+        Tracker("siamrpn-nope")
     with pytest.raises(BundleError, match="does not exist"):
         Tracker(tmp_path / "nowhere")
     with pytest.raises(UnknownChoiceError, match="onnxruntime"):
@@ -149,34 +176,55 @@ def test_cuda_on_a_cpu_only_onnxruntime_is_an_error_not_a_cpu_run(tiny, monkeypa
         Tracker(tiny[1], device="cuda:0")
 
 
-def test_other_families_are_not_supported_yet(tiny, tmp_path):
+def test_unknown_families_and_mismatched_parameters_are_bundle_errors(tiny, tmp_path):
     import shutil
 
-    copy = tmp_path / "b"
-    shutil.copytree(tiny[1], copy)
-    manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["family"] = "siamrpn"
-    (copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match="not support yet"):
-        Tracker(copy)
+    for family, match in (("goturn", r"'goturn' model, which this Tracker does not run \(families: \['siamfc', "
+                                      r"'siamrpn'\]\)"),
+                          ("siamrpn", "do not fit SiamRPNParams")):
+        copy = tmp_path / family
+        shutil.copytree(tiny[1], copy)
+        manifest = json.loads((copy / "manifest.json").read_text())
+        manifest["family"] = family
+        (copy / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(BundleError, match=match):
+            Tracker(copy)
 
 
-def test_two_trackers_in_two_threads_match_a_sequential_run(tiny):
-    frames, boxes = _frames(4)
-    expected = [r.box for r in _run(Tracker(tiny[1]), frames, boxes[0])]
-    trackers = [Tracker(tiny[1]), Tracker(tiny[1])]
+def test_four_trackers_in_four_threads_match_a_sequential_run(tiny):
+    """Each Tracker owns its sessions and state: threads running at once give exactly the sequential results."""
+    sequences = [
+        _frames(4, start=(10, 12), step=(4, 2)),
+        _frames(4, start=(60, 40), step=(-3, -2), color=(200, 60, 20)),
+        _frames(4, size=(120, 90), start=(40, 10), step=(1, 5), color=(20, 180, 40)),
+        _frames(4, start=(30, 30), step=(0, 0), color=(90, 20, 160)),
+    ]
+
+    def results(tracker, frames, boxes):
+        return [(r.box, r.score, r.lost) for r in _run(tracker, frames, boxes[0])]
+
+    expected = [results(Tracker(tiny[1]), *seq) for seq in sequences]
+    assert len({str(e) for e in expected}) == 4  # four different tracks, so a mix-up would show
+    trackers = [Tracker(tiny[1]) for _ in sequences]
+    start = threading.Barrier(len(sequences))
     got: dict[int, list] = {}
+    errors: list[BaseException] = []
 
     def work(i):
-        got[i] = [r.box for r in _run(trackers[i], frames, boxes[0])]
+        try:
+            start.wait(timeout=60)  # all four run at the same time, not one after another
+            got[i] = results(trackers[i], *sequences[i])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(sequences))]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
-    for i in range(2):
-        np.testing.assert_allclose(got[i], expected, atol=1e-5)
+        t.join(timeout=120)
+    assert not errors and not any(t.is_alive() for t in threads)
+    for i in range(len(sequences)):
+        assert got[i] == expected[i]  # exactly: same floats, same order
 
 
 def test_eval_command_runs_a_bundle(tiny, tmp_path):
@@ -211,3 +259,160 @@ print("ok", t.update(frame).box)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("ok")
+
+
+# -- bad input: each a typed error naming the bad value, and the track survives it --------------------------------
+@pytest.fixture(scope="module")
+def tracker(tiny):
+    return Tracker(tiny[1])
+
+
+@pytest.mark.parametrize(
+    "frame,words",
+    [
+        (None, "frame is None"),
+        ("frame.png", "numpy array.*got str"),
+        (np.zeros((0, 0, 3), np.uint8), r"empty \(shape \(0, 0, 3\)\)"),
+        (np.zeros((72, 96, 3), np.float32), "got dtype float32(.|\n)*frame \\* 255"),
+        (np.zeros((72, 96, 3), np.uint16), "got dtype uint16(.|\n)*frame >> 8"),
+        (np.zeros((72, 96), np.uint8), r"grayscale \(shape \(72, 96\)\)(.|\n)*COLOR_GRAY2BGR"),
+        (np.zeros((72, 96, 1), np.uint8), r"grayscale \(shape \(72, 96, 1\)\)"),
+        (np.zeros((72, 96, 4), np.uint8), r"got \(72, 96, 4\)(.|\n)*cv2.cvtColor\(frame, cv2.COLOR_BGRA2BGR\)"),
+        (np.zeros((2, 72, 96, 3), np.uint8), r"got \(2, 72, 96, 3\)"),
+    ],
+)
+def test_bad_frames_are_typed_errors_naming_the_value(tracker, frame, words):
+    frames, boxes = _frames(3)
+    with pytest.raises(InvalidArgumentError, match=words):
+        tracker.init(frame, boxes[0])
+    tracker.init(frames[0], boxes[0])
+    before = tracker.logic.box.copy()
+    with pytest.raises(InvalidArgumentError, match=words):
+        tracker.update(frame)
+    np.testing.assert_array_equal(tracker.logic.box, before)  # nothing moved
+    assert isinstance(tracker.update(frames[1]), TrackResult)  # and the track goes on
+
+
+@pytest.mark.parametrize(
+    "box,words",
+    [
+        (None, "box is None"),
+        ((10, 12, 0, 16), "(10.0, 12.0, 0.0, 16.0) has width 0 and height 16; both must be > 0"),
+        ((10, 12, 20, -16), "(10.0, 12.0, 20.0, -16.0) has width 20 and height -16"),
+        ((10, float("nan"), 20, 16), "(10.0, nan, 20.0, 16.0) contains NaN"),
+        ((10, 12, float("inf"), 16), "(10.0, 12.0, inf, 16.0) contains NaN or infinity"),
+        ((200, 12, 20, 16), "(200.0, 12.0, 20.0, 16.0) lies entirely outside the 96×72 frame"),
+        ((-30, 12, 20, 16), "(-30.0, 12.0, 20.0, 16.0) lies entirely outside"),
+        ((10, 80, 20, 16), "(10.0, 80.0, 20.0, 16.0) lies entirely outside"),
+        ((0, 0, 1000, 16), "(0.0, 0.0, 1000.0, 16.0) is more than 4× the 96×72 frame"),
+        ((10, 12, 20), "got (10, 12, 20) of shape (3,)"),
+        ((10, 12, 20, 16, 1), "got (10, 12, 20, 16, 1) of shape (5,)"),
+        ([[10, 12, 20, 16]], "got [[10, 12, 20, 16]] of shape (1, 4)"),
+        ("10,12,20,16", "'10,12,20,16' is a str"),
+        ({"x": 10, "y": 12}, "{'x': 10, 'y': 12} is a dict"),
+        (("a", 12, 20, 16), "('a', 12, 20, 16) is not four numbers"),
+    ],
+)
+def test_bad_boxes_are_typed_errors_naming_the_value(tracker, box, words):
+    frames, boxes = _frames(3)
+    tracker.init(frames[0], boxes[0])
+    before = tracker.logic.box.copy()
+    with pytest.raises(InvalidArgumentError) as info:
+        tracker.init(frames[1], box)
+    assert words in str(info.value)
+    np.testing.assert_array_equal(tracker.logic.box, before)  # the running track is untouched
+
+
+def test_a_box_past_the_border_or_larger_than_the_frame_is_kept_as_given(tracker):
+    frames, _ = _frames(3)
+    for box in [(-8.0, -6.0, 20.0, 16.0), (-20.0, -10.0, 150.0, 100.0)]:  # partly outside; bigger than 96×72
+        tracker.init(frames[0], box)
+        assert tracker.logic.box.tolist() == list(box)  # not clipped
+        r = tracker.update(frames[1])
+        assert np.isfinite(r.box).all()
+
+
+def test_non_contiguous_frames_track_exactly_like_their_contiguous_copies(tiny):
+    frames, boxes = _frames()
+    expected = [(r.box, r.score, r.lost) for r in _run(Tracker(tiny[1]), frames, boxes[0])]
+    padded = [np.pad(f, ((5, 5), (7, 7), (0, 0))) for f in frames]
+    region_views = [p[5:-5, 7:-7] for p in padded]  # a region of a bigger image
+    channel_views = [np.ascontiguousarray(f[..., ::-1])[..., ::-1] for f in frames]  # RGB -> BGR by slicing
+    for views in (region_views, channel_views):
+        assert not views[0].flags.c_contiguous
+        got = [(r.box, r.score, r.lost) for r in _run(Tracker(tiny[1]), views, boxes[0])]
+        assert got == expected
+
+
+def test_init_again_starts_afresh_and_a_failed_init_keeps_the_running_track(tiny):
+    frames, boxes = _frames()
+    reference = Tracker(tiny[1])
+    expected = _run(reference, frames[:3], boxes[0])
+    t = Tracker(tiny[1])
+    t.init(frames[0], boxes[0])
+    assert t.update(frames[1]) == expected[0]
+    with pytest.raises(InvalidArgumentError, match="entirely outside"):
+        t.init(frames[1], (500, 500, 10, 10))
+    assert t.update(frames[2]) == expected[1]  # the failed init changed nothing
+    other = (60.0, 40.0, 12.0, 12.0)  # a new target on the same tracker ...
+    t.init(frames[2], other)
+    assert t.logic.box.tolist() == list(other) and not t.logic.lost
+    fresh = Tracker(tiny[1])  # ... behaves exactly like a new tracker on it
+    fresh.init(frames[2], other)
+    assert [t.update(f) for f in frames[3:]] == [fresh.update(f) for f in frames[3:]]
+
+
+# -- the lost state through Tracker, with stub sessions standing in for the graphs --------------------------------
+class _Identity:
+    def __init__(self, name_in, name_out):
+        self.name_in, self.name_out = name_in, name_out
+
+    def run(self, feeds):
+        return {self.name_out: feeds[self.name_in]}
+
+
+class _NCCHead:
+    """The "head": normalised cross-correlation of the exemplar over each search crop, as a 17×17 logit map."""
+
+    def __init__(self, kernel_in, features_in, out):
+        self.kernel_in, self.features_in, self.out = kernel_in, features_in, out
+
+    def run(self, feeds):
+        template = np.ascontiguousarray(feeds[self.kernel_in][0].transpose(1, 2, 0))
+        maps = []
+        for crop in feeds[self.features_in]:
+            ncc = cv2.matchTemplate(np.ascontiguousarray(crop.transpose(1, 2, 0)), template, cv2.TM_CCOEFF_NORMED)
+            maps.append(cv2.GaussianBlur(ncc, (0, 0), 2)[::8, ::8])
+        return {self.out: 10.0 * (np.stack(maps)[:, None] - 0.35)}
+
+
+def test_tracker_reports_lost_under_occlusion_and_recovers_far_away(tiny):
+    rng = np.random.default_rng(5)
+    background = cv2.GaussianBlur(rng.normal(110, 14, (144, 192, 3)), (0, 0), 1.5).clip(0, 255).astype(np.uint8)
+    texture = cv2.GaussianBlur(rng.uniform(0, 255, (32, 32, 3)), (0, 0), 2.0)
+    texture = ((texture - texture.mean()) * 3 + 128).clip(0, 255).astype(np.uint8)
+    frames, truth, hidden = [], [], range(6, 13)
+    for i in range(22):
+        x, y = (24 + 2 * i, 20 + i) if i < hidden.stop else (150 - i, 100)
+        f = background.copy()
+        f[y:y + 32, x:x + 32] = texture
+        if i in hidden:
+            f[y - 12:y + 44, x - 12:x + 44] = (70, 150, 160)
+        frames.append(f)
+        truth.append((x, y))
+
+    t = Tracker(tiny[1])
+    n = t._names
+    t._sessions = {
+        "template": _Identity(n["z"], n["kernel_out"]),
+        "search": _Identity(n["x"], n["features_out"]),
+        "head": _NCCHead(n["kernel_in"], n["features_in"], n["maps"][0]),
+    }
+    t.init(frames[0], (*truth[0], 32, 32))
+    results = [t.update(f) for f in frames[1:]]
+    lost = [r.lost for r in results]
+    near = [abs(r.box[0] - x) < 4 and abs(r.box[1] - y) < 4 for r, (x, y) in zip(results, truth[1:])]
+    assert not any(lost[:hidden.start - 1]) and all(near[:hidden.start - 1])
+    assert all(lost[hidden.start + 1:hidden.stop - 1])  # lost from the third covered frame on
+    back = next(i for i in range(hidden.stop - 1, len(results)) if not lost[i])
+    assert back - (hidden.stop - 1) <= 7 and all(near[back:]) and not any(lost[back:])

@@ -96,9 +96,12 @@ def test_crop_rejects_bad_geometry():
         ([[1, 2, 3]], "numpy array"),
         (np.zeros((10, 10), np.uint8), "grayscale"),
         (np.zeros((10, 10, 1), np.uint8), "grayscale"),
-        (np.zeros((10, 10, 4), np.uint8), "BGRA2BGR"),
-        (np.zeros((10, 10, 3), np.float32), "uint8"),
+        (np.zeros((10, 10, 4), np.uint8), r"\(10, 10, 4\)(.|\n)*BGRA2BGR"),
+        (np.zeros((10, 10, 3), np.float32), "uint8.*float32"),
+        (np.zeros((10, 10, 3), np.uint16), "uint8.*uint16(.|\n)*>> 8"),
+        (np.zeros((10, 10, 3), np.int64), "uint8.*int64"),
         (np.zeros((0, 10, 3), np.uint8), "empty"),
+        (np.zeros((0, 0, 3), np.uint8), r"empty \(shape \(0, 0, 3\)\)"),
     ],
 )
 def test_bad_frames_are_named(frame, words):
@@ -125,6 +128,35 @@ def test_bad_boxes_are_named(box, words):
 
 def test_good_box_comes_back_as_float64():
     assert check_box([1, 2, 3, 4]).dtype == np.float64
+
+
+@pytest.mark.parametrize(
+    "box,words",
+    [
+        ((100, 2, 5, 5), "(100.0, 2.0, 5.0, 5.0) lies entirely outside the 60×40 frame"),
+        ((-5, 2, 5, 5), "lies entirely outside"),  # ends exactly at the border: no pixel inside
+        ((2, 2, 241, 5), "is more than 4× the 60×40 frame"),
+    ],
+)
+def test_boxes_are_checked_against_the_frame(box, words):
+    with pytest.raises(InvalidArgumentError) as info:
+        check_box(box, frame_shape=(40, 60, 3))
+    assert words in str(info.value)
+
+
+def test_boxes_past_the_border_or_larger_than_the_frame_are_kept():
+    for box in [(-4, -4, 5, 5), (55, 35, 20, 20), (-30, -20, 120, 80), (0, 0, 240, 160)]:
+        assert check_box(box, frame_shape=(40, 60, 3)).tolist() == list(box)
+
+
+def test_non_contiguous_frames_give_the_crops_of_their_contiguous_copies():
+    frame = _ramp_frame(120, 200)
+    views = [np.pad(frame, ((3, 3), (5, 5), (0, 0)))[3:-3, 5:-5], np.ascontiguousarray(frame[..., ::-1])[..., ::-1]]
+    t, u = SiamFCTracking(), SiamFCTracking()
+    for view in views:
+        assert not view.flags.c_contiguous and check_frame(view) is view  # accepted as is, no copy
+        np.testing.assert_array_equal(t.init(view, (90, 50, 20, 16)), u.init(frame, (90, 50, 20, 16)))
+        np.testing.assert_array_equal(t.search_crops(view), u.search_crops(frame))
 
 
 # -- parameters ----------------------------------------------------------------------------------------------------

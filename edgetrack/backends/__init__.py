@@ -27,9 +27,15 @@ __all__ = ["BACKENDS", "AUTO_ORDER", "Backend", "Session", "get_backend", "avail
 # name -> "module:Class", imported on first use (so listing backends imports no runtime library).
 BACKENDS: dict[str, str] = {
     "onnxruntime": "edgetrack.backends.onnxruntime:OnnxRuntimeBackend",
+    # Ascend: the CPU-fallback NPU simulator (what CI runs), pyACL for .om files, MindSpore Lite for MindIR files.
+    "simulator": "edgetrack.backends.simulator:SimulatorBackend",
+    "acl": "edgetrack.backends.acl:AclBackend",
+    "mslite": "edgetrack.backends.mslite:MindSporeLiteBackend",
 }
 
-# What backend="auto" tries, in order, for a bundle's graphs.
+# What backend="auto" tries, in order, for a cpu/cuda bundle's graphs. An Ascend bundle gets the backend of the
+# toolchain that built its device files (acl for ATC's .om, mslite for MindIR), never the simulator: running an NPU
+# build on the CPU unasked would be a silent fall-back (edgetrack.backends._ascend.auto_backends).
 AUTO_ORDER: tuple[str, ...] = ("onnxruntime",)
 
 
@@ -79,5 +85,7 @@ def get_backend(name: str) -> Backend:
         raise UnknownChoiceError("backend", name, BACKENDS, fix="pass backend='auto' or one of the names listed")
     backend = _backend_class(key)()
     if not backend.is_available():
-        raise MissingDependencyError(f"the {key!r} backend", backend.package)
+        # A vendor runtime that pip does not install (pyACL comes with CANN) says how to get it itself.
+        hook = getattr(backend, "missing_dependency_error", None)
+        raise hook() if hook is not None else MissingDependencyError(f"the {key!r} backend", backend.package)
     return backend

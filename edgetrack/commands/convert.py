@@ -1,7 +1,11 @@
 """``edgetrack convert``: a trained checkpoint -> a verified device bundle (manifest.json + graphs).
 
-This version builds the portable ONNX bundle for ``--target cpu`` at ``--precision fp32`` (PyTorch -> ONNX, each
-graph checked in ONNX Runtime against PyTorch). The other targets and precisions are recognised by name, so a user
+This version builds ONNX bundles for ``--target cpu|cuda`` at ``--precision fp32|fp16|int8`` (PyTorch -> ONNX, each
+graph checked in ONNX Runtime against PyTorch; fp16/int8 by :mod:`edgetrack.converters.precision`, int8 calibrated
+on ``--calibration`` crops), and Ascend bundles for ``--target ascend310|ascend310b|ascend310p|ascend910`` at fp16
+(the same checked ONNX graphs, audited against the chip's operator list, with AIPP configs and the exact ATC or
+converter_lite commands, run when the tool is on PATH: :mod:`edgetrack.converters.onnx2om`). The other targets
+and precisions are recognised by name, so a user
 asking for them hears "not implemented yet" rather than "unknown", and a typo hears the valid list.
 Checks that cost nothing (names, output folder, checkpoint metadata) run before the export, which takes a while.
 """
@@ -17,18 +21,26 @@ from edgetrack.errors import (
     BundleError,
     CheckpointError,
     EdgetrackError,
+    InvalidArgumentError,
     MissingDependencyError,
     UnknownChoiceError,
 )
 
 # Every target and precision edgetrack is designed for (DESIGN.md), and the ones this version builds.
-# cuda is the same ONNX graphs as cpu, but the converter records target "cpu" and has no way to set it yet.
+# cuda is the same ONNX graphs as cpu (fp16 there computes in fp16; on cpu it is fp16 storage, see precision.py).
 TARGETS = ("cpu", "cuda", "ascend310", "ascend310b", "ascend310p", "ascend910")
-IMPLEMENTED_TARGETS = ("cpu",)
+# Ascend targets: the checked ONNX graphs go through ATC (or converter_lite) for the chip
+# (edgetrack.converters.onnx2om.ascend_bundle). The AI Core computes convolutions in fp16, so fp16 is their
+# precision and their default.
+ASCEND_TARGETS = ("ascend310", "ascend310b", "ascend310p", "ascend910")
+ASCEND_PRECISIONS = ("fp16",)
+TOOLCHAINS = ("atc", "converter_lite")
+IMPLEMENTED_TARGETS = ("cpu", "cuda", *ASCEND_TARGETS)
 PRECISIONS = ("fp32", "fp16", "int8")
-IMPLEMENTED_PRECISIONS = ("fp32",)
+IMPLEMENTED_PRECISIONS = ("fp32", "fp16", "int8")
 
-# family -> "module:function" with siamfc_bundle's signature (checkpoint, out_dir, force, *, opset, scales).
+# family -> "module:function" with siamfc_bundle's signature (checkpoint, out_dir, force, *, opset, scales,
+# target, precision, calibration, calibration_frames, verify_data).
 BUNDLERS = {"siamfc": "edgetrack.converters.torch2onnx:siamfc_bundle"}
 
 # Libraries the PyTorch -> ONNX path imports; all come with the [torch] extra.
@@ -41,7 +53,9 @@ def register(sub) -> None:
         help="convert a trained checkpoint into a verified device bundle",
         description="Export a checkpoint to static-shape graphs (template, search, head), check every graph "
         "numerically against the framework, and write a bundle folder (manifest.json + graphs) that "
-        "edgetrack.Tracker loads. This version builds --target cpu at --precision fp32 (ONNX).",
+        "edgetrack.Tracker loads. This version builds ONNX bundles for --target cpu or cuda at --precision fp32, "
+        "fp16 (cpu: fp16 weights, fp32 arithmetic; cuda: fp16 arithmetic) or int8 (static quantization "
+        "calibrated on --calibration crops).",
         epilog="example: edgetrack convert runs/hsm/final.safetensors --model siamfc-hsm --target cpu -o bundles/hsm",
     )
     p.add_argument("checkpoint", type=Path, metavar="CKPT", help="checkpoint (.safetensors) written by training")
@@ -49,13 +63,28 @@ def register(sub) -> None:
                    help=f"model the checkpoint holds: {', '.join(MODELS)}")
     p.add_argument("--target", required=True, metavar="NAME",
                    help=f"device to convert for: {', '.join(TARGETS)} (implemented: {', '.join(IMPLEMENTED_TARGETS)})")
-    p.add_argument("--precision", default="fp32", metavar="NAME",
-                   help=f"{', '.join(PRECISIONS)} (default fp32; implemented: {', '.join(IMPLEMENTED_PRECISIONS)})")
+    p.add_argument("--precision", default=None, metavar="NAME",
+                   help=f"{', '.join(PRECISIONS)} (default fp32, fp16 for Ascend targets; implemented: "
+                   f"{', '.join(IMPLEMENTED_PRECISIONS)}; Ascend: {', '.join(ASCEND_PRECISIONS)})")
     p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="bundle folder to write")
     p.add_argument("--force", action="store_true", help="replace an existing bundle folder")
     p.add_argument("--opset", type=int, default=11, metavar="N", help="ONNX opset (default 11, what ATC reads)")
     p.add_argument("--scales", type=int, default=3, metavar="N",
                    help="search scales the graphs are built for (odd; default 3)")
+    p.add_argument("--calibration", metavar="SPEC",
+                   help="data set KIND:PATH[#SUBSET] whose sequences give the int8 calibration crops (required for "
+                   "--precision int8; e.g. synthetic:data/synth-train)")
+    p.add_argument("--calibration-frames", type=int, default=None, metavar="N",
+                   help="calibration samples, spread evenly over the sequences (default 200)")
+    p.add_argument("--toolchain", default="atc", metavar="NAME",
+                   help=f"Ascend targets: {' or '.join(TOOLCHAINS)} (default atc: OM files; converter_lite: "
+                   "MindSpore Lite MindIR). Run when on PATH; otherwise the bundle holds the exact commands")
+    p.add_argument("--soc-version", default=None, metavar="NAME",
+                   help="Ascend targets: ATC --soc_version (default per chip, e.g. Ascend310, Ascend310B1, "
+                   "Ascend310P3, Ascend910A; on the device: Ascend + the Name `npu-smi info` prints)")
+    p.add_argument("--verify-data", metavar="SPEC",
+                   help="data set whose crops check the graphs besides random inputs (default: other frames of "
+                   "--calibration)")
     p.set_defaults(func=run)
 
 
@@ -63,9 +92,16 @@ def check_choices(model: str, target: str, precision: str) -> str:
     """The model's family, or a typed error: unknown names list the valid ones, known-but-unbuilt ones say so."""
     if model not in MODELS:
         raise UnknownChoiceError("model", model, MODELS, fix="pick one with --model")
+    if target in ASCEND_TARGETS and precision == "fp32":
+        raise InvalidArgumentError(
+            f"--target {target} computes convolutions in fp16 on the AI Core (ATC's must_keep_origin_dtype is not "
+            "supported for float Conv inputs), so --precision fp32 cannot be built for it",
+            fix="use --precision fp16 (the default for Ascend targets; the bundle's ONNX graphs stay fp32)",
+        )
+    precisions_done = ASCEND_PRECISIONS if target in ASCEND_TARGETS else IMPLEMENTED_PRECISIONS
     for what, value, valid, done, opt in (
         ("target", target, TARGETS, IMPLEMENTED_TARGETS, "--target"),
-        ("precision", precision, PRECISIONS, IMPLEMENTED_PRECISIONS, "--precision"),
+        ("precision", precision, PRECISIONS, precisions_done, "--precision"),
     ):
         if value not in valid:
             raise UnknownChoiceError(what, value, valid, fix=f"pick one with {opt}")
@@ -126,7 +162,7 @@ def format_parity(parity: dict) -> str:
                 f"{r.get('max_abs', float('nan')):.3g}",
                 f"{r.get('max_rel', float('nan')):.3g}",
                 f"{r['tolerance']:g}" if "tolerance" in r else "-",
-                "yes" if r.get("passed") else "NO",
+                "-" if r.get("passed", False) is None else "yes" if r.get("passed") else "NO",
             ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
@@ -134,13 +170,75 @@ def format_parity(parity: dict) -> str:
     return "\n".join(lines)
 
 
+def _check_precision_options(args: argparse.Namespace) -> None:
+    """int8 without calibration data, or a data set spec that cannot be opened, fails before the export."""
+    from edgetrack.data import parse_spec
+
+    if args.precision == "int8" and not args.calibration:
+        raise InvalidArgumentError(
+            "--precision int8 needs --calibration: static quantization calibrates on crops from real sequences",
+            fix="add --calibration KIND:PATH[#SUBSET], e.g. --calibration synthetic:data/synth-train "
+            "(a data set like the video the tracker will see)",
+        )
+    if args.calibration_frames is not None and args.calibration_frames < 1:
+        raise InvalidArgumentError(f"--calibration-frames must be at least 1, got {args.calibration_frames}")
+    for spec in (args.calibration, args.verify_data):
+        if spec:
+            parse_spec(spec)
+
+
+def default_precision(target: str) -> str:
+    """fp16 for Ascend targets (what their AI Core computes in), fp32 otherwise."""
+    return "fp16" if target in ASCEND_TARGETS else "fp32"
+
+
+def _check_ascend_options(args: argparse.Namespace) -> None:
+    """Toolchain and soc_version checked before the export (cheap; a typo should not wait for a conversion)."""
+    if getattr(args, "toolchain", "atc") not in TOOLCHAINS:
+        raise UnknownChoiceError("toolchain", args.toolchain, TOOLCHAINS, fix="use --toolchain atc or converter_lite")
+    if args.target in ASCEND_TARGETS:
+        from edgetrack.ascend.socs import get_soc
+
+        get_soc(args.target).check_soc_version(getattr(args, "soc_version", None))
+    elif getattr(args, "soc_version", None) is not None:
+        raise InvalidArgumentError(f"--soc-version applies to Ascend targets, not --target {args.target}",
+                                   fix="drop --soc-version or pick an Ascend --target")
+
+
+def _run_ascend(args: argparse.Namespace, bundler) -> int:
+    """Checkpoint -> checked ONNX bundle (temporary) -> Ascend bundle (audit, AIPP, ATC/converter_lite)."""
+    import tempfile
+
+    from edgetrack.bundle import load_bundle
+    from edgetrack.commands.inspect import format_device
+    from edgetrack.converters.onnx2om import ascend_bundle
+
+    with tempfile.TemporaryDirectory(prefix="edgetrack-convert-") as tmp:
+        print(f"exporting and checking the ONNX graphs ({args.model}) ...")
+        onnx_bundle = bundler(args.checkpoint, Path(tmp) / "onnx", False, opset=args.opset, scales=args.scales)
+        print(f"auditing the graphs for {args.target} and writing the {args.toolchain} commands ...")
+        path = ascend_bundle(onnx_bundle, args.out, args.target, toolchain=args.toolchain,
+                             precision=args.precision, soc_version=args.soc_version, force=args.force)
+    manifest = load_bundle(path).manifest
+    print(format_parity(manifest.parity))
+    print(format_device(manifest))
+    built = "device files built" if manifest.device_files_built else "device files not built (commands in manifest)"
+    print(f"bundle: {path} ({manifest.model}, target {manifest.target}, {manifest.precision}, "
+          f"{len(manifest.graphs)} graphs, {built})")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.precision is None:
+        args.precision = default_precision(args.target)
     family = check_choices(args.model, args.target, args.precision)
+    _check_ascend_options(args)
     out: Path = args.out
     if out.exists() and not args.force:
         raise BundleError(f"output folder {str(out)!r} already exists", fix="choose another -o folder or pass --force")
     if not args.checkpoint.is_file():
         raise CheckpointError(f"checkpoint {str(args.checkpoint)!r} does not exist", fix="check the path")
+    _check_precision_options(args)
     _require_torch_stack(args.model)
     check_checkpoint(args.checkpoint, args.model, family)
 
@@ -150,7 +248,11 @@ def run(args: argparse.Namespace) -> int:
 
     module_name, func = BUNDLERS[family].split(":")
     bundler = getattr(importlib.import_module(module_name), func)
-    path = bundler(args.checkpoint, out, args.force, opset=args.opset, scales=args.scales)
+    if args.target in ASCEND_TARGETS:
+        return _run_ascend(args, bundler)
+    path = bundler(args.checkpoint, out, args.force, opset=args.opset, scales=args.scales, target=args.target,
+                   precision=args.precision, calibration=args.calibration,
+                   calibration_frames=args.calibration_frames, verify_data=args.verify_data)
     manifest = load_bundle(path).manifest
     print(format_parity(manifest.parity))
     print(f"bundle: {path} ({manifest.model}, target {manifest.target}, {manifest.precision}, "

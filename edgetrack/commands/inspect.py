@@ -41,6 +41,51 @@ def _section(title: str, data: dict) -> list[str]:
     return lines
 
 
+def _command(argv) -> str:
+    import shlex
+
+    return shlex.join(str(a) for a in argv) if isinstance(argv, (list, tuple)) else str(argv)
+
+
+def format_device(manifest) -> str:
+    """The manifest's ``device`` section (format 2: chip, toolchain, per-graph status, AIPP, commands, audit)."""
+    d = manifest.device
+    if not d:
+        return "device: (none: the ONNX graphs are the device files)"
+    lines = [
+        f"device: {d.get('kind', '?')} {d.get('chip', '?')}, soc_version {d.get('soc_version', '?')}, "
+        f"toolchain {d.get('toolchain', '?')}, precision_mode {d.get('precision_mode', '?')}"
+    ]
+    for name, g in d.get("graphs", {}).items():
+        status = g.get("status", "?")
+        lines.append(f"  {name}: {status}" + (f" -> {g['file']}" if g.get("file") else ""))
+        inputs = ", ".join(f"{i['name']} {i['shape']} {i['dtype']} {i['layout']}" for i in g.get("inputs", []))
+        if inputs:
+            lines.append(f"    device inputs: {inputs}")
+        aipp = g.get("aipp")
+        if aipp:
+            from edgetrack.ascend.aipp import AippConfig
+
+            for inp, cfg in aipp.get("inputs", {}).items():
+                lines.append(f"    aipp:    {aipp.get('file')} ({inp}: {AippConfig.from_dict(cfg).describe()})")
+        if g.get("config"):
+            lines.append(f"    config:  {g['config']}")
+        lines.append(f"    command: {_command(g.get('command', []))}")
+    audit = d.get("audit", {})
+    counts = {}
+    for findings in audit.values():
+        for f in findings:
+            counts[f["severity"]] = counts.get(f["severity"], 0) + 1
+    summary = ", ".join(f"{n} {sev}" for sev, n in sorted(counts.items())) or "no findings"
+    lines.append(f"  operator audit: {summary}")
+    for name, findings in audit.items():
+        for f in findings:
+            lines.append(f"    {name}: {f['severity']}: {f['op_type']} {f['node']!r}: {f['message']}")
+    if d.get("notes"):
+        lines.append(f"  notes: {d['notes']}")
+    return "\n".join(lines)
+
+
 def format_manifest(bundle) -> str:
     """A loaded :class:`edgetrack.bundle.Bundle` as readable text."""
     m = bundle.manifest
@@ -56,6 +101,11 @@ def format_manifest(bundle) -> str:
         lines.append(f"  {name}: {g.file}  sha256 {g.sha256[:12]}")
         lines.append(f"    inputs:  {', '.join(_tensor(t) for t in g.inputs) or '(none)'}")
         lines.append(f"    outputs: {', '.join(_tensor(t) for t in g.outputs) or '(none)'}")
+    if m.files:
+        lines.append("files (sha256 verified):")
+        lines += [f"  {rel}  sha256 {digest[:12]}" for rel, digest in sorted(m.files.items())]
+    if m.device:
+        lines += format_device(m).splitlines()
     lines += _section("preprocessing", m.preprocessing)
     lines += _section("tracking", m.tracking)
     lines += _section("source", m.source)

@@ -27,11 +27,13 @@ def register(sub) -> None:
         description="Initialise on the first frame of SOURCE with --box, track through the rest, and write "
         "results.txt (got10k layout: x,y,w,h per frame, the first row the init box), scores.txt (score,lost per "
         "frame) and an annotated MP4 into --out.",
-        epilog="example: edgetrack track clip.mp4 --model runs/bundle --box 120,80,40,30",
+        epilog="example: edgetrack track clip.mp4 --box 120,80,40,30   (or --model runs/bundle for your own)",
     )
     p.add_argument("source", metavar="SOURCE",
                    help="a video file, a folder of frames (.jpg/.png/.bmp, sorted by name) or a camera index (0, 1, ...)")
-    p.add_argument("--model", required=True, metavar="BUNDLE", help="bundle folder written by `edgetrack convert`")
+    p.add_argument("--model", default=None, metavar="NAME|BUNDLE",
+                   help="a shipped model name (edgetrack.list_models(); default: the default model, siamfc-hsm) or a "
+                   "bundle folder written by `edgetrack convert`")
     p.add_argument("--box", required=True, metavar="X,Y,W,H", help="target box in the first frame, 0-based pixels")
     p.add_argument("--backend", default="auto", help="inference backend (default auto)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")

@@ -22,14 +22,26 @@ MODELS: dict[str, str] = {
     "siamfc-hsm": "siamfc",
     "siamfc": "siamfc",
     "siamfc-tiny": "siamfc",
+    "siamrpn-eca": "siamrpn",
+    "siamrpn-alexnet": "siamrpn",
+    "siamrpn-tiny": "siamrpn",
+    "deblurgan-v2": "deblurgan",
+    "deblurgan-tiny": "deblurgan",
 }
 
-# family -> framework -> "module:function" taking the argparse Namespace. (Families to come: "siamrpn" for
-# siamrpn-eca, "deblurgan" for deblurgan-v2.)
+# family -> framework -> "module:function" taking the argparse Namespace. The PyTorch trainer serves both Siamese
+# families through its per-family hooks; DeblurGAN-v2 has its own (a GAN on blurred/sharp pairs).
 TRAINERS: dict[str, dict[str, str]] = {
     "siamfc": {
         "torch": "edgetrack.models.torch.train:train_from_args",
         "mindspore": "edgetrack.models.mindspore.train:train_from_args",
+    },
+    "siamrpn": {
+        "torch": "edgetrack.models.torch.train:train_from_args",
+        "mindspore": "edgetrack.models.mindspore.train:train_from_args",
+    },
+    "deblurgan": {
+        "torch": "edgetrack.models.torch.deblur_train:train_from_args",
     },
 }
 
@@ -39,7 +51,7 @@ FRAMEWORK_PACKAGES = {"torch": ("torch", "torch"), "mindspore": ("mindspore", "m
 def register(sub) -> None:
     p = sub.add_parser(
         "train",
-        help="train a tracker (HSM-SiamFC, SiamFC) with PyTorch or MindSpore",
+        help="train a tracker (HSM-SiamFC, SiamFC, SiamRPN) with PyTorch or MindSpore",
         description="Train a model on tracking data sets: pairs of frames of one video, cropped once into a cache "
         "(reused with --cache), augmented (scale, stretch, shift, colour, grey, motion blur), SGD with a geometric "
         "learning rate. Writes config.json, log.jsonl, checkpoints/epoch-N.safetensors and final.safetensors into "
@@ -60,9 +72,12 @@ def register(sub) -> None:
     p.add_argument("--lr-start", type=float, default=None, metavar="LR", help="first learning rate (default 1e-2)")
     p.add_argument("--lr-end", type=float, default=None, metavar="LR", help="last learning rate (default 1e-5)")
     p.add_argument("--loss", default=None, metavar="NAME",
-                   help="hsm or logistic (default: logistic for siamfc, hsm for the others)")
+                   help="hsm or logistic for SiamFC models (default: logistic for siamfc, hsm for the others); "
+                   "rpn for SiamRPN models (the default)")
     p.add_argument("--alpha", type=float, default=None, help="HSM loss alpha (default 0.6)")
     p.add_argument("--gamma", type=float, default=None, help="HSM loss gamma (default 2)")
+    p.add_argument("--reg-weight", type=float, default=None, metavar="LAMBDA",
+                   help="SiamRPN: weight of the regression loss (default 1.2)")
     p.add_argument("--device", default=None, metavar="DEV", help="cpu (default) or cuda; no silent fallback")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="processes that crop frames and make pairs (default 0: in the training process)")
@@ -75,6 +90,14 @@ def register(sub) -> None:
     p.add_argument("--amp", action="store_true", default=None, help="bf16 autocast (CUDA only)")
     p.add_argument("--channels-last", action="store_true", default=None, help="channels-last memory format")
     p.add_argument("--log-every", type=int, default=None, metavar="N", help="steps per log line (default 10)")
+    p.add_argument("--crop-size", type=int, default=None, metavar="N",
+                   help="deblurgan: side of the training crops (default 255, the tracker's search crop)")
+    p.add_argument("--eval-data", action="append", default=[], metavar="SPEC",
+                   help="deblurgan: held-out blurred/sharp pairs for PSNR/SSIM, repeatable (default: the last "
+                   "tenth of the --data sequences)")
+    p.add_argument("--content", default=None, metavar="SPEC",
+                   help="deblurgan: content loss, L1 + SSIM + edge (default), plus a tracker's features with "
+                   "perceptual:SIAMFC_CHECKPOINT")
     p.set_defaults(func=run)
 
 

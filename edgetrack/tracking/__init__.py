@@ -4,7 +4,7 @@ Every backend — PyTorch on the training side, ONNX Runtime / Ascend on the dev
 so a bundle behaves the same wherever it runs. Nothing here imports a deep-learning framework.
 """
 from edgetrack.tracking.crop import box_center, check_box, check_frame, context_size, crop_and_resize, mean_color
-from edgetrack.tracking.siamfc import SiamFCParams, SiamFCTracking
+from edgetrack.tracking.siamfc import LostParams, SiamFCParams, SiamFCTracking
 
 __all__ = [
     "box_center",
@@ -13,6 +13,7 @@ __all__ = [
     "context_size",
     "crop_and_resize",
     "mean_color",
+    "LostParams",
     "SiamFCParams",
     "SiamFCTracking",
 ]

@@ -20,11 +20,27 @@ import numpy as np
 
 from edgetrack.errors import InvalidArgumentError
 
-__all__ = ["check_frame", "check_box", "box_center", "context_size", "mean_color", "crop_and_resize"]
+# A box this many times wider or taller than the frame is a unit or format mistake, not a target close to the camera.
+MAX_BOX_TO_FRAME = 4
+
+__all__ = [
+    "check_frame",
+    "check_box",
+    "MAX_BOX_TO_FRAME",
+    "box_center",
+    "context_size",
+    "mean_color",
+    "crop_and_resize",
+]
 
 
 def check_frame(frame: object, *, what: str = "frame") -> np.ndarray:
-    """Return ``frame`` if it is a BGR uint8 H×W×3 array, else raise :class:`InvalidArgumentError` saying why."""
+    """Return ``frame`` if it is a BGR uint8 H×W×3 array, else raise :class:`InvalidArgumentError` saying why.
+
+    A 4-channel (BGRA) frame is refused, not stripped of its alpha: an RGBA image from PIL or imageio would then be
+    read as BGR without a word. A non-contiguous view (a slice, ``frame[..., ::-1]``) is accepted as is: OpenCV
+    reads strided arrays, and its crops equal those of the contiguous copy, without copying the whole frame here.
+    """
     if frame is None:
         raise InvalidArgumentError(
             f"{what} is None",
@@ -47,29 +63,43 @@ def check_frame(frame: object, *, what: str = "frame") -> np.ndarray:
             fix=f"convert it with {hint}" if hint else "pass a colour image with three channels, height × width × 3",
         )
     if frame.dtype != np.uint8:
-        raise InvalidArgumentError(
-            f"{what} must be uint8 (0..255), got dtype {frame.dtype}",
-            fix="convert it, e.g. np.clip(frame * 255, 0, 255).astype(np.uint8) for a float image in 0..1",
-        )
+        if frame.dtype == np.uint16:
+            fix = "convert it, e.g. (frame >> 8).astype(np.uint8) for a 16-bit image"
+        elif np.issubdtype(frame.dtype, np.floating):
+            fix = "convert it, e.g. np.clip(frame * 255, 0, 255).astype(np.uint8) for a float image in 0..1"
+        else:
+            fix = "convert it to 8 bits per channel, e.g. cv2.convertScaleAbs(frame) or frame.astype(np.uint8)"
+        raise InvalidArgumentError(f"{what} must be uint8 (0..255), got dtype {frame.dtype}", fix=fix)
     if frame.shape[0] < 1 or frame.shape[1] < 1:
         raise InvalidArgumentError(f"{what} is empty (shape {frame.shape})")
     return frame
 
 
-def check_box(box: object, *, what: str = "box") -> np.ndarray:
+def check_box(box: object, *, what: str = "box", frame_shape: Sequence[int] | None = None) -> np.ndarray:
     """Return ``box`` as a float64 ``(x, y, w, h)`` array, or raise :class:`InvalidArgumentError`.
 
-    The size must be positive and every value finite; the box may lie partly or fully outside the frame.
+    The size must be positive and every value finite. Given ``frame_shape`` (``frame.shape``), the box must also
+    overlap that frame and be at most :data:`MAX_BOX_TO_FRAME` times its width and height. A box reaching past the
+    border, or even larger than the frame, is kept as given, not clipped: SiamFC crops around the box's centre with
+    mean-colour padding, and clipping would move that centre and change the target's extent the template learns.
     """
     if box is None:
         raise InvalidArgumentError(f"{what} is None", fix="pass (x, y, w, h): top-left corner, width and height")
+    if isinstance(box, (str, bytes, dict, set)):
+        raise InvalidArgumentError(
+            f"{what} {_show(box)} is a {type(box).__name__}, not four numbers (x, y, w, h)",
+            fix="pass a tuple, list or array (x, y, w, h), e.g. (10, 20, 40, 30)",
+        )
     try:
         arr = np.asarray(box, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError(f"{what} {box!r} is not four numbers (x, y, w, h)") from exc
+        raise InvalidArgumentError(
+            f"{what} {_show(box)} is not four numbers (x, y, w, h)",
+            fix="pass a tuple, list or array (x, y, w, h), e.g. (10, 20, 40, 30)",
+        ) from exc
     if arr.shape != (4,):
         raise InvalidArgumentError(
-            f"{what} must be four numbers (x, y, w, h), got shape {arr.shape}",
+            f"{what} must be four numbers (x, y, w, h), got {_show(box)} of shape {arr.shape}",
             fix="pass (x, y, w, h): top-left corner, width and height in pixels",
         )
     if not np.all(np.isfinite(arr)):
@@ -79,7 +109,29 @@ def check_box(box: object, *, what: str = "box") -> np.ndarray:
             f"{what} {tuple(arr.tolist())} has width {arr[2]:g} and height {arr[3]:g}; both must be > 0",
             fix="boxes are (x, y, w, h), not corners (x1, y1, x2, y2)",
         )
+    if frame_shape is not None:
+        fh, fw = int(frame_shape[0]), int(frame_shape[1])
+        x, y, w, h = arr.tolist()
+        if x >= fw or y >= fh or x + w <= 0 or y + h <= 0:
+            raise InvalidArgumentError(
+                f"{what} {tuple(arr.tolist())} lies entirely outside the {fw}×{fh} frame",
+                fix="give the target's box in this frame's pixels, 0-based (x, y, w, h)",
+            )
+        if w > MAX_BOX_TO_FRAME * fw or h > MAX_BOX_TO_FRAME * fh:
+            raise InvalidArgumentError(
+                f"{what} {tuple(arr.tolist())} is more than {MAX_BOX_TO_FRAME}× the {fw}×{fh} frame",
+                fix="check the box's units (pixels of this frame) and format (x, y, w, h)",
+            )
     return arr
+
+
+def _show(value: object) -> str:
+    """A short repr for error messages (a user may pass a whole image by mistake)."""
+    import reprlib
+
+    short = reprlib.Repr()  # keyword arguments to Repr() need Python 3.12
+    short.maxstring = short.maxother = 60
+    return short.repr(value)
 
 
 def box_center(box: Sequence[float]) -> np.ndarray:

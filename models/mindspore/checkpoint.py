@@ -40,6 +40,7 @@ BN_RENAMES = {
     "moving_variance": "running_var",
 }
 _BN_BACK = {v: k for k, v in BN_RENAMES.items()}
+_BN_ORDER = {name: i for i, name in enumerate(BN_RENAMES)}
 
 
 def to_checkpoint_name(name: str, batchnorm: bool) -> str:
@@ -62,12 +63,17 @@ def checkpoint_state(model: nn.Cell) -> dict[str, ms.Parameter]:
     """The model's parameters under their checkpoint keys, in the model's order.
 
     Built from the cells (not from the parameters' own ``name``, which MindSpore may leave unprefixed in cells built
-    outside a parent), so BatchNorm is recognised by type and nothing else is renamed.
+    outside a parent), so BatchNorm is recognised by type and nothing else is renamed. A BatchNorm's four come in
+    PyTorch's order (weight, bias, running_mean, running_var; MindSpore's own puts the statistics first), so the
+    whole order is the twin's ``state_dict`` order and a strict load names the same first mismatch in both.
     """
     state: dict[str, ms.Parameter] = {}
     for cell_name, cell in model.cells_and_names():
         batchnorm = isinstance(cell, nn.BatchNorm2d)
-        for local, param in cell.parameters_and_names(expand=False):
+        params = list(cell.parameters_and_names(expand=False))
+        if batchnorm:
+            params.sort(key=lambda item: _BN_ORDER.get(item[0], len(_BN_ORDER)))
+        for local, param in params:
             key = to_checkpoint_name(f"{cell_name}.{local}" if cell_name else local, batchnorm)
             state.setdefault(key, param)
     return state

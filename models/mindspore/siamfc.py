@@ -160,6 +160,8 @@ class CorrelationHead(nn.Cell):
 
     def construct(self, kernel, features):
         nk, nx = kernel.shape[0], features.shape[0]
+        # Scaled before correlating, as in the PyTorch twin: the raw sum would saturate fp16 on the NPU.
+        kernel = kernel * self.out_scale
         if nk == 1:
             out = ops.conv2d(features, kernel)
         else:
@@ -169,7 +171,7 @@ class CorrelationHead(nn.Cell):
             c, h, w = features.shape[1], features.shape[2], features.shape[3]
             out = ops.conv2d(features.reshape(1, nx * c, h, w), kernel, groups=nk)
             out = out.reshape(nx, 1, out.shape[2], out.shape[3])
-        return out * self.out_scale + self.bias
+        return out + self.bias
 
 
 def _pairing_message(nk: int, nx: int) -> str:

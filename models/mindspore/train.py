@@ -1,11 +1,19 @@
-"""Training SiamFC / HSM-SiamFC with MindSpore: the twin of :mod:`edgetrack.models.torch.train`.
+"""Training Siamese trackers with MindSpore: the twin of :mod:`edgetrack.models.torch.train`.
 
 Same recipe, same pairs, same files. Pairs come from the framework-free :mod:`edgetrack.models.pairs` (batch ``k``
 is a pure function of ``(seed, rank, k)``); SGD with momentum 0.9 and weight decay 5e-4 on *every* parameter (as
 PyTorch's SGD; MindSpore's optimisers skip BatchNorm's gamma/beta unless the parameters are grouped, so they are);
-the learning rate falls geometrically per step, ``lr(t) = lr_start · (lr_end / lr_start) ** (t / (T − 1))``; the
-HSM loss (α = 0.6, γ = 2) for HSM-SiamFC, the balanced logistic loss for plain SiamFC. The training step (forward,
-gradients, SGD) is compiled into one graph with ``mindspore.jit``: on Ascend that is what makes it fast.
+the learning rate falls geometrically per step, ``lr(t) = lr_start · (lr_end / lr_start) ** (t / (T − 1))``. The
+training step (forward, loss, gradients, SGD) is compiled into one graph with ``mindspore.jit``: on Ascend that is
+what makes it fast.
+
+Model families, as in the PyTorch trainer: everything here is shared, and what differs — building and saving the
+model, its loss, the targets a batch needs beside the pair, the default augmentation — is a small hook object per
+family (:data:`FAMILIES`). ``siamfc`` (HSM-SiamFC, SiamFC): the sampler's label maps, the HSM loss (α = 0.6, γ = 2)
+for HSM-SiamFC, the balanced logistic loss for plain SiamFC. ``siamrpn`` (SiamRPN with EfficientNet-ECA or
+AlexNet): the numpy anchor targets of :mod:`edgetrack.models.rpn_targets` (the very arrays the PyTorch trainer
+uses), computed next to the pairs in the pair workers; cross-entropy + λ·smooth-L1 (λ = ``reg_weight``, 1.2);
+pysot's stronger scale jitter and shift (:data:`~edgetrack.models.rpn_targets.RPN_PAIRS`).
 
 ``device``: ``cpu``, ``gpu`` (``cuda`` is accepted for it) or ``ascend`` — the production target, Ascend 910 —
 handed to ``mindspore.set_context(device_target=...)``. A device this MindSpore cannot use is a
@@ -15,13 +23,14 @@ What a run writes into ``out`` (as the PyTorch trainer, so ``edgetrack eval`` an
 
     config.json                         the TrainConfig (steps_per_epoch and loss resolved, framework: mindspore)
     log.jsonl                           one line per logged step: step, epoch, lr, loss, time (s), pairs/s
-    checkpoints/epoch-0001.safetensors  weights in the shared format (either framework's load_siamfc reads them)
+    checkpoints/epoch-0001.safetensors  weights in the shared format (either framework's load_siamfc /
+                                        load_siamrpn reads them)
     checkpoints/epoch-0001.state.safetensors   SGD momentum buffers under the parameters' checkpoint names
     final.safetensors                   weights at the end
 
 Resuming (``resume=True``) loads the newest epoch checkpoint and its momentum buffers and continues at its step; the
-learning rate is a function of the step and the pair stream is addressable by batch number, so the resumed run
-computes the steps an uninterrupted one would. The state file has the PyTorch trainer's format (momentum buffers
+learning rate is a function of the step and the pair stream (with a family's targets, such as SiamRPN's sampled
+anchors) is addressable by batch number, so the resumed run computes the steps an uninterrupted one would. The state file has the PyTorch trainer's format (momentum buffers
 ``momentum.<checkpoint key>``): both SGDs keep ``buf = momentum · buf + grad``.
 
 Several devices: launch with MindSpore's launcher, e.g. ::
@@ -48,7 +57,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgetrack.errors import (
@@ -82,28 +91,140 @@ from edgetrack.models.training import (  # the run folder, schedule and checks b
 from edgetrack.models.training import atomic_write as _atomic
 from edgetrack.models.training import ckpt_paths as _ckpt_paths
 from edgetrack.models.training import rewrite_log as _rewrite_log
-from edgetrack.models.siamfc_config import SIAMFC_PRESETS
 
 __all__ = ["TrainConfig", "train", "train_from_args", "config_from_args", "lr_at", "find_resume_point",
-           "set_device", "DEVICES"]
+           "set_device", "DEVICES", "FAMILIES", "family_of"]
 
 # Changing any other field between a run and its resumption would silently make a different run.
 RESUMABLE_CHANGES = {"device", "workers", "out", "log_every", "progress", "checkpoint_every", "jit"}
-LOSS_NAMES = ("hsm", "logistic")
 # edgetrack's device names -> MindSpore's device_target.
 DEVICES = {"cpu": "CPU", "gpu": "GPU", "cuda": "GPU", "ascend": "Ascend"}
+
+
+# ------------------------------------------------------------------------------------------------ model families
+# The hooks' names and meanings are the PyTorch trainer's; ``objective`` and ``targets`` are this trainer's form of
+# its ``loss``: the compiled step calls ``objective(model(z, x), *targets(batch))``, so everything it feeds on is a
+# tensor argument of the graph.
+class _SiamFCFamily:
+    """HSM-SiamFC and SiamFC: one response map, label maps from the pair sampler, the HSM or logistic loss."""
+
+    name = "siamfc"
+    default_reg_weight = None  # no regression branch
+
+    def presets(self):
+        from edgetrack.models.siamfc_config import SIAMFC_PRESETS
+
+        return SIAMFC_PRESETS
+
+    def losses(self):
+        from edgetrack.models.mindspore.losses import LOSSES
+
+        return LOSSES
+
+    def default_loss(self, model: str) -> str:
+        return DEFAULT_LOSS.get(model, "hsm")
+
+    def default_pairs(self) -> PairConfig:
+        return PairConfig()
+
+    def build(self, cfg: "TrainConfig"):
+        from edgetrack.models.mindspore.siamfc import build_siamfc
+
+        return build_siamfc(cfg.model)
+
+    def save(self, model, path, meta: dict):
+        from edgetrack.models.mindspore.siamfc import save_siamfc
+
+        return save_siamfc(model, path, meta)
+
+    def batch_transform(self, cfg: "TrainConfig", model, seed):
+        return None  # the sampler's label maps are all the loss needs
+
+    def objective(self, cfg: "TrainConfig"):
+        from edgetrack.models.mindspore.losses import build_loss
+
+        return build_loss(cfg.loss, **({"alpha": cfg.alpha, "gamma": cfg.gamma} if cfg.loss == "hsm" else {}))
+
+    def targets(self, batch: dict) -> tuple:
+        return (ms.Tensor(batch["labels"][:, None]),)
+
+
+class _SiamRPNFamily:
+    """SiamRPN (EfficientNet-ECA, AlexNet): classification + regression over anchors, targets per batch."""
+
+    name = "siamrpn"
+    default_reg_weight = 1.2  # pysot's LOC_WEIGHT for SiamRPN; the paper gives no λ
+
+    def presets(self):
+        from edgetrack.models.siamrpn_config import SIAMRPN_PRESETS
+
+        return SIAMRPN_PRESETS
+
+    def losses(self):
+        return {"rpn": None}
+
+    def default_loss(self, model: str) -> str:
+        return "rpn"
+
+    def default_pairs(self) -> PairConfig:
+        from edgetrack.models.rpn_targets import RPN_PAIRS
+
+        return RPN_PAIRS
+
+    def build(self, cfg: "TrainConfig"):
+        from edgetrack.models.mindspore.siamrpn import build_siamrpn
+
+        return build_siamrpn(cfg.model)
+
+    def save(self, model, path, meta: dict):
+        from edgetrack.models.mindspore.siamrpn import save_siamrpn
+
+        return save_siamrpn(model, path, meta)
+
+    def batch_transform(self, cfg: "TrainConfig", model, seed):
+        from edgetrack.models.rpn_targets import RPNTargets
+        from edgetrack.tracking.siamrpn import anchor_grid
+
+        return RPNTargets(anchor_grid(model.config.tracking_params()), seed)
+
+    def objective(self, cfg: "TrainConfig"):
+        from edgetrack.models.mindspore.siamrpn import RPNLoss
+
+        loss = RPNLoss(reg_weight=cfg.reg_weight)
+
+        def objective(outputs, cls_target, loc_target, loc_weight):
+            return loss(outputs[0], outputs[1], cls_target, loc_target, loc_weight)
+
+        return objective
+
+    def targets(self, batch: dict) -> tuple:
+        # The class labels go in as float32 (1 / 0 / −1, exact): int64 tensors are poorly supported on Ascend.
+        return (ms.Tensor(batch["cls"].astype(np.float32)), ms.Tensor(batch["loc"]), ms.Tensor(batch["loc_weight"]))
+
+
+FAMILIES = {"siamfc": _SiamFCFamily(), "siamrpn": _SiamRPNFamily()}
+
+
+def family_of(model: str):
+    """The training hooks of the family ``model`` (a preset name) belongs to."""
+    for family in FAMILIES.values():
+        if model in family.presets():
+            return family
+    raise UnknownChoiceError("model", model, [m for f in FAMILIES.values() for m in f.presets()])
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """One training run (the PyTorch trainer's fields, less its CUDA-only ``amp``/``channels_last``).
 
-    ``loss=None`` picks ``logistic`` for plain ``siamfc``, ``hsm`` otherwise. ``steps_per_epoch=None``: one pair per
+    ``loss=None`` picks the family's loss: ``logistic`` for plain ``siamfc``, ``hsm`` for the other SiamFC models,
+    ``rpn`` for SiamRPN (``reg_weight``: its λ, default 1.2; None for SiamFC). ``steps_per_epoch=None``: one pair per
     cached frame and epoch (``len(cache) // (batch_size · workers of the launcher)``). ``batch_size`` is per device.
     ``device``: ``cpu``, ``gpu`` or ``ascend``. ``checkpoint_every``: epochs between checkpoints (the last epoch
     always gets one). ``log_every``: steps per log line (the mean loss over them). ``frame_stride``: crop every n-th
     annotated frame only. ``jit``: compile the training step into one graph (off: step by step, for debugging).
-    ``pairs``: the :class:`~edgetrack.models.pairs.PairConfig` of the crop cache and the augmentation.
+    ``pairs``: the :class:`~edgetrack.models.pairs.PairConfig` of the crop cache and the augmentation (None: the
+    family's default, ``PairConfig()`` for SiamFC, :data:`~edgetrack.models.rpn_targets.RPN_PAIRS` for SiamRPN).
     """
 
     model: str = "siamfc-hsm"
@@ -126,15 +247,25 @@ class TrainConfig:
     progress: bool = True
     frame_stride: int = 1
     jit: bool = True
-    pairs: PairConfig = field(default_factory=PairConfig)
+    pairs: PairConfig | None = None
+    reg_weight: float | None = None
 
     def __post_init__(self):
-        if self.model not in SIAMFC_PRESETS:
-            raise UnknownChoiceError("SiamFC model", self.model, SIAMFC_PRESETS)
+        family = family_of(self.model)
         if self.loss is None:
-            object.__setattr__(self, "loss", DEFAULT_LOSS.get(self.model, "hsm"))
-        if self.loss not in LOSS_NAMES:
-            raise UnknownChoiceError("loss", self.loss, LOSS_NAMES)
+            object.__setattr__(self, "loss", family.default_loss(self.model))
+        if self.loss not in family.losses():
+            raise UnknownChoiceError("loss", self.loss, family.losses(), fix=f"{self.model} trains with these")
+        if self.pairs is None:
+            object.__setattr__(self, "pairs", family.default_pairs())
+        if self.reg_weight is None:
+            object.__setattr__(self, "reg_weight", family.default_reg_weight)
+        elif family.default_reg_weight is None:
+            raise InvalidArgumentError(f"reg_weight is for models with a regression branch; {self.model} has none",
+                                       fix="leave reg_weight unset")
+        elif not (isinstance(self.reg_weight, (int, float)) and not isinstance(self.reg_weight, bool)
+                  and math.isfinite(self.reg_weight) and self.reg_weight >= 0):
+            raise InvalidArgumentError(f"TrainConfig.reg_weight must be a finite number >= 0, got {self.reg_weight!r}")
         device = str(self.device).lower()
         if device not in DEVICES:
             raise UnknownChoiceError("MindSpore device", self.device, DEVICES, fix="pass --device cpu, gpu or ascend")
@@ -147,9 +278,6 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
         return config_from_dict(cls, data)
-
-
-
 
 
 # ------------------------------------------------------------------------------------------------ device
@@ -232,8 +360,10 @@ def _init_distributed() -> _Dist:
 
 
 # ------------------------------------------------------------------------------------------------ data loading
-def _batch_stream(sampler: PairSampler, batch_size: int, start: int, stop: int, workers: int):
+def _batch_stream(sampler: PairSampler, batch_size: int, start: int, stop: int, workers: int, transform=None):
     """Batches ``start .. stop − 1`` in order; ``workers`` > 0 makes them in that many threads, a few ahead.
+
+    ``transform`` (optional): applied to every batch where it is made (a family's training targets), in the worker.
 
     Threads, not processes: the crop cache is shared without copying, and forking a process that has already run
     MindSpore's, PyTorch's or OpenCV's thread pools can deadlock the child (seen here: forked pair workers hung
@@ -242,9 +372,14 @@ def _batch_stream(sampler: PairSampler, batch_size: int, start: int, stop: int, 
     only).
     """
     if workers == 0:
-        yield from sampler.batches(batch_size, start=start, stop=stop)
+        for batch in sampler.batches(batch_size, start=start, stop=stop):
+            yield batch if transform is None else transform(batch)
         return
     from concurrent.futures import ThreadPoolExecutor
+
+    def make(k: int) -> dict:
+        batch = sampler.sample_at(k, batch_size)
+        return batch if transform is None else transform(batch)
 
     ahead = 2 * workers
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pairs") as pool:
@@ -253,7 +388,7 @@ def _batch_stream(sampler: PairSampler, batch_size: int, start: int, stop: int, 
         try:
             while k < stop or pending:
                 while k < stop and len(pending) < ahead:
-                    pending.append(pool.submit(sampler.sample_at, k, batch_size))
+                    pending.append(pool.submit(make, k))
                     k += 1
                 yield pending.popleft().result()
         finally:
@@ -306,12 +441,11 @@ class _Momentum:
 
 def _save_checkpoint(model, momentum: _Momentum, out: Path, epoch: int, step: int, elapsed: float,
                      cfg: TrainConfig) -> Path:
-    from edgetrack.models.mindspore.siamfc import save_siamfc
-
     weights, state = _ckpt_paths(out, epoch)
     weights.parent.mkdir(parents=True, exist_ok=True)
     meta = {"epoch": epoch, "step": step, "train_config": cfg.to_dict(), "framework": "mindspore"}
-    _atomic(weights, lambda p: save_siamfc(model, p, meta))
+    save = family_of(cfg.model).save
+    _atomic(weights, lambda p: save(model, p, meta))
     info = {"format": TRAIN_STATE_FORMAT, "epoch": str(epoch), "step": str(step), "elapsed": repr(elapsed)}
     _atomic(state, lambda p: momentum.save(p, info))
     return weights
@@ -362,21 +496,23 @@ def _build_cache(data, cfg: TrainConfig) -> CropCache:
 
 
 def _make_step(model, loss_fn, optimizer, dist_env: _Dist, compile_step: bool):
-    def forward(z, x, labels):
-        return loss_fn(model(z, x), labels)
+    """``step(z, x, *targets) -> loss``: ``loss_fn(model(z, x), *targets)``, its gradients and one SGD update."""
+
+    def forward(z, x, *targets):
+        return loss_fn(model(z, x), *targets)
 
     grad_fn = ms.value_and_grad(forward, None, optimizer.parameters)
     if dist_env.enabled:
         # Mean and degree come from the auto-parallel context set in _init_distributed (gradients_mean=True).
         reducer = nn.DistributedGradReducer(optimizer.parameters)
 
-        def step(z, x, labels):
-            loss, grads = grad_fn(z, x, labels)
+        def step(z, x, *targets):
+            loss, grads = grad_fn(z, x, *targets)
             optimizer(reducer(grads))
             return loss
     else:
-        def step(z, x, labels):
-            loss, grads = grad_fn(z, x, labels)
+        def step(z, x, *targets):
+            loss, grads = grad_fn(z, x, *targets)
             optimizer(grads)
             return loss
 
@@ -406,9 +542,7 @@ def train(cfg: TrainConfig, data=None, *, cache_path: str | Path | None = None, 
 
 
 def _train(cfg: TrainConfig, data, cache_path, resume: bool, dist_env: _Dist) -> Path:
-    from edgetrack.models.mindspore.losses import build_loss
-    from edgetrack.models.mindspore.siamfc import build_siamfc, save_siamfc
-
+    family = family_of(cfg.model)
     out = Path(cfg.out)
     final = out / "final.safetensors"
     resume_from = find_resume_point(out) if resume else None
@@ -430,8 +564,8 @@ def _train(cfg: TrainConfig, data, cache_path, resume: bool, dist_env: _Dist) ->
         (out / "config.json").write_text(json.dumps(_config_record(cfg), indent=2, sort_keys=True) + "\n")
 
     ms.set_seed(cfg.seed)  # the same initial weights on every rank
-    model = build_siamfc(cfg.model)
-    loss_fn = build_loss(cfg.loss, **({"alpha": cfg.alpha, "gamma": cfg.gamma} if cfg.loss == "hsm" else {}))
+    model = family.build(cfg)
+    loss_fn = family.objective(cfg)
     # One group with its own weight decay: decay applies to every parameter, BatchNorm's too (PyTorch's behaviour).
     groups = [{"params": model.trainable_params(), "weight_decay": cfg.weight_decay}]
     optimizer = nn.SGD(groups, learning_rate=cfg.lr_start, momentum=cfg.momentum)
@@ -456,11 +590,12 @@ def _train(cfg: TrainConfig, data, cache_path, resume: bool, dist_env: _Dist) ->
     if start >= total:
         if dist_env.main and not final.exists():
             meta = {"epoch": cfg.epochs, "step": total, "train_config": cfg.to_dict(), "framework": "mindspore"}
-            _atomic(final, lambda p: save_siamfc(model, p, meta))
+            _atomic(final, lambda p: family.save(model, p, meta))
         return final
 
     train_step = _make_step(model, loss_fn, optimizer, dist_env, cfg.jit)
-    batches = _batch_stream(sampler, cfg.batch_size, start, total, cfg.workers)
+    batches = _batch_stream(sampler, cfg.batch_size, start, total, cfg.workers,
+                            transform=family.batch_transform(cfg, model, sampler.seed))
 
     steps = range(start, total)
     bar = None
@@ -484,8 +619,7 @@ def _train(cfg: TrainConfig, data, cache_path, resume: bool, dist_env: _Dist) ->
             # ops.assign writes into the parameter the compiled step reads; Parameter.set_data would swap in a new
             # tensor that an already compiled graph never sees (MindSpore 2.10: the rate would stay at lr_start).
             ops.assign(optimizer.learning_rate, ms.Tensor(lr, ms.float32))
-            labels = batch["labels"][:, None]
-            loss = train_step(ms.Tensor(batch["z"]), ms.Tensor(batch["x"]), ms.Tensor(labels))
+            loss = train_step(ms.Tensor(batch["z"]), ms.Tensor(batch["x"]), *family.targets(batch))
             acc += float(loss.asnumpy())
             acc_n += 1
 
@@ -511,7 +645,7 @@ def _train(cfg: TrainConfig, data, cache_path, resume: bool, dist_env: _Dist) ->
                     _save_checkpoint(model, momentum, out, epoch, done, elapsed0 + time.perf_counter() - t0, cfg)
         if dist_env.main:
             meta = {"epoch": cfg.epochs, "step": total, "train_config": cfg.to_dict(), "framework": "mindspore"}
-            _atomic(final, lambda p: save_siamfc(model, p, meta))
+            _atomic(final, lambda p: family.save(model, p, meta))
     finally:
         if logfile is not None:
             logfile.close()
@@ -538,13 +672,13 @@ def config_from_args(args) -> TrainConfig:
         "lr_start": getattr(args, "lr_start", None), "lr_end": getattr(args, "lr_end", None),
         "device": getattr(args, "device", None), "workers": getattr(args, "workers", None),
         "seed": getattr(args, "seed", None), "out": str(args.out), "log_every": getattr(args, "log_every", None),
-        "frame_stride": getattr(args, "frame_stride", None),
+        "frame_stride": getattr(args, "frame_stride", None), "reg_weight": getattr(args, "reg_weight", None),
     }
     fields = {k: v for k, v in fields.items() if v is not None or k == "loss"}
     pair_fields = {"max_gap": getattr(args, "max_gap", None), "max_shift": getattr(args, "max_shift", None),
                    "blur_prob": getattr(args, "blur_prob", None)}
     pair_fields = {k: v for k, v in pair_fields.items() if v is not None}
-    fields["pairs"] = PairConfig(**pair_fields)
+    fields["pairs"] = dataclasses.replace(family_of(args.model).default_pairs(), **pair_fields)
     return TrainConfig(**fields)
 
 

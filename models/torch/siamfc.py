@@ -57,7 +57,9 @@ Head (eq. 10): ``response = out_scale · (kernel ⋆ features) + bias``. ``out_s
 ``out_scale`` (the MatConvNet original's ``adjust`` layer starts at 1e-3): the correlation sums c·k² products
 (512·6·6 = 18 432 for plain SiamFC) of BN-normalised features, so raw scores are in the thousands and the logistic
 losses would saturate at initialisation; the constant brings them to O(1). It is a constant, not a parameter; the
-learnable part is ``head.bias`` (eq. 10's ``b``, shape (1,)).
+learnable part is ``head.bias`` (eq. 10's ``b``, shape (1,)). The head multiplies the *kernel* by ``out_scale`` before
+correlating (``(out_scale · kernel) ⋆ features``, equal in real arithmetic): on an NPU that correlates in fp16 the
+unscaled sum reaches ~1e7 and saturates at fp16's 65 504 (found by the Ascend simulator backend).
 """
 from __future__ import annotations
 
@@ -179,6 +181,9 @@ class CorrelationHead(nn.Module):
 
     def forward(self, kernel: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         nk, nx = kernel.shape[0], features.shape[0]
+        # Scale before correlating: equal in real arithmetic, and the raw sum (c·k² products, ~1e7 on natural
+        # crops) would saturate fp16 (max 65 504) on an NPU that correlates in fp16 (Ascend's AI Core).
+        kernel = kernel * self.out_scale
         if nk == 1:
             out = F.conv2d(features, kernel)
         elif nk == nx:
@@ -189,7 +194,7 @@ class CorrelationHead(nn.Module):
             raise InvalidArgumentError(
                 f"correlation needs 1 template or one per search crop; got {nk} templates for {nx} search crops"
             )
-        return out * self.out_scale + self.bias
+        return out + self.bias
 
 
 class SiamFC(nn.Module):

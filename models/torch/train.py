@@ -1,4 +1,4 @@
-"""Training SiamFC / HSM-SiamFC with PyTorch: pairs from :mod:`edgetrack.models.pairs`, SGD, safetensors checkpoints.
+"""Training Siamese trackers with PyTorch: pairs from :mod:`edgetrack.models.pairs`, SGD, safetensors checkpoints.
 
 The paper's recipe (shared/papers/README.md): pairs of frames of one video, 50 epochs, batch 8, SGD with momentum
 0.9 and weight decay 5e-4, the learning rate falling geometrically from 1e-2 to 1e-5 over the whole run — here per
@@ -6,18 +6,26 @@ step, ``lr(t) = lr_start · (lr_end / lr_start) ** (t / (T − 1))``, so a run o
 ``lr_end`` (siamfc-pytorch steps it per epoch). HSM-SiamFC is trained with the HSM loss (α = 0.6, γ = 2), plain
 SiamFC with the balanced logistic loss.
 
+Model families. Everything here is shared; what differs between families — building and saving the model, its
+loss, the targets a batch needs beside the pair, the default augmentation — is a small hook object per family
+(:data:`FAMILIES`): ``siamfc`` (HSM-SiamFC, SiamFC: label maps from the pair sampler) and ``siamrpn`` (SiamRPN with
+EfficientNet-ECA or AlexNet: anchor targets from :mod:`edgetrack.models.rpn_targets`, computed next to the pairs in
+the data-loader workers; cross-entropy + λ·smooth-L1, λ = ``reg_weight``; pysot's stronger scale jitter and shift,
+:data:`~edgetrack.models.rpn_targets.RPN_PAIRS`). SiamRPN uses the same SGD recipe and schedule; pysot's recipe for
+it differs (warm-up, lr 5e-3 -> 5e-4 over 20 epochs), pass those with --lr-start/--lr-end if wanted.
+
 What a run writes into ``out``::
 
     config.json                         the TrainConfig (with steps_per_epoch and loss resolved)
     log.jsonl                           one line per logged step: step, epoch, lr, loss, time (s), pairs/s
-    checkpoints/epoch-0001.safetensors  weights (loadable by load_siamfc), metadata: epoch, step, train_config
+    checkpoints/epoch-0001.safetensors  weights (load_siamfc / load_siamrpn), metadata: epoch, step, train_config
     checkpoints/epoch-0001.state.safetensors   SGD momentum buffers by parameter name, step, elapsed time
     final.safetensors                   weights at the end (what ``edgetrack eval --tracker checkpoint:PATH`` takes)
 
 Resuming (``resume=True``) loads the newest epoch checkpoint and its state and continues at its step. Nothing else
 needs restoring: the model has no random layers, the learning rate is a function of the step, and the pair stream's
-batch ``k`` is a pure function of ``(seed, rank, k)`` (:mod:`edgetrack.models.pairs`), so the resumed run computes
-the same steps as an uninterrupted one.
+batch ``k`` (with a family's targets, such as SiamRPN's sampled anchors) is a pure function of ``(seed, rank, k)``
+(:mod:`edgetrack.models.pairs`), so the resumed run computes the same steps as an uninterrupted one.
 
 Several processes (``torchrun --nproc_per_node N -m edgetrack train ...``): ``WORLD_SIZE``/``RANK``/``LOCAL_RANK``
 in the environment turn on DistributedDataParallel (NCCL on CUDA, gloo on the CPU), each rank drawing its own
@@ -33,7 +41,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgetrack.errors import (
@@ -67,21 +75,130 @@ from edgetrack.models.training import ckpt_paths as _ckpt_paths
 from edgetrack.models.training import rewrite_log as _rewrite_log
 
 __all__ = ["TrainConfig", "train", "train_from_args", "config_from_args", "lr_at", "find_resume_point",
-           "checkpoint_tracker", "PairBatches"]
+           "checkpoint_tracker", "PairBatches", "FAMILIES", "family_of"]
 
 # Changing any other field between a run and its resumption would silently make a different run.
 RESUMABLE_CHANGES = {"device", "workers", "out", "log_every", "progress", "amp", "channels_last", "checkpoint_every"}
 
 
+# ------------------------------------------------------------------------------------------------ model families
+class _SiamFCFamily:
+    """HSM-SiamFC and SiamFC: one response map, label maps from the pair sampler, the HSM or logistic loss."""
+
+    name = "siamfc"
+    default_reg_weight = None  # no regression branch
+
+    def presets(self):
+        from edgetrack.models.siamfc_config import SIAMFC_PRESETS
+
+        return SIAMFC_PRESETS
+
+    def losses(self):
+        from edgetrack.models.torch.losses import LOSSES
+
+        return LOSSES
+
+    def default_loss(self, model: str) -> str:
+        return DEFAULT_LOSS.get(model, "hsm")
+
+    def default_pairs(self) -> PairConfig:
+        return PairConfig()
+
+    def build(self, cfg: "TrainConfig"):
+        from edgetrack.models.torch.siamfc import build_siamfc
+
+        return build_siamfc(cfg.model)
+
+    def save(self, model, path, meta: dict):
+        from edgetrack.models.torch.siamfc import save_siamfc
+
+        return save_siamfc(model, path, meta)
+
+    def batch_transform(self, cfg: "TrainConfig", model, seed):
+        return None  # the sampler's label maps are all the loss needs
+
+    def loss(self, cfg: "TrainConfig", device):
+        from edgetrack.models.torch.losses import build_loss
+
+        loss_fn = build_loss(cfg.loss, **({"alpha": cfg.alpha, "gamma": cfg.gamma} if cfg.loss == "hsm" else {}))
+
+        def compute(logits, batch):
+            return loss_fn(logits.float(), _to(batch["labels"], device).unsqueeze(1))
+
+        return compute
+
+
+class _SiamRPNFamily:
+    """SiamRPN (EfficientNet-ECA, AlexNet): classification + regression over anchors, targets per batch."""
+
+    name = "siamrpn"
+    default_reg_weight = 1.2  # pysot's LOC_WEIGHT for SiamRPN; the paper gives no λ
+
+    def presets(self):
+        from edgetrack.models.siamrpn_config import SIAMRPN_PRESETS
+
+        return SIAMRPN_PRESETS
+
+    def losses(self):
+        return {"rpn": None}
+
+    def default_loss(self, model: str) -> str:
+        return "rpn"
+
+    def default_pairs(self) -> PairConfig:
+        from edgetrack.models.rpn_targets import RPN_PAIRS
+
+        return RPN_PAIRS
+
+    def build(self, cfg: "TrainConfig"):
+        from edgetrack.models.torch.siamrpn import build_siamrpn
+
+        return build_siamrpn(cfg.model)
+
+    def save(self, model, path, meta: dict):
+        from edgetrack.models.torch.siamrpn import save_siamrpn
+
+        return save_siamrpn(model, path, meta)
+
+    def batch_transform(self, cfg: "TrainConfig", model, seed):
+        from edgetrack.models.rpn_targets import RPNTargets
+        from edgetrack.tracking.siamrpn import anchor_grid
+
+        return RPNTargets(anchor_grid(model.config.tracking_params()), seed)
+
+    def loss(self, cfg: "TrainConfig", device):
+        from edgetrack.models.torch.siamrpn import rpn_loss
+
+        def compute(outputs, batch):
+            cls, loc = outputs
+            return rpn_loss(cls.float(), loc.float(), _to(batch["cls"], device), _to(batch["loc"], device),
+                            _to(batch["loc_weight"], device), reg_weight=cfg.reg_weight)
+
+        return compute
+
+
+FAMILIES = {"siamfc": _SiamFCFamily(), "siamrpn": _SiamRPNFamily()}
+
+
+def family_of(model: str):
+    """The training hooks of the family ``model`` (a preset name) belongs to."""
+    for family in FAMILIES.values():
+        if model in family.presets():
+            return family
+    raise UnknownChoiceError("model", model, [m for f in FAMILIES.values() for m in f.presets()])
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run. ``loss=None`` picks ``logistic`` for plain ``siamfc``, ``hsm`` otherwise.
+    """One training run. ``loss=None`` picks the family's loss: ``logistic`` for plain ``siamfc``, ``hsm`` for the
+    other SiamFC models, ``rpn`` for SiamRPN (``reg_weight``: its λ, default 1.2; None for SiamFC).
 
     ``steps_per_epoch=None``: one pair per cached frame and epoch (``len(cache) // (batch_size · ranks)``).
     ``batch_size`` is per rank. ``amp``: bf16 autocast (CUDA only). ``checkpoint_every``: epochs between
     checkpoints (the last epoch always gets one). ``log_every``: steps per log line (the mean loss over them).
     ``frame_stride``: crop every n-th annotated frame only (long videos). ``pairs``: the
-    :class:`~edgetrack.models.pairs.PairConfig` of the crop cache and the augmentation.
+    :class:`~edgetrack.models.pairs.PairConfig` of the crop cache and the augmentation (None: the family's
+    default, ``PairConfig()`` for SiamFC, :data:`~edgetrack.models.rpn_targets.RPN_PAIRS` for SiamRPN).
     """
 
     model: str = "siamfc-hsm"
@@ -105,18 +222,25 @@ class TrainConfig:
     log_every: int = 10
     progress: bool = True
     frame_stride: int = 1
-    pairs: PairConfig = field(default_factory=PairConfig)
+    pairs: PairConfig | None = None
+    reg_weight: float | None = None
 
     def __post_init__(self):
-        from edgetrack.models.torch.losses import LOSSES
-        from edgetrack.models.torch.siamfc import SIAMFC_PRESETS
-
-        if self.model not in SIAMFC_PRESETS:
-            raise UnknownChoiceError("SiamFC model", self.model, SIAMFC_PRESETS)
+        family = family_of(self.model)
         if self.loss is None:
-            object.__setattr__(self, "loss", DEFAULT_LOSS.get(self.model, "hsm"))
-        if self.loss not in LOSSES:
-            raise UnknownChoiceError("loss", self.loss, LOSSES)
+            object.__setattr__(self, "loss", family.default_loss(self.model))
+        if self.loss not in family.losses():
+            raise UnknownChoiceError("loss", self.loss, family.losses(), fix=f"{self.model} trains with these")
+        if self.pairs is None:
+            object.__setattr__(self, "pairs", family.default_pairs())
+        if self.reg_weight is None:
+            object.__setattr__(self, "reg_weight", family.default_reg_weight)
+        elif family.default_reg_weight is None:
+            raise InvalidArgumentError(f"reg_weight is for models with a regression branch; {self.model} has none",
+                                       fix="leave reg_weight unset")
+        elif not (isinstance(self.reg_weight, (int, float)) and math.isfinite(self.reg_weight)
+                  and self.reg_weight >= 0):
+            raise InvalidArgumentError(f"TrainConfig.reg_weight must be a finite number >= 0, got {self.reg_weight!r}")
         validate_common(self)
 
     def to_dict(self) -> dict:
@@ -127,9 +251,6 @@ class TrainConfig:
         return config_from_dict(cls, data)
 
 
-
-
-
 # ------------------------------------------------------------------------------------------------ data loading
 class PairBatches(torch.utils.data.IterableDataset):
     """Batches ``start .. stop − 1`` of a :class:`PairSampler` stream, split over DataLoader workers in order.
@@ -137,15 +258,18 @@ class PairBatches(torch.utils.data.IterableDataset):
     Use with ``DataLoader(..., batch_size=None)``: the sampler already makes whole batches (no per-pair collation).
     Worker ``w`` of ``W`` makes batches ``start + w, start + w + W, ...``; the DataLoader hands out workers' results
     round-robin, so the batches arrive in stream order whatever ``W`` is (the trainer checks each batch's index).
+    ``transform`` (optional): applied to every batch in the worker that made it (a family's training targets).
     """
 
-    def __init__(self, sampler: PairSampler, batch_size: int, start: int, stop: int):
+    def __init__(self, sampler: PairSampler, batch_size: int, start: int, stop: int, transform=None):
         self.sampler, self.batch_size, self.start, self.stop = sampler, batch_size, start, stop
+        self.transform = transform
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         w, n = (info.id, info.num_workers) if info is not None else (0, 1)
-        return self.sampler.batches(self.batch_size, start=self.start + w, stop=self.stop, step=n)
+        batches = self.sampler.batches(self.batch_size, start=self.start + w, stop=self.stop, step=n)
+        return batches if self.transform is None else map(self.transform, batches)
 
 
 def _worker_init(_: int) -> None:
@@ -155,8 +279,8 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def _batch_stream(sampler: PairSampler, cfg: TrainConfig, start: int, stop: int, pin: bool):
-    dataset = PairBatches(sampler, cfg.batch_size, start, stop)
+def _batch_stream(sampler: PairSampler, cfg: TrainConfig, start: int, stop: int, pin: bool, transform=None):
+    dataset = PairBatches(sampler, cfg.batch_size, start, stop, transform)
     if cfg.workers == 0:
         return iter(dataset)
     import multiprocessing as mp
@@ -224,12 +348,11 @@ def _save_checkpoint(model, optimizer, names: dict, out: Path, epoch: int, step:
                      cfg: TrainConfig) -> Path:
     from safetensors.torch import save_file
 
-    from edgetrack.models.torch.siamfc import save_siamfc
-
     weights, state = _ckpt_paths(out, epoch)
     weights.parent.mkdir(parents=True, exist_ok=True)
     meta = {"epoch": epoch, "step": step, "train_config": cfg.to_dict()}
-    _atomic(weights, lambda p: save_siamfc(model, p, meta))
+    save = family_of(cfg.model).save
+    _atomic(weights, lambda p: save(model, p, meta))
     buffers = {}
     for p, name in names.items():
         buf = optimizer.state.get(p, {}).get("momentum_buffer")
@@ -316,9 +439,7 @@ def train(cfg: TrainConfig, data=None, *, cache_path: str | Path | None = None, 
 
 
 def _train(cfg, data, cache_path, resume, dist_env: _Dist, device) -> Path:
-    from edgetrack.models.torch.losses import build_loss
-    from edgetrack.models.torch.siamfc import build_siamfc, save_siamfc
-
+    family = family_of(cfg.model)
     out = Path(cfg.out)
     final = out / "final.safetensors"
     resume_from = find_resume_point(out) if resume else None
@@ -341,12 +462,12 @@ def _train(cfg, data, cache_path, resume, dist_env: _Dist, device) -> Path:
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank (DDP would broadcast rank 0's anyway)
-    model = build_siamfc(cfg.model).to(device)
+    model = family.build(cfg).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input shapes: pick the fastest kernels once
-    loss_fn = build_loss(cfg.loss, **({"alpha": cfg.alpha, "gamma": cfg.gamma} if cfg.loss == "hsm" else {}))
+    loss_fn = family.loss(cfg, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr_start, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
     names = {p: n for n, p in model.named_parameters()}
@@ -365,7 +486,7 @@ def _train(cfg, data, cache_path, resume, dist_env: _Dist, device) -> Path:
         _rewrite_log(log, 0)
     if start >= total:
         if dist_env.main and not final.exists():
-            save_siamfc(model, final, {"epoch": cfg.epochs, "step": total, "train_config": cfg.to_dict()})
+            family.save(model, final, {"epoch": cfg.epochs, "step": total, "train_config": cfg.to_dict()})
         _barrier(dist_env)
         return final
 
@@ -373,7 +494,8 @@ def _train(cfg, data, cache_path, resume, dist_env: _Dist, device) -> Path:
     if dist_env.enabled:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    batches = _batch_stream(sampler, cfg, start, total, pin=device.type == "cuda")
+    batches = _batch_stream(sampler, cfg, start, total, pin=device.type == "cuda",
+                            transform=family.batch_transform(cfg, model, sampler.seed))
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
 
     steps = range(start, total)
@@ -399,10 +521,9 @@ def _train(cfg, data, cache_path, resume, dist_env: _Dist, device) -> Path:
                 group["lr"] = lr
             z = _to(batch["z"], device, memory_format)
             x = _to(batch["x"], device, memory_format)
-            labels = _to(batch["labels"], device).unsqueeze(1)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.amp):
-                logits = net(z, x)
-            loss = loss_fn(logits.float(), labels)
+                outputs = net(z, x)
+            loss = loss_fn(outputs, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -437,7 +558,7 @@ def _train(cfg, data, cache_path, resume, dist_env: _Dist, device) -> Path:
                                      cfg)
         if dist_env.main:
             meta = {"epoch": cfg.epochs, "step": total, "train_config": cfg.to_dict()}
-            _atomic(final, lambda p: save_siamfc(model, p, meta))
+            _atomic(final, lambda p: family.save(model, p, meta))
     finally:
         if logfile is not None:
             logfile.close()
@@ -462,13 +583,13 @@ def config_from_args(args) -> TrainConfig:
         "steps_per_epoch": args.steps_per_epoch, "batch_size": args.batch_size, "lr_start": args.lr_start,
         "lr_end": args.lr_end, "device": args.device, "workers": args.workers, "seed": args.seed,
         "out": str(args.out), "amp": args.amp, "channels_last": args.channels_last, "log_every": args.log_every,
-        "frame_stride": getattr(args, "frame_stride", None),
+        "frame_stride": getattr(args, "frame_stride", None), "reg_weight": getattr(args, "reg_weight", None),
     }
     fields = {k: v for k, v in fields.items() if v is not None or k == "loss"}
     pair_fields = {"max_gap": getattr(args, "max_gap", None), "max_shift": getattr(args, "max_shift", None),
                    "blur_prob": getattr(args, "blur_prob", None)}
     pair_fields = {k: v for k, v in pair_fields.items() if v is not None}
-    fields["pairs"] = PairConfig(**pair_fields)
+    fields["pairs"] = dataclasses.replace(family_of(args.model).default_pairs(), **pair_fields)
     return TrainConfig(**fields)
 
 

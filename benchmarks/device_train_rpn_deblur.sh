@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Train SiamRPN (EfficientNet-B0 + ECA, and the AlexNet baseline) and DeblurGAN-v2 at once on one GPU, from data
+# rendered on the spot, and pack the final checkpoints and logs into $OUT. The recipe of the shipped siamrpn-eca and
+# deblurgan-v2 (seeds below; the test seeds are never used in training).
+#
+#   OUT=/tmp/out bash benchmarks/device_train_rpn_deblur.sh        # on the GPU machine, ~9 minutes on one H200
+#
+# Budgets: STEPS_RPN / STEPS_DEBLUR (defaults below) and a hard TIMEOUT per training job; a job cut off by the timeout
+# leaves its newest epoch checkpoint, which is packed instead of final.safetensors.
+set -euo pipefail
+W=${WORK:-/tmp/etw-rpn}
+OUT=${OUT:?set OUT to the folder results go to}
+STEPS_RPN=${STEPS_RPN:-6000}
+STEPS_DEBLUR=${STEPS_DEBLUR:-4800}
+TIMEOUT=${TIMEOUT:-400}
+CORES=$(nproc)
+et() { python3 -m edgetrack "$@"; }
+export EDGETRACK_NO_PROGRESS=1 PYTHONUNBUFFERED=1
+mkdir -p "$W" "$OUT"
+t0=$(date +%s)
+say() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
+
+# Data: the tracker's training set (as the shipped siamfc-hsm: seed 11), a smaller deblurring set and its held-out
+# test split (the deblurrer keeps decoded frame pairs in memory).
+[ -f "$W/train/synth.json" ] || et data synth --out "$W/train" --sequences 200 --frames 120 --seed 11 --split train --workers "$CORES" --force >/dev/null &
+[ -f "$W/dtrain/synth.json" ] || et data synth --out "$W/dtrain" --sequences 60 --frames 120 --seed 21 --split train --workers "$CORES" --force >/dev/null &
+[ -f "$W/dtest/synth.json" ] || et data synth --out "$W/dtest" --sequences 8 --frames 120 --seed 13 --split test --workers 4 --force >/dev/null &
+wait
+say "data rendered"
+
+# The SiamRPN crop cache, built in its own process: forked loader workers must not inherit OpenCV's thread pool.
+[ -f "$W/rpn-cache.npz" ] || et train --model siamrpn-eca --data "synthetic:$W/train" --cache "$W/rpn-cache.npz" \
+    --out "$W/cache-run" --device cuda --epochs 1 --steps-per-epoch 1 --workers "$CORES" >/dev/null
+say "crop cache ready"
+
+rpn() {  # name workers
+  timeout "$TIMEOUT" python3 -m edgetrack train --model "$1" --data "synthetic:$W/train" --cache "$W/rpn-cache.npz" \
+    --out "$W/$1" --device cuda --amp --batch-size 16 --epochs 10 --steps-per-epoch $((STEPS_RPN / 10)) \
+    --workers "$2" --seed 0 --log-every 200 > "$W/$1.log" 2>&1 || echo "$1 exited with $?" >> "$W/$1.log"
+}
+rpn siamrpn-eca 6 &
+rpn siamrpn-alexnet 5 &
+timeout "$TIMEOUT" python3 -m edgetrack train --model deblurgan-v2 --data "synthetic:$W/dtrain" \
+  --eval-data "synthetic:$W/dtest" --out "$W/deblurgan-v2" --device cuda --batch-size 16 --epochs 8 \
+  --steps-per-epoch $((STEPS_DEBLUR / 8)) --workers 4 --seed 0 > "$W/deblurgan-v2.log" 2>&1 \
+  || echo "deblurgan-v2 exited with $?" >> "$W/deblurgan-v2.log" &
+wait
+say "training done"
+
+pack=()
+for run in siamrpn-eca siamrpn-alexnet deblurgan-v2; do
+  tail -3 "$W/$run.log"
+  ckpt="$W/$run/final.safetensors"
+  [ -f "$ckpt" ] || ckpt=$(ls -t "$W/$run"/checkpoints/*.safetensors 2>/dev/null | grep -v state | head -1 || true)
+  [ -n "$ckpt" ] && pack+=("${ckpt#$W/}")
+  for f in config.json log.jsonl eval.jsonl; do [ -f "$W/$run/$f" ] && pack+=("$run/$f"); done
+  pack+=("$run.log")
+done
+tar cf "$W/models.tar" -C "$W" "${pack[@]}"
+split -b 15M "$W/models.tar" "$OUT/models.tar.part-"
+ls -la "$OUT"
+say "packed"

@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""What fp16 and int8 cost in tracking: one checkpoint converted at fp32, fp16 and int8, each bundle tracked.
+
+1. ``data``: unless given (``--test-data``, ``--calibration``), render a held-out test set (split ``test``) and a
+   calibration set (split ``train``: the two never share a photo) with ``edgetrack data synth`` into ``--work``.
+2. ``convert``: ``edgetrack convert CKPT --target T --precision P --calibration ... --verify-data TEST`` for each
+   precision; the converter's parity table goes to stdout, the bundles to ``--work/bundles/P``.
+3. ``eval``: every bundle through :class:`edgetrack.Tracker` and :func:`edgetrack.evaluation.evaluate` on the test
+   set's sharp and blurred variants (OTB success AUC; FPS counts ``update`` calls only). ``--plain`` turns the
+   tracker's lost-target logic off, so every frame follows the network's peak: use it for a model too weak to pass
+   the lost threshold, whose box would otherwise freeze at every precision alike and hide any difference.
+4. ``report``: ``precision_auc.md`` and ``precision_auc.json`` in ``--out`` and the table on stdout —
+   precision | compute | file MB | max rel err | AUC sharp | AUC blurred | ΔAUC vs fp32 | FPS — with issue 7's
+   targets (fp16 costs at most 0.005 AUC, int8 at most 0.02).
+
+"max rel err" is the whole chain's (template -> search -> head response) largest error relative to the fp32 ONNX
+response's scale, on real crops of the test set (worst sample). "file MB" is the bundle's graph files together.
+
+Example (the shipped model)::
+
+    python benchmarks/precision_auc.py --checkpoint runs/hsm/final.safetensors --model siamfc-hsm --out bench/prec
+
+A quick check on CPU with a tiny model (seconds to minutes)::
+
+    python benchmarks/precision_auc.py --checkpoint tiny.safetensors --model siamfc-tiny --out /tmp/prec \\
+        --test-sequences 4 --frames 40 --calibration-frames 32 --plain
+
+Runs from a plain checkout: if edgetrack is not installed, the repository is put on the path.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Issue 7: the AUC a lower precision may cost, at most.
+AUC_BUDGET = {"fp16": 0.005, "int8": 0.02}
+
+
+def _bootstrap() -> None:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import edgetrack
+
+    try:
+        import edgetrack.converters  # noqa: F401 - installed with setup.py's folder mapping
+    except ImportError:
+        edgetrack.__path__.append(str(ROOT))  # ROOT/converters -> edgetrack.converters, ROOT/models -> ...models
+
+
+_bootstrap()
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint (.safetensors) written by training")
+    p.add_argument("--model", required=True, help="model the checkpoint holds (e.g. siamfc-hsm)")
+    p.add_argument("--out", type=Path, required=True, help="folder for precision_auc.md / .json")
+    p.add_argument("--work", type=Path, default=None, help="data and bundles (default: OUT/work)")
+    p.add_argument("--precisions", default="fp32,fp16,int8", help="comma-separated (default fp32,fp16,int8)")
+    p.add_argument("--target", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--device", default="cpu", help="device the bundles run on (default cpu)")
+    p.add_argument("--scales", type=int, default=3, help="search scales (default 3)")
+    p.add_argument("--test-data", default=None, metavar="SPEC",
+                   help="evaluate on this synthetic:PATH set instead of rendering one")
+    p.add_argument("--calibration", default=None, metavar="SPEC",
+                   help="int8 calibration data set (default: render a synthetic set from the train photos)")
+    p.add_argument("--calibration-frames", type=int, default=200, help="int8 calibration samples (default 200)")
+    p.add_argument("--test-sequences", type=int, default=16, help="rendered test sequences (default 16)")
+    p.add_argument("--calibration-sequences", type=int, default=16, help="rendered calibration sequences (16)")
+    p.add_argument("--frames", type=int, default=120, help="frames per rendered sequence (default 120)")
+    p.add_argument("--size", default="480x360", help="rendered frame size (default 480x360)")
+    p.add_argument("--test-seed", type=int, default=2)
+    p.add_argument("--calibration-seed", type=int, default=7)
+    p.add_argument("--max-frames", type=int, default=None, help="evaluate on the first N frames of each sequence")
+    p.add_argument("--workers", type=int, default=1, help="processes rendering the data (default 1)")
+    p.add_argument("--plain", action="store_true",
+                   help="track as plain SiamFC (follow the peak every frame, no lost-target logic): a weak model "
+                   "whose scores stay under the lost threshold otherwise freezes its box at every precision alike")
+    return p.parse_args(argv)
+
+
+def _cli(argv: list[str]) -> None:
+    from edgetrack.cli import main
+
+    log("edgetrack " + " ".join(argv))
+    rc = main(argv)
+    if rc != 0:
+        raise SystemExit(f"edgetrack {argv[0]} failed with status {rc}")
+
+
+def _render(folder: Path, args, *, split: str, seed: int, sequences: int) -> str:
+    if not (folder / "synth.json").is_file():
+        _cli(["data", "synth", "--out", str(folder), "--sequences", str(sequences), "--frames", str(args.frames),
+              "--size", args.size, "--seed", str(seed), "--split", split, "--workers", str(args.workers),
+              "--no-pairs", "--no-contact-sheet", "--force"])
+    return f"synthetic:{folder}"
+
+
+def _graph_mb(bundle) -> float:
+    return sum(p.stat().st_size for p in bundle.graph_paths.values()) / 1e6
+
+
+def _chain_error(manifest, precision: str) -> tuple[float | None, str]:
+    stage = "torch->onnx" if precision == "fp32" else f"onnx-fp32->{precision}"
+    for inputs in ("crops", "random"):
+        row = manifest.parity.get(f"{stage} {inputs}", {}).get("chain")
+        if row:
+            return row["max_rel"], inputs
+    return None, ""
+
+
+def _factory(path: Path, device: str, plain: bool):
+    from edgetrack.tracker import Tracker, bundle_tracker
+
+    if not plain:
+        return bundle_tracker(f"bundle:{path}#{device}")
+    try:
+        from edgetrack.tracking.siamfc import LostParams
+    except ImportError:  # a Tracker without lost-target logic is plain SiamFC already
+        return bundle_tracker(f"bundle:{path}#{device}")
+    lost = LostParams(enabled=False)
+    Tracker(path, device=device, lost_params=lost)  # fail here, not once per sequence
+
+    def factory():
+        return Tracker(path, device=device, lost_params=lost)
+
+    return factory
+
+
+def _fmt(value, spec: str = ".3f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from edgetrack.bundle import load_bundle
+    from edgetrack.data import open_dataset
+    from edgetrack.evaluation import evaluate, limit
+
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    work = args.work or args.out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    # ---- data
+    test = args.test_data or _render(work / "test", args, split="test", seed=args.test_seed,
+                                     sequences=args.test_sequences)
+    calibration = args.calibration
+    if "int8" in precisions and calibration is None:
+        calibration = _render(work / "calibration", args, split="train", seed=args.calibration_seed,
+                              sequences=args.calibration_sequences)
+    variants = {d.name.split("-")[-1]: d for d in open_dataset(test)}
+
+    # ---- convert and evaluate
+    rows = []
+    for precision in precisions:
+        out = work / "bundles" / precision
+        argv = ["convert", str(args.checkpoint), "--model", args.model, "--target", args.target,
+                "--precision", precision, "-o", str(out), "--force", "--scales", str(args.scales),
+                "--verify-data", test]
+        if precision == "int8":
+            argv += ["--calibration", calibration, "--calibration-frames", str(args.calibration_frames)]
+        start = time.perf_counter()
+        _cli(argv)
+        convert_s = time.perf_counter() - start
+        bundle = load_bundle(out)
+        manifest = bundle.manifest
+        factory = _factory(out, args.device, args.plain)
+        row = {
+            "precision": precision,
+            "compute": manifest.source.get("precision", {}).get("compute", "fp32"),
+            "file_mb": _graph_mb(bundle),
+            "convert_s": convert_s,
+            "notes": manifest.notes,
+        }
+        row["max_rel_err"], row["max_rel_err_inputs"] = _chain_error(manifest, precision)
+        updates = seconds = 0.0
+        for name in ("sharp", "blurred"):
+            dataset = variants.get(name)
+            if dataset is None:
+                continue
+            if args.max_frames:
+                dataset = limit(dataset, max_frames=args.max_frames)
+            log(f"evaluating {precision} on {dataset.name} ({len(dataset)} sequences)")
+            result = evaluate(factory, dataset, tracker_name=f"{args.model}-{precision}")
+            row[f"auc_{name}"] = result.summary()["success_auc"]
+            updates += sum(s.updates for s in result.sequences)
+            seconds += sum(s.update_time for s in result.sequences)
+        row["fps"] = updates / seconds if seconds > 0 else None
+        rows.append(row)
+
+    # ---- report
+    base = next((r for r in rows if r["precision"] == "fp32"), None)
+    for r in rows:
+        for name in ("sharp", "blurred"):
+            have = base is not None and r.get(f"auc_{name}") is not None and base.get(f"auc_{name}") is not None
+            r[f"delta_auc_{name}"] = r[f"auc_{name}"] - base[f"auc_{name}"] if have else None
+        budget = AUC_BUDGET.get(r["precision"])
+        deltas = [r[f"delta_auc_{n}"] for n in ("sharp", "blurred") if r.get(f"delta_auc_{n}") is not None]
+        r["auc_budget"] = budget
+        r["within_budget"] = None if budget is None or not deltas else bool(min(deltas) >= -budget)
+    header = ("precision", "compute", "file MB", "max rel err", "AUC sharp", "AUC blurred",
+              "ΔAUC vs fp32 (sharp / blurred)", "FPS", "issue 7 budget")
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for r in rows:
+        status = {True: "met", False: "NOT met", None: "n/a"}[r["within_budget"]]
+        budget = "-" if r["auc_budget"] is None else f"ΔAUC ≥ -{r['auc_budget']:g}: {status}"
+        lines.append("| " + " | ".join((
+            r["precision"], r["compute"], f"{r['file_mb']:.3f}",
+            f"{_fmt(r['max_rel_err'], '.2e')} ({r['max_rel_err_inputs'] or '-'})",
+            _fmt(r.get("auc_sharp")), _fmt(r.get("auc_blurred")),
+            f"{_fmt(r['delta_auc_sharp'], '+.4f')} / {_fmt(r['delta_auc_blurred'], '+.4f')}",
+            _fmt(r["fps"], ".1f"), budget,
+        )) + " |")
+    table = "\n".join(lines)
+    meta = {
+        "checkpoint": str(args.checkpoint),
+        "model": args.model,
+        "target": args.target,
+        "device": args.device,
+        "scales": args.scales,
+        "test_data": test,
+        "calibration": calibration,
+        "calibration_frames": args.calibration_frames,
+        "max_frames": args.max_frames,
+        "tracker": "plain SiamFC, no lost-target logic" if args.plain else "edgetrack.Tracker defaults",
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    md = [
+        f"# Precision vs tracking: {args.model}",
+        "",
+        f"Checkpoint `{args.checkpoint}`, target {args.target}, run on {args.device} "
+        f"({meta['tracker']}); test set `{test}` "
+        f"(sharp and blurred variants){'' if not args.max_frames else f', first {args.max_frames} frames'}; "
+        f"int8 calibrated on `{calibration}` ({args.calibration_frames} samples).",
+        "",
+        table,
+        "",
+        "max rel err: the whole chain's response vs the fp32 ONNX chain (fp32 row: vs torch), worst sample, relative "
+        "to the reference's largest magnitude; (crops) = real crops of the test set. FPS counts `update` calls "
+        "only, on this machine as loaded at the time. Generated by `benchmarks/precision_auc.py`.",
+        "",
+    ]
+    (args.out / "precision_auc.md").write_text("\n".join(md), encoding="utf-8")
+    (args.out / "precision_auc.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n",
+                                                encoding="utf-8")
+    print(table)
+    log(f"wrote {args.out / 'precision_auc.md'} and precision_auc.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

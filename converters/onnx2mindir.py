@@ -1,0 +1,101 @@
+"""ONNX -> MindSpore Lite MindIR for Ascend with ``converter_lite``.
+
+From MindSpore Lite's cloud-side docs ("Offline Conversion of Inference Models" and "Ascend Conversion Tool
+Description", r2.8/r2.10):
+
+- ``converter_lite --fmk=ONNX --modelFile=M.onnx --outputFile=STEM`` writes ``STEM.mindir`` (the suffix is added);
+  ``--saveType=MINDIR``; ``--optimize=ascend_oriented`` optimises for the Ascend backend (the result then runs
+  only there; it replaces the deprecated ``--device``); ``--inputShape="name:1,3,127,127;..."`` fixes static
+  shapes ("For static BatchSize, use converter_lite command to specify inputShape"); ``--configFile`` names a
+  ``key=value`` file.
+- That file's ``[ascend_context]`` section: ``input_format`` (NCHW/NHWC/ND), ``precision_mode``
+  (enforce_fp32 / preferred_fp32 / enforce_fp16 / enforce_origin / preferred_optimal; default enforce_fp16) and
+  ``insert_op_config_file_path`` (the AIPP file, same syntax as ATC's).
+- The converter needs CANN 7.5 or newer and compiles for the Ascend device of the machine it runs on.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from edgetrack.ascend.socs import Soc, get_soc
+from edgetrack.converters.onnx2om import atc_precision_mode, input_shape_arg, run_tool
+from edgetrack.errors import ConversionError
+
+__all__ = [
+    "CONVERTER_LITE",
+    "converter_lite_precision_mode",
+    "converter_lite_config",
+    "write_converter_lite_config",
+    "converter_lite_argv",
+    "find_mindir",
+    "onnx2mindir",
+]
+
+CONVERTER_LITE = "converter_lite"
+
+
+def converter_lite_precision_mode(soc, precision: str) -> str:
+    """``[ascend_context] precision_mode`` for edgetrack's precision name (fp16 only, as for ATC)."""
+    soc = get_soc(soc)
+    atc_precision_mode(soc, precision)  # the same typed errors for fp32 / int8 / unknown names
+    return soc.converter_lite_precision_mode
+
+
+def converter_lite_config(soc: Soc | str, precision: str = "fp16", aipp_cfg: str | os.PathLike | None = None,
+                          *, input_format: str = "NCHW") -> str:
+    """The ``--configFile`` text: one ``[ascend_context]`` section."""
+    lines = [
+        "# edgetrack: converter_lite --optimize=ascend_oriented configuration",
+        "[ascend_context]",
+        f"input_format={input_format}",
+        f"precision_mode={converter_lite_precision_mode(soc, precision)}",
+    ]
+    if aipp_cfg is not None:
+        lines.append(f"insert_op_config_file_path={os.fspath(aipp_cfg)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_converter_lite_config(path: str | os.PathLike, soc, precision: str = "fp16",
+                                aipp_cfg: str | os.PathLike | None = None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(converter_lite_config(soc, precision, aipp_cfg), encoding="utf-8")
+    return path
+
+
+def converter_lite_argv(onnx: str | os.PathLike, out_stem: str | os.PathLike,
+                        input_shapes: Mapping[str, Sequence[int]], config_file: str | os.PathLike) -> list[str]:
+    """The ``converter_lite`` command writing ``out_stem`` + ``.mindir`` (paths as given)."""
+    return [
+        CONVERTER_LITE,
+        "--fmk=ONNX",
+        f"--modelFile={os.fspath(onnx)}",
+        f"--outputFile={os.fspath(out_stem)}",
+        "--saveType=MINDIR",
+        "--optimize=ascend_oriented",
+        f"--inputShape={input_shape_arg(input_shapes)}",
+        f"--configFile={os.fspath(config_file)}",
+    ]
+
+
+def find_mindir(out_stem: str | os.PathLike) -> Path:
+    """The MindIR file converter_lite wrote for ``--outputFile=out_stem``."""
+    stem = Path(out_stem)
+    path = stem.with_name(stem.name + ".mindir")
+    if not path.is_file():
+        raise ConversionError(f"converter_lite reported success but {str(path)!r} does not exist",
+                              fix="check converter_lite's output and the --outputFile path")
+    return path
+
+
+def onnx2mindir(onnx: str | os.PathLike, out_stem: str | os.PathLike, soc, input_shapes: Mapping[str, Sequence[int]],
+                precision: str = "fp16", aipp_cfg: str | os.PathLike | None = None, *,
+                cwd: str | os.PathLike | None = None) -> Path:
+    """Write the config next to ``out_stem``, run converter_lite; returns the .mindir path."""
+    base = Path(cwd or ".")
+    config = Path(f"{os.fspath(out_stem)}_converter_lite.cfg")
+    write_converter_lite_config(base / config, soc, precision, aipp_cfg)
+    run_tool(converter_lite_argv(onnx, out_stem, input_shapes, config), cwd=cwd)
+    return find_mindir(base / out_stem)

@@ -1,0 +1,139 @@
+"""SiamRPN's training targets, framework-free (numpy): anchor assignment by IoU, sampling, normalised offsets.
+
+Both trainers feed on this module (like :mod:`edgetrack.models.pairs`), so a batch's targets are the same arrays
+whichever framework consumes them. The anchors come from the runtime (:func:`edgetrack.tracking.siamrpn.anchor_grid`:
+one definition for training and tracking); the target box comes from :class:`~edgetrack.models.pairs.PairSampler`,
+whose ``box`` is already the target's box in search-crop pixels after the shift, scale and stretch it applied.
+
+Assignment (SiamRPN §3.4, pysot's ``AnchorTarget``): an anchor whose IoU with the target box is above
+``pos_iou`` (0.6) is positive, below ``neg_iou`` (0.3) negative, in between ignored. At most ``max_pos`` (16)
+positives and ``total`` (64) samples in all are kept per pair, drawn at random; the rest become ignored. Offsets
+(eq. 4): ``δ = ((x − x_a) / w_a, (y − y_a) / h_a, ln(w / w_a), ln(h / h_a))`` over box centres and sizes.
+
+Targets per pair: ``cls`` (A, R, R) int64, 1 positive / 0 negative / −1 ignored; ``loc`` (4, A, R, R) float32,
+the offsets of every anchor (only positives' count); ``loc_weight`` (A, R, R) float32, 1 on positives.
+The assignment's draws come from the batch's own generator, so a batch's targets are a pure function of
+``(seed, rank, batch index)`` like its pairs, and resumed runs stay exact.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgetrack.errors import InvalidArgumentError
+from edgetrack.models.pairs import PairConfig
+from edgetrack.tracking.crop import box_center
+
+__all__ = ["AnchorTargetConfig", "RPN_PAIRS", "anchor_iou", "encode", "anchor_targets", "batch_targets",
+           "RPNTargets", "POSITIVE", "NEGATIVE", "IGNORED"]
+
+POSITIVE, NEGATIVE, IGNORED = 1, 0, -1
+
+# Pair augmentation for SiamRPN (pysot's SEARCH: scale 0.18, shift 64): the regression branch learns size changes
+# only from pairs whose target changes size, which SiamFC's 5 % scale jitter barely provides.
+RPN_PAIRS = PairConfig(scale_jitter=0.18, max_shift=64.0)
+
+# Mixed into the batch generator's seed so the assignment's draws never repeat the pair sampler's.
+_TARGET_STREAM = 0x52504E
+
+
+@dataclass(frozen=True)
+class AnchorTargetConfig:
+    """IoU thresholds and sampling of the anchor assignment (SiamRPN's values)."""
+
+    pos_iou: float = 0.6
+    neg_iou: float = 0.3
+    max_pos: int = 16
+    total: int = 64
+
+    def __post_init__(self):
+        if not (0 <= self.neg_iou <= self.pos_iou <= 1):
+            raise InvalidArgumentError(f"AnchorTargetConfig needs 0 <= neg_iou <= pos_iou <= 1, got "
+                                       f"{self.neg_iou}, {self.pos_iou}")
+        for name in ("max_pos", "total"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InvalidArgumentError(f"AnchorTargetConfig.{name} must be a positive integer, got {value!r}")
+        if self.max_pos > self.total:
+            raise InvalidArgumentError(f"AnchorTargetConfig.max_pos ({self.max_pos}) exceeds total ({self.total})")
+
+
+def _box_cxcywh(box) -> tuple[float, float, float, float]:
+    box = np.asarray(box, dtype=np.float64).reshape(4)
+    if not (np.all(np.isfinite(box)) and box[2] > 0 and box[3] > 0):
+        raise InvalidArgumentError(f"target box {tuple(box.tolist())} must be finite with width and height > 0")
+    cx, cy = box_center(box)
+    return float(cx), float(cy), float(box[2]), float(box[3])
+
+
+def anchor_iou(anchors: np.ndarray, box) -> np.ndarray:
+    """IoU of every anchor ``(cx, cy, w, h)`` (4, ...) with ``box`` ``(x, y, w, h)``; the shape of ``anchors[0]``.
+
+    Both are taken as the continuous rectangles ``centre ± size / 2``, so an anchor equal to the box has IoU 1.
+    """
+    cx, cy, w, h = _box_cxcywh(box)
+    ax, ay, aw, ah = anchors
+    iw = np.clip(np.minimum(ax + aw / 2, cx + w / 2) - np.maximum(ax - aw / 2, cx - w / 2), 0, None)
+    ih = np.clip(np.minimum(ay + ah / 2, cy + h / 2) - np.maximum(ay - ah / 2, cy - h / 2), 0, None)
+    inter = iw * ih
+    return inter / (aw * ah + w * h - inter)
+
+
+def encode(anchors: np.ndarray, box) -> np.ndarray:
+    """(4, ...) offsets ``(dx, dy, dw, dh)`` of ``box`` ``(x, y, w, h)`` from every anchor (eq. 4).
+
+    The inverse of :func:`edgetrack.tracking.siamrpn.decode`.
+    """
+    cx, cy, w, h = _box_cxcywh(box)
+    ax, ay, aw, ah = anchors
+    return np.stack([(cx - ax) / aw, (cy - ay) / ah, np.log(w / aw), np.log(h / ah)])
+
+
+def anchor_targets(anchors: np.ndarray, box, rng: np.random.Generator,
+                   cfg: AnchorTargetConfig | None = None) -> dict:
+    """Targets of one pair: ``cls`` (A, R, R), ``loc`` (4, A, R, R), ``loc_weight`` (A, R, R) (module docstring)."""
+    cfg = AnchorTargetConfig() if cfg is None else cfg
+    iou = anchor_iou(anchors, box)
+    cls = np.full(iou.shape, IGNORED, dtype=np.int64)
+    flat = cls.reshape(-1)
+    pos = np.flatnonzero(iou.reshape(-1) > cfg.pos_iou)
+    neg = np.flatnonzero(iou.reshape(-1) < cfg.neg_iou)
+    if len(pos) > cfg.max_pos:
+        pos = rng.choice(pos, cfg.max_pos, replace=False)
+    n_neg = cfg.total - len(pos)
+    if len(neg) > n_neg:
+        neg = rng.choice(neg, n_neg, replace=False)
+    flat[pos] = POSITIVE
+    flat[neg] = NEGATIVE
+    loc = encode(anchors, box).astype(np.float32)
+    return {"cls": cls, "loc": loc, "loc_weight": (cls == POSITIVE).astype(np.float32)}
+
+
+def batch_targets(anchors: np.ndarray, boxes: np.ndarray, rng: np.random.Generator,
+                  cfg: AnchorTargetConfig | None = None) -> dict:
+    """Targets of a batch of pairs: ``boxes`` (B, 4) -> ``cls`` (B, A, R, R), ``loc`` (B, 4, A, R, R),
+    ``loc_weight`` (B, A, R, R)."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise InvalidArgumentError(f"boxes must be (B, 4), got shape {boxes.shape}")
+    per_pair = [anchor_targets(anchors, b, rng, cfg) for b in boxes]
+    return {key: np.stack([t[key] for t in per_pair]) for key in ("cls", "loc", "loc_weight")}
+
+
+class RPNTargets:
+    """A batch transform for the trainers: adds ``cls``, ``loc`` and ``loc_weight`` to a PairSampler batch.
+
+    ``anchors``: the model's grid (:func:`edgetrack.tracking.siamrpn.anchor_grid`); ``seed``: the sampler's seed
+    tuple. Picklable (plain arrays and tuples), so DataLoader workers can run it next to the sampler.
+    """
+
+    def __init__(self, anchors: np.ndarray, seed, cfg: AnchorTargetConfig | None = None):
+        self.anchors = np.asarray(anchors, dtype=np.float64)
+        self.seed = tuple(int(s) for s in (seed if isinstance(seed, (tuple, list)) else (seed,)))
+        self.cfg = AnchorTargetConfig() if cfg is None else cfg
+
+    def __call__(self, batch: dict) -> dict:
+        rng = np.random.default_rng([*self.seed, int(batch["index"]), _TARGET_STREAM])
+        return {**batch, **batch_targets(self.anchors, batch["box"], rng, self.cfg)}
+

@@ -1,0 +1,428 @@
+"""SiamRPN in PyTorch: EfficientNet-B0 with ECA (Deblur-SiamRPN's tracker) or AlexNet, and a depthwise RPN head.
+
+The paper is shared/papers/deblur_siamrpn.txt (its tracker; the deblurring front end is
+``models/torch/deblurgan.py``). A MindSpore twin will hold the same classes with the same submodule and parameter
+names (plain ``Conv2d`` / ``BatchNorm2d`` / ``SiLU`` / ``ReLU``, ``Sequential`` indices and a ``ModuleList`` of
+blocks), so one safetensors file (:mod:`edgetrack.models.torch.checkpoint`) loads into both.
+
+Three graphs, as SiamFC's (:data:`GRAPH_IO` names their tensors). The tracker runs :meth:`SiamRPN.template` once
+(z -> kernel), :meth:`SiamRPN.search` per frame (x -> features) and the head (kernel, features -> cls, loc);
+:func:`graph_modules` wraps them for export. Training calls ``forward(z, x)`` on a batch of pairs.
+
+Backbones (:class:`EfficientNetECA`, :class:`AlexNetRPN`) and the geometry, for 127 / 255 px crops (``C`` =
+``corr_channels``; cell ``i``'s centre in input pixels):
+
+==================  ==========  ===========  ==================================================================
+ map                 template    search       centre of cell ``i``
+==================  ==========  ===========  ==================================================================
+ effnet stem (s2)    63×63       127×127      2·i + 1
+ stage 1             63×63       127×127      2·i + 1     (16 ch at width 1)
+ stage 2 (s2)        31×31       63×63        4·i + 3     (24 ch)
+ stage 3 (s2)        15×15       31×31        8·i + 7     (40 ch)
+ stage 4, stage 5    15×15       31×31        8·i + 7     (80, 112 ch: stage 4's stride 2 -> 1)
+ centre crop (4)     7×7         —            8·i + 39    (template only)
+ adjust 3×3 valid    5×5×2C      29×29×2C     template 8·i + 47 (centre cell 2 -> 63), search 8·i + 15
+ score / anchors     25×25: cell ``r`` at 8·r + 31 of the search crop (centre ``r`` = 12 -> 127)
+------------------  ----------  -----------  ------------------------------------------------------------------
+ alexnet conv5       6×6         22×22        8·i + 43    (256 ch)
+ adjust 3×3 valid    4×4×2C      20×20×2C     8·i + 51    (template centre between cells 1 and 2 -> 63)
+ score / anchors     17×17: cell ``r`` at 8·r + 63 (centre ``r`` = 8 -> 127), the original SiamRPN's map
+==================  ==========  ===========  ==================================================================
+
+Why these strides and paddings. EfficientNet-B0 reaches stride 8 after stage 3 and 32 after stage 7; SiamRPN needs
+stride 8, and 40 channels after stage 3 are too few. Stages 4-5 run at stride 8 (stride 1 where B0 has 2, no
+dilation: see :mod:`edgetrack.models.siamrpn_config`); stages 6-7 are dropped. Stride-1 convolutions pad "same"
+(``(k − 1) / 2``) as EfficientNet does; stride-2 convolutions pad ``(k − 3) / 2`` (0 for 3×3, 1 for 5×5), one less
+than "same", so an odd map ``n`` becomes ``(n − 1) / 2`` cells centred on its odd cells: 127 -> 63 -> 31 -> 15 and
+255 -> 127 -> 63 -> 31, and the crop's centre pixel (63 / 127) is a cell centre at every level (with "same"
+padding 127 px would give 16 cells, none centred on pixel 63). Padding makes the features only approximately
+translation-equivariant near the borders, as in SiamRPN++ with ResNet; the template's centre 7×7 is kept as there.
+
+ECA (:class:`ECA`) replaces squeeze-and-excitation inside every MBConv: global average pooling, a 1-D convolution
+across channels (kernel :func:`~edgetrack.models.siamrpn_config.eca_kernel_size`, no bias), sigmoid, rescale. The
+1-D convolution is a ``Conv2d(1, 1, (1, k))`` over the pooled vector reshaped to (N, 1, 1, C) with constant shapes:
+a plain 4-D Conv with a constant weight, which every converter handles (``Conv1d`` is a 3-D Conv, not on every NPU
+list). SiLU exports at opset 11 as Sigmoid · Mul.
+
+Head (:class:`RPNHead`): SiamRPN++'s depthwise cross-correlation RPN, with the classification and regression
+branches' adjust convolutions merged into one convolution of 2C outputs per side (a convolution with 2C outputs *is*
+two of C outputs side by side, and depthwise correlation is per channel, so one correlation of 2C channels equals
+two of C): ``template_conv`` (3×3 valid, BN, ReLU; in the template graph, run once), ``search_conv`` (same, search
+graph), the correlation, then channels ``[:C]`` -> ``cls_head`` (1×1, BN, ReLU, 1×1 -> 2A) and ``[C:]`` ->
+``loc_head`` (-> 4A). Output layouts are pysot's (:mod:`edgetrack.tracking.siamrpn`).
+
+The correlation's two forms. A convolution whose weight is a graph input (SiamRPN's up-channel head, SiamFC's head)
+is the classic conversion failure on Ascend ATC, TensorRT and RKNN. The head graph therefore correlates with
+:func:`xcorr_depthwise_export`: for each of the k×k kernel positions, a ``Slice`` of the search features times the
+kernel's value there (``Mul`` broadcasting a (N, 2C, 1, 1) slice), summed (``Add``) — elementwise operators only,
+and every ``Conv`` in the head has a constant weight. Training uses :func:`xcorr_depthwise`, the same sum as one
+grouped convolution (faster); ``tests/test_siamrpn_torch.py`` checks they agree.
+"""
+from __future__ import annotations
+
+import json
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from edgetrack.errors import CheckpointError, InvalidArgumentError, UnknownChoiceError
+from edgetrack.models.siamrpn_config import (
+    FAMILY,
+    GRAPH_IO,
+    SIAMRPN_PRESETS,
+    TOTAL_STRIDE,
+    SiamRPNConfig,
+    eca_kernel_size,
+    effnet_stages,
+)
+from edgetrack.models.torch.checkpoint import load_weights, read_metadata, save_weights
+from edgetrack.models.torch.siamfc import AlexNet
+
+__all__ = [
+    "SiamRPNConfig",
+    "SIAMRPN_PRESETS",
+    "GRAPH_IO",
+    "TOTAL_STRIDE",
+    "ECA",
+    "MBConv",
+    "EfficientNetECA",
+    "AlexNetRPN",
+    "RPNHead",
+    "SiamRPN",
+    "build_siamrpn",
+    "graph_modules",
+    "xcorr_depthwise",
+    "xcorr_depthwise_export",
+    "rpn_loss",
+    "RPNLoss",
+    "save_siamrpn",
+    "load_siamrpn",
+]
+
+
+# ------------------------------------------------------------------------------------------------ backbones
+class ECA(nn.Module):
+    """Efficient channel attention: ``x · sigmoid(conv1d_k(avgpool(x)))`` across channels, no bias.
+
+    The 1-D convolution over the C pooled values is a ``Conv2d(1, 1, (1, k))`` on them laid out as (N, 1, 1, C);
+    the reshapes use the constant ``channels``, so the exported graph has constant shapes only.
+    """
+
+    def __init__(self, channels: int, gamma: float = 2.0, b: float = 1.0):
+        super().__init__()
+        self.channels = int(channels)
+        k = eca_kernel_size(self.channels, gamma, b)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.conv = nn.Conv2d(1, 1, (1, k), padding=(0, (k - 1) // 2), bias=False)
+
+    @property
+    def kernel_size(self) -> int:
+        return self.conv.kernel_size[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.pool(x).reshape(-1, 1, 1, self.channels)
+        y = torch.sigmoid(self.conv(y)).reshape(-1, self.channels, 1, 1)
+        return x * y
+
+
+def _pad(kernel: int, stride: int) -> int:
+    """'same' for stride 1; one less for stride 2, so odd maps keep their centre on a cell (module docstring)."""
+    return (kernel - 1) // 2 if stride == 1 else (kernel - 3) // 2
+
+
+class MBConv(nn.Module):
+    """EfficientNet's inverted residual block with ECA instead of SE: [expand 1×1, BN, SiLU], depthwise k×k, BN,
+    SiLU, ECA, project 1×1, BN, + input when the shape is kept. No drop-path: the trainers rely on a model without
+    random layers (exact resumption)."""
+
+    def __init__(self, cin: int, cout: int, expand: int, kernel: int, stride: int):
+        super().__init__()
+        mid = cin * expand
+        self.has_expand = expand != 1
+        if self.has_expand:
+            self.expand_conv = nn.Conv2d(cin, mid, 1, bias=False)
+            self.expand_bn = nn.BatchNorm2d(mid)
+        self.dw_conv = nn.Conv2d(mid, mid, kernel, stride, _pad(kernel, stride), groups=mid, bias=False)
+        self.dw_bn = nn.BatchNorm2d(mid)
+        self.eca = ECA(mid)
+        self.project_conv = nn.Conv2d(mid, cout, 1, bias=False)
+        self.project_bn = nn.BatchNorm2d(cout)
+        self.act = nn.SiLU()
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act(self.expand_bn(self.expand_conv(x))) if self.has_expand else x
+        y = self.eca(self.act(self.dw_bn(self.dw_conv(y))))
+        y = self.project_bn(self.project_conv(y))
+        return x + y if self.residual else y
+
+
+class EfficientNetECA(nn.Module):
+    """EfficientNet-B0's stem and stages 1-5 (stride 8 throughout stages 3-5), ECA attention; ``width``/``depth``
+    scale channels and blocks as EfficientNet does. Returns the stage-5 map."""
+
+    def __init__(self, width: float = 1.0, depth: float = 1.0):
+        super().__init__()
+        stem, stages = effnet_stages(width, depth)
+        self.stem_conv = nn.Conv2d(3, stem, 3, 2, _pad(3, 2), bias=False)
+        self.stem_bn = nn.BatchNorm2d(stem)
+        self.act = nn.SiLU()
+        blocks = []
+        for expand, kernel, stride, cin, cout, repeats in stages:
+            for r in range(repeats):
+                blocks.append(MBConv(cin if r == 0 else cout, cout, expand, kernel, stride if r == 0 else 1))
+        self.blocks = nn.ModuleList(blocks)
+        self.out_channels = stages[-1][4]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.stem_bn(self.stem_conv(x)))
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+class AlexNetRPN(AlexNet):
+    """The original SiamRPN's AlexNet (conv1 11×11/2, pool, conv2 5×5, pool, conv3-conv5 3×3; BN; valid
+    convolutions): SiamFC's :class:`~edgetrack.models.torch.siamfc.AlexNet` with the same parameter names, whose
+    conv5 (BN, no ReLU) is the output."""
+
+    def __init__(self, channels: tuple[int, int, int, int, int] = (96, 256, 384, 384, 256)):
+        super().__init__(channels)
+        self.out_channels = channels[4]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x)[2]
+
+
+# ------------------------------------------------------------------------------------------------ correlation
+def xcorr_depthwise(kernel: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """Depthwise cross-correlation as one grouped convolution (training form).
+
+    ``kernel`` (N, C, k, k) with one template per search map, or (1, C, k, k) for all of them; ``features``
+    (N, C, S, S). Returns (N, C, S − k + 1, S − k + 1).
+    """
+    nk, nx = kernel.shape[0], features.shape[0]
+    c = features.shape[1]
+    if kernel.shape[1] != c:
+        raise InvalidArgumentError(f"kernel has {kernel.shape[1]} channels, features {c}")
+    if nk == 1:
+        return F.conv2d(features, kernel.reshape(c, 1, *kernel.shape[2:]), groups=c)
+    if nk != nx:
+        raise InvalidArgumentError(
+            f"correlation needs 1 template or one per search map; got {nk} templates for {nx} search maps")
+    h, w = features.shape[2:]
+    out = F.conv2d(features.reshape(1, nx * c, h, w), kernel.reshape(nk * c, 1, *kernel.shape[2:]), groups=nx * c)
+    return out.reshape(nx, c, out.shape[2], out.shape[3])
+
+
+def xcorr_depthwise_export(kernel: torch.Tensor, features: torch.Tensor, kernel_size: int,
+                           out_size: int) -> torch.Tensor:
+    """The same correlation with constant-weight operators only: Σ_ij Slice(features)_ij · kernel[:, :, i, j].
+
+    ``kernel_size`` and ``out_size`` are the model's constants (not read from the tensors), so the exported
+    Slices have constant bounds.
+    """
+    out = None
+    for i in range(kernel_size):
+        for j in range(kernel_size):
+            term = features[:, :, i:i + out_size, j:j + out_size] * kernel[:, :, i:i + 1, j:j + 1]
+            out = term if out is None else out + term
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ head
+def _conv_bn_relu(cin: int, cout: int, kernel: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+class RPNHead(nn.Module):
+    """Depthwise-correlation RPN head (module docstring): ``template``/``search`` adjust the backbone's features
+    (2C channels: classification half, regression half), ``forward(kernel, features)`` correlates and predicts
+    ``cls`` (N, 2A, R, R) and ``loc`` (N, 4A, R, R)."""
+
+    def __init__(self, in_channels: int, corr_channels: int, num_anchors: int):
+        super().__init__()
+        c = corr_channels
+        self.corr_channels = c
+        self.template_conv = _conv_bn_relu(in_channels, 2 * c, 3)
+        self.search_conv = _conv_bn_relu(in_channels, 2 * c, 3)
+        self.cls_head = nn.Sequential(*_conv_bn_relu(c, c, 1), nn.Conv2d(c, 2 * num_anchors, 1))
+        self.loc_head = nn.Sequential(*_conv_bn_relu(c, c, 1), nn.Conv2d(c, 4 * num_anchors, 1))
+
+    def template(self, features: torch.Tensor) -> torch.Tensor:
+        return self.template_conv(features)
+
+    def search(self, features: torch.Tensor) -> torch.Tensor:
+        return self.search_conv(features)
+
+    def predict(self, corr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.corr_channels
+        return self.cls_head(corr[:, :c]), self.loc_head(corr[:, c:])
+
+    def forward(self, kernel: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.predict(xcorr_depthwise(kernel, features))
+
+
+# ------------------------------------------------------------------------------------------------ model
+class SiamRPN(nn.Module):
+    """SiamRPN: ``backbone``, ``head``; ``template`` / ``search`` / ``head`` for tracking, ``forward`` for
+    training."""
+
+    def __init__(self, config: SiamRPNConfig | None = None):
+        super().__init__()
+        config = SIAMRPN_PRESETS["siamrpn-eca"] if config is None else config
+        if not isinstance(config, SiamRPNConfig):
+            raise InvalidArgumentError(f"config must be a SiamRPNConfig, got {type(config).__name__}")
+        self.config = config
+        if config.backbone == "effnet-eca":
+            self.backbone = EfficientNetECA(config.width, config.depth)
+        else:
+            self.backbone = AlexNetRPN(config.alexnet_channels)
+        self.head = RPNHead(self.backbone.out_channels, config.corr_channels, config.num_anchors)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Kaiming-normal (fan-out) convolutions and BN at identity (EfficientNet's and siamfc-pytorch's); the last
+        classification layer at N(0, 0.01²) and the last regression layer at N(0, 0.001²), biases 0, so training
+        starts from even odds and offsets near zero (``exp(dw)`` near 1)."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        for layer, std in ((self.head.cls_head[-1], 0.01), (self.head.loc_head[-1], 0.001)):
+            nn.init.normal_(layer.weight, std=std)
+            nn.init.zeros_(layer.bias)
+
+    def template(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, 3, 127, 127) exemplar crops -> (N, 2C, k, k) correlation kernels."""
+        f = self.backbone(z)
+        c = self.config.template_crop
+        if c:
+            f = f[:, :, c:-c, c:-c]
+        return self.head.template(f)
+
+    def search(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, 255, 255) search crops -> (N, 2C, S, S) features."""
+        return self.head.search(self.backbone(x))
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training pairs: (N, 3, 127, 127), (N, 3, 255, 255) -> cls (N, 2A, R, R), loc (N, 4A, R, R)."""
+        return self.head(self.template(z), self.search(x))
+
+
+def build_siamrpn(name_or_config: str | SiamRPNConfig = "siamrpn-eca") -> SiamRPN:
+    """A freshly initialised model from a preset name (``SIAMRPN_PRESETS``) or a :class:`SiamRPNConfig`."""
+    if isinstance(name_or_config, SiamRPNConfig):
+        return SiamRPN(name_or_config)
+    if isinstance(name_or_config, str):
+        if name_or_config not in SIAMRPN_PRESETS:
+            raise UnknownChoiceError("SiamRPN model", name_or_config, SIAMRPN_PRESETS,
+                                     fix="pick a preset or pass a SiamRPNConfig")
+        return SiamRPN(SIAMRPN_PRESETS[name_or_config])
+    raise InvalidArgumentError(
+        f"build_siamrpn takes a preset name or a SiamRPNConfig, got {type(name_or_config).__name__}")
+
+
+class _TemplateGraph(nn.Module):
+    def __init__(self, model: SiamRPN):
+        super().__init__()
+        self.model = model
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.model.template(z)
+
+
+class _SearchGraph(nn.Module):
+    def __init__(self, model: SiamRPN):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.search(x)
+
+
+class _HeadGraph(nn.Module):
+    """The head with the export form of the correlation (constant-weight operators only)."""
+
+    def __init__(self, model: SiamRPN):
+        super().__init__()
+        self.model = model
+
+    def forward(self, kernel: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.model.config
+        corr = xcorr_depthwise_export(kernel, features, cfg.kernel_size, cfg.score_size)
+        return self.model.head.predict(corr)
+
+
+def graph_modules(model: SiamRPN) -> dict[str, nn.Module]:
+    """The three graphs a deployment exports, named as :data:`GRAPH_IO`: ``template`` (z -> kernel), ``search``
+    (x -> features), ``head`` ((kernel, features) -> (cls, loc), export-safe correlation)."""
+    if not isinstance(model, SiamRPN):
+        raise InvalidArgumentError(f"graph_modules needs a SiamRPN, got {type(model).__name__}")
+    return {"template": _TemplateGraph(model), "search": _SearchGraph(model), "head": _HeadGraph(model)}
+
+
+# ------------------------------------------------------------------------------------------------ loss
+def rpn_loss(cls: torch.Tensor, loc: torch.Tensor, cls_target: torch.Tensor, loc_target: torch.Tensor,
+             loc_weight: torch.Tensor, reg_weight: float = 1.2, sigma: float = 3.0) -> torch.Tensor:
+    """SiamRPN's loss (the paper's eq. 2-4): ``L_cls + λ · L_reg``.
+
+    ``cls`` (N, 2A, R, R) logits and ``loc`` (N, 4A, R, R) in the head's layout; targets from
+    :mod:`edgetrack.models.rpn_targets`: ``cls_target`` (N, A, R, R) 1 / 0 / −1 (ignored), ``loc_target``
+    (N, 4, A, R, R), ``loc_weight`` (N, A, R, R) 1 on positives. ``L_cls``: two-class cross-entropy averaged over
+    the sampled anchors of the batch; ``L_reg``: smooth-L1 with ``σ`` (``0.5 σ² x²`` for ``|x| < 1/σ²``, else
+    ``|x| − 0.5/σ²``; σ = 3 is Faster R-CNN's RPN value, the papers give none) summed over the four offsets,
+    averaged over the positives. ``λ = reg_weight`` = 1.2, pysot's weight for SiamRPN (the paper gives none).
+    """
+    n, a2, r, _ = cls.shape
+    a = a2 // 2
+    logp = F.log_softmax(cls.reshape(n, 2, a, r, r), dim=1)
+    target = cls_target.long()
+    sampled = target >= 0
+    nll = -logp.gather(1, target.clamp(min=0).unsqueeze(1)).squeeze(1)
+    l_cls = (nll * sampled).sum() / sampled.sum().clamp(min=1)
+    diff = loc.reshape(n, 4, a, r, r) - loc_target
+    l_reg = F.smooth_l1_loss(diff, torch.zeros_like(diff), reduction="none", beta=1.0 / sigma ** 2).sum(1)
+    l_reg = (l_reg * loc_weight).sum() / loc_weight.sum().clamp(min=1)
+    return l_cls + reg_weight * l_reg
+
+
+class RPNLoss(nn.Module):
+    def __init__(self, reg_weight: float = 1.2, sigma: float = 3.0):
+        super().__init__()
+        if not (reg_weight >= 0 and sigma > 0):
+            raise InvalidArgumentError(f"RPNLoss needs reg_weight >= 0 and sigma > 0, got {reg_weight}, {sigma}")
+        self.reg_weight, self.sigma = float(reg_weight), float(sigma)
+
+    def forward(self, cls, loc, cls_target, loc_target, loc_weight) -> torch.Tensor:
+        return rpn_loss(cls, loc, cls_target, loc_target, loc_weight, self.reg_weight, self.sigma)
+
+
+# ------------------------------------------------------------------------------------------------ checkpoints
+def save_siamrpn(model: SiamRPN, path, metadata: dict | None = None):
+    """Save ``model`` with its configuration (``family``, ``config``) so :func:`load_siamrpn` can rebuild it."""
+    meta = {"family": FAMILY, "config": model.config.to_dict(), **(metadata or {})}
+    return save_weights(model, path, meta)
+
+
+def load_siamrpn(path) -> SiamRPN:
+    """Rebuild the model a :func:`save_siamrpn` checkpoint describes and load its weights (eval mode, CPU)."""
+    meta = read_metadata(path)
+    if meta.get("family") != FAMILY or "config" not in meta:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is not a SiamRPN checkpoint (family {meta.get('family')!r}, "
+            f"config {'present' if 'config' in meta else 'missing'})",
+            fix="pass a file written by save_siamrpn, or build the model yourself and use load_weights",
+        )
+    try:
+        config = SiamRPNConfig.from_dict(json.loads(meta["config"]))
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r} has an unreadable SiamRPN config: {exc}") from exc
+    model = SiamRPN(config)
+    load_weights(model, path)
+    return model.eval()
