@@ -351,14 +351,15 @@ def torch_reference(model) -> dict[str, Runner]:
     """Graph name -> function of float32 arrays returning the torch module's output as an array."""
     import torch
 
-    from edgetrack.models.torch.siamfc import graph_modules
+    from edgetrack.converters.torch2onnx import family_of
 
-    modules = graph_modules(model)
+    modules = family_of(model).torch_module().graph_modules(model)
 
     def runner(module):
         def run(*arrays):
             with torch.no_grad():
-                return module(*(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)).numpy()
+                out = module(*(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays))
+            return _joined([t.numpy() for t in (out if isinstance(out, (tuple, list)) else (out,))])
 
         return run
 
@@ -372,9 +373,14 @@ def _ort_runner(path: Path) -> Runner:
     names = [i.name for i in session.get_inputs()]
 
     def run(*arrays):
-        return session.run(None, dict(zip(names, arrays)))[0]
+        return _joined(session.run(None, dict(zip(names, arrays))))
 
     return run
+
+
+def _joined(outputs: list) -> np.ndarray:
+    """A graph's outputs as one array (SiamRPN's head has two, cls and loc): compared as one vector."""
+    return outputs[0] if len(outputs) == 1 else np.concatenate([np.ravel(o) for o in outputs])
 
 
 def _input_names(path: Path) -> list[str]:
@@ -429,7 +435,7 @@ def _compare(reference: Runner, test: Runner, samples: list[tuple], bound: float
 
 def _random_samples(reference: Mapping[str, Runner], params, seed: int = 2) -> dict[str, list[tuple]]:
     rng = np.random.default_rng(seed)
-    e, i, s = params.exemplar_size, params.instance_size, params.scale_num
+    e, i, s = params.exemplar_size, params.instance_size, int(getattr(params, "scale_num", 1))
     z = (rng.random((1, 3, e, e)) * 255).astype(np.float32)
     x = (rng.random((s, 3, i, i)) * 255).astype(np.float32)
     kernel = np.asarray(reference["template"](z), np.float32)

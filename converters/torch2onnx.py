@@ -40,6 +40,9 @@ __all__ = [
     "verify_siamfc_onnx",
     "siamfc_to_onnx",
     "siamfc_bundle",
+    "siamrpn_bundle",
+    "tracker_bundle",
+    "FAMILIES",
 ]
 
 DEFAULT_OPSET = 11
@@ -58,25 +61,77 @@ def _torch():
     return require("torch", feature="converting PyTorch models", extra="torch")
 
 
-def _load_model(checkpoint_or_model):
-    torch = _torch()
-    from edgetrack.models.torch.siamfc import SiamFC, load_siamfc
+@dataclasses.dataclass(frozen=True)
+class _Family:
+    """How one tracker family exports: its torch module, loader, graph tensor names and tracking parameters."""
 
-    if isinstance(checkpoint_or_model, SiamFC):
-        return checkpoint_or_model.eval()
+    name: str
+    module: str  # the torch model module (class, loader, graph_modules)
+    model_class: str
+    loader: str
+
+    def torch_module(self):
+        import importlib
+
+        return importlib.import_module(self.module)
+
+    @property
+    def graph_io(self) -> dict:
+        if self.name == "siamfc":
+            return GRAPH_IO
+        from edgetrack.models.siamrpn_config import GRAPH_IO as RPN_IO
+
+        return RPN_IO
+
+    def params(self, model, scales: int):
+        """The runtime's tracking parameters for ``model`` (SiamFC searches ``scales`` crops per frame)."""
+        if self.name == "siamfc":
+            from edgetrack.tracking.siamfc import SiamFCParams
+
+            return SiamFCParams(scale_num=scales)
+        return model.config.tracking_params()
+
+
+FAMILIES = {
+    "siamfc": _Family("siamfc", "edgetrack.models.torch.siamfc", "SiamFC", "load_siamfc"),
+    "siamrpn": _Family("siamrpn", "edgetrack.models.torch.siamrpn", "SiamRPN", "load_siamrpn"),
+}
+
+
+def search_batch(params) -> int:
+    """Search crops per frame: SiamFC's scales, one for SiamRPN (its anchors cover scale)."""
+    return int(getattr(params, "scale_num", 1))
+
+
+def family_of(model) -> _Family:
+    for family in FAMILIES.values():
+        if type(model).__name__ == family.model_class and type(model).__module__ == family.module:
+            return family
+    raise InvalidArgumentError(
+        f"converters take a tracker model ({', '.join(f.model_class for f in FAMILIES.values())}) or its "
+        f"checkpoint, got {type(model).__name__}"
+    )
+
+
+def _load_model(checkpoint_or_model, family: str = "siamfc"):
+    torch = _torch()
     if isinstance(checkpoint_or_model, torch.nn.Module):
-        raise InvalidArgumentError(
-            f"siamfc converters take a SiamFC model or checkpoint, got {type(checkpoint_or_model).__name__}"
-        )
+        family_of(checkpoint_or_model)  # a typed error for a module of no known family
+        return checkpoint_or_model.eval()
     if isinstance(checkpoint_or_model, (str, os.PathLike)):
         if not Path(checkpoint_or_model).is_file():
             raise InvalidArgumentError(
                 f"checkpoint {str(checkpoint_or_model)!r} does not exist", fix="pass the .safetensors file"
             )
-        return load_siamfc(checkpoint_or_model)
+        fam = FAMILIES[family]
+        return getattr(fam.torch_module(), fam.loader)(checkpoint_or_model)
     raise InvalidArgumentError(
-        f"expected a checkpoint path or a SiamFC model, got {type(checkpoint_or_model).__name__}"
+        f"expected a checkpoint path or a tracker model, got {type(checkpoint_or_model).__name__}"
     )
+
+
+def _outputs(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
 
 
 def _check_sizes(model, exemplar: int, instance: int, scales: int) -> None:
@@ -117,16 +172,17 @@ def export_siamfc_onnx(
     """
     torch = _torch()
     onnx = require("onnx", feature="ONNX export", extra="torch")
-    from edgetrack.models.torch.siamfc import graph_modules
 
     model = _load_model(checkpoint_or_model)
+    family = family_of(model)
+    graph_modules, io = family.torch_module().graph_modules, family.graph_io
     _check_sizes(model, exemplar, instance, scales)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     examples = _example_inputs(model, exemplar, instance, scales)
     paths: dict[str, Path] = {}
     for name, module in graph_modules(model).items():
-        inputs, outputs = GRAPH_IO[name]
+        inputs, outputs = io[name]
         path = out / f"{name}.onnx"
         try:
             with torch.no_grad(), warnings.catch_warnings():
@@ -148,8 +204,8 @@ def export_siamfc_onnx(
             onnx.checker.check_model(onnx.load(str(path)), full_check=True)
         except Exception as exc:
             raise ConversionError(
-                f"exporting SiamFC graph {name!r} to ONNX (opset {opset}) failed: {exc}",
-                fix="check the opset (11 is the tested one) and that the model is a SiamFC from edgetrack",
+                f"exporting {family.name} graph {name!r} to ONNX (opset {opset}) failed: {exc}",
+                fix="check the opset (11 is the tested one) and that the model is an edgetrack tracker",
             ) from exc
         paths[name] = path
     return paths
@@ -172,25 +228,29 @@ def verify_siamfc_onnx(
     """
     torch = _torch()
     ort = require("onnxruntime", feature="checking ONNX graphs")
-    from edgetrack.models.torch.siamfc import graph_modules
 
     model = _load_model(checkpoint_or_model)
+    family = family_of(model)
     # Other inputs than the export's, so the check does not only replay the traced example.
     examples = _example_inputs(model, exemplar, instance, scales, seed=1)
-    modules = graph_modules(model)
+    modules = family.torch_module().graph_modules(model)
     parity: dict[str, dict] = {}
     for name, path in paths.items():
-        inputs, outputs = GRAPH_IO[name]
+        inputs, outputs = family.graph_io[name]
         with torch.no_grad():
-            expected = modules[name](*examples[name]).numpy()
+            expected_all = [t.numpy() for t in _outputs(modules[name](*examples[name]))]
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         feeds = {n: t.numpy() for n, t in zip(inputs, examples[name])}
-        (got,) = session.run(list(outputs), feeds)
-        if got.shape != expected.shape:
-            raise ConversionError(f"ONNX graph {name!r} gives shape {got.shape}, torch gives {expected.shape}")
-        max_abs = float(np.max(np.abs(got.astype(np.float64) - expected)))
-        scale = float(np.max(np.abs(expected)))
-        max_rel = max_abs / scale if scale > 0 else max_abs
+        got_all = session.run(list(outputs), feeds)
+        max_abs = max_rel = scale = 0.0
+        for out_name, got, expected in zip(outputs, got_all, expected_all):
+            if got.shape != expected.shape:
+                raise ConversionError(
+                    f"ONNX graph {name!r} gives {out_name} of shape {got.shape}, torch gives {expected.shape}")
+            a = float(np.max(np.abs(got.astype(np.float64) - expected)))
+            s_ = float(np.max(np.abs(expected)))
+            max_abs, scale = max(max_abs, a), max(scale, s_)
+            max_rel = max(max_rel, a / s_ if s_ > 0 else a)  # each output against its own scale
         parity[name] = {
             "reference": "torch",
             "runtime": f"onnxruntime {ort.__version__} CPUExecutionProvider",
@@ -231,29 +291,38 @@ def siamfc_to_onnx(
 
 def _graph_specs(model, exemplar: int, instance: int, scales: int) -> dict[str, GraphSpec]:
     torch = _torch()
+    io = family_of(model).graph_io
     examples = _example_inputs(model, exemplar, instance, scales)
-    with torch.no_grad():
-        response = model.head(*examples["head"])
-    z, x = examples["template"][0], examples["search"][0]
-    kernel, features = examples["head"]
-
-    def t(name, tensor):
-        return TensorSpec(name, tuple(tensor.shape), "float32")
-
-    return {
-        "template": GraphSpec("template", "template.onnx", "", (t("z", z),), (t("kernel", kernel),)),
-        "search": GraphSpec("search", "search.onnx", "", (t("x", x),), (t("features", features),)),
-        "head": GraphSpec(
-            "head", "head.onnx", "", (t("kernel", kernel), t("features", features)), (t("response", response),)
-        ),
-    }
+    modules = family_of(model).torch_module().graph_modules(model)
+    specs = {}
+    for name in ("template", "search", "head"):
+        with torch.no_grad():
+            outs = _outputs(modules[name](*examples[name]))
+        inputs, outputs = io[name]
+        specs[name] = GraphSpec(
+            name, f"{name}.onnx", "",
+            tuple(TensorSpec(n, tuple(t.shape), "float32") for n, t in zip(inputs, examples[name])),
+            tuple(TensorSpec(n, tuple(t.shape), "float32") for n, t in zip(outputs, outs)),
+        )
+    return specs
 
 
-def siamfc_bundle(
+def siamfc_bundle(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: bool = False, **kwargs) -> Path:
+    """:func:`tracker_bundle` for a SiamFC (HSM-SiamFC) checkpoint."""
+    return tracker_bundle(checkpoint, out_dir, force, family="siamfc", **kwargs)
+
+
+def siamrpn_bundle(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: bool = False, **kwargs) -> Path:
+    """:func:`tracker_bundle` for a SiamRPN checkpoint (one search crop per frame: ``scales`` is ignored)."""
+    return tracker_bundle(checkpoint, out_dir, force, family="siamrpn", **kwargs)
+
+
+def tracker_bundle(
     checkpoint: str | os.PathLike,
     out_dir: str | os.PathLike,
     force: bool = False,
     *,
+    family: str = "siamfc",
     opset: int = DEFAULT_OPSET,
     scales: int = 3,
     target: str = "cpu",
@@ -261,8 +330,12 @@ def siamfc_bundle(
     calibration: str | None = None,
     calibration_frames: int | None = None,
     verify_data: str | None = None,
+    share: bool = True,
 ) -> Path:
     """Checkpoint -> verified ONNX graphs -> a bundle folder (see :mod:`edgetrack.bundle`) for ONNX Runtime.
+
+    ``family``: "siamfc" or "siamrpn" (:data:`FAMILIES`). ``share``: store the template and search graphs'
+    weights (the same backbone) once, in ``weights.bin`` (:mod:`edgetrack.converters.onnx_weights`).
 
     ``target`` "cpu" or "cuda" (the same ONNX graphs; the manifest says which device they were built for),
     ``precision`` "fp32", "fp16" or "int8"; ``calibration`` (a data set spec, required for int8),
@@ -275,19 +348,28 @@ def siamfc_bundle(
     import onnxruntime
 
     import edgetrack
-    from edgetrack.models.siamfc_config import FAMILY
-    from edgetrack.tracking.siamfc import INPUT_CHANNEL_ORDER, INPUT_VALUE_RANGE, SiamFCParams
+    from edgetrack.converters.onnx_weights import DATA_FILE, share_weights
+    from edgetrack.tracking.siamfc import INPUT_CHANNEL_ORDER, INPUT_VALUE_RANGE
 
+    if family not in FAMILIES:
+        raise InvalidArgumentError(f"unknown tracker family {family!r}; families: {sorted(FAMILIES)}")
     if not isinstance(checkpoint, (str, os.PathLike)):
-        raise InvalidArgumentError(f"siamfc_bundle takes a checkpoint path, got {type(checkpoint).__name__}")
+        raise InvalidArgumentError(f"tracker_bundle takes a checkpoint path, got {type(checkpoint).__name__}")
     out = Path(out_dir)
     if out.exists() and not force:
         # Checked before the export too, so the user does not wait for a conversion that cannot be written.
         raise BundleError(f"{str(out)!r} already exists", fix="choose another folder or pass force=True / --force")
     lower.check_request(precision, target, calibration)
-    model = _load_model(checkpoint)
-    params = SiamFCParams(scale_num=scales)
-    sizes = dict(exemplar=params.exemplar_size, instance=params.instance_size, scales=scales)
+    if family != "siamfc" and (precision == "int8" or calibration or verify_data):
+        # The real-crop samplers cut crops with SiamFC's logic and compare one output; SiamRPN's two come later.
+        raise InvalidArgumentError(
+            f"{family} bundles are built at fp32 or fp16 so far; int8, --calibration and --verify-data are SiamFC-only",
+            fix="use --precision fp32 or fp16 for this model",
+        )
+    fam = FAMILIES[family]
+    model = _load_model(checkpoint, family)
+    params = fam.params(model, scales)
+    sizes = dict(exemplar=params.exemplar_size, instance=params.instance_size, scales=search_batch(params))
     with tempfile.TemporaryDirectory(prefix="edgetrack-onnx-") as tmp:
         paths = export_siamfc_onnx(model, tmp, opset=opset, **sizes)
         parity = verify_siamfc_onnx(model, paths, **sizes)
@@ -296,9 +378,14 @@ def siamfc_bundle(
             reference=lower.torch_reference(model), calibration=calibration,
             calibration_frames=calibration_frames or lower.DEFAULT_CALIBRATION_FRAMES, verify_data=verify_data,
         )
-        paths = lowered.paths
+        paths = dict(lowered.paths)
+        extra = {}
+        shared = None
+        if share and paths["template"].parent == paths["search"].parent:
+            shared = share_weights({g: paths[g] for g in ("template", "search")})
+            extra[DATA_FILE] = paths["template"].parent / DATA_FILE
         manifest = Manifest(
-            family=FAMILY,
+            family=fam.name,
             model=model.config.name,
             target=target,
             precision=precision,
@@ -333,6 +420,8 @@ def siamfc_bundle(
             },
             parity={"torch->onnx": parity, **lowered.parity},
             device_files_built=True,  # for targets "cpu" and "cuda" the ONNX graphs are the device files
-            notes=lowered.notes,
+            notes=" ".join(filter(None, [lowered.notes, shared and (
+                f"template and search share one copy of their weights in {DATA_FILE} (ONNX external data, "
+                f"{shared['bytes'] / 1e6:.1f} MB; {shared['saved_bytes'] / 1e6:.1f} MB not stored twice)")])),
         )
-        return write_bundle(out, manifest, paths, force=force)
+        return write_bundle(out, manifest, paths, force=force, extra_files=extra)

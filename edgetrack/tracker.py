@@ -41,6 +41,7 @@ from edgetrack.errors import (
     TrackerStateError,
     UnknownChoiceError,
 )
+from edgetrack.tracking.blur import DEBLUR_MODES, DEBLUR_SECTION, DeblurSpec, DeblurStage, DeblurStats
 from edgetrack.tracking.siamfc import LostParams, SiamFCParams, SiamFCTracking
 from edgetrack.tracking.siamrpn import SiamRPNParams, SiamRPNTracking
 
@@ -145,6 +146,12 @@ class Tracker:
     ``lost_threshold`` and ``lost_params`` (a :class:`~edgetrack.tracking.siamfc.LostParams`): see the module
     docstring.
 
+    ``deblur``: for a bundle with a deblur stage (e.g. ``deblur-siamrpn``), ``"auto"`` deblurs a crop only when the
+    blur gate (:mod:`edgetrack.tracking.blur`) finds it blurred, ``"always"`` deblurs every crop, ``"never"`` none
+    (its graphs are not even loaded). The template crop is gated and deblurred at ``init``, the search crops every
+    frame. For a bundle without the stage ``"auto"`` and ``"never"`` change nothing and ``"always"`` is an error.
+    :attr:`stats` says what the stage did since ``init`` (frames deblurred, seconds spent).
+
     One ``Tracker`` follows one target; use one instance per target (instances are independent and may run in
     separate threads).
     """
@@ -157,7 +164,11 @@ class Tracker:
         *,
         lost_threshold: float | None = None,
         lost_params: LostParams | None = None,
+        deblur: str = "auto",
     ):
+        if not isinstance(deblur, str) or deblur not in DEBLUR_MODES:
+            raise UnknownChoiceError("deblur", deblur, DEBLUR_MODES,
+                                     fix="'auto' deblurs blurred crops only, 'always' every crop, 'never' none")
         self.bundle = _resolve_bundle(model)
         manifest = self.bundle.manifest
         if manifest.family not in _FAMILIES:
@@ -204,6 +215,7 @@ class Tracker:
         self._sessions: dict[str, Session] = {
             name: self._backend.load(self.bundle.graph_path(name), device) for name in _GRAPHS
         }
+        self._deblur = self._deblur_stage(deblur, device)
         if self.family == "siamfc":
             lost = replace(lost_params or LostParams(), score_threshold=self.lost_threshold)
             self.logic = SiamFCTracking(params, lost)
@@ -216,6 +228,51 @@ class Tracker:
     @property
     def backend(self) -> str:
         return self._backend.name
+
+    @property
+    def deblur(self) -> str:
+        """The deblur mode asked for ("auto", "always" or "never")."""
+        return self._deblur.mode
+
+    @property
+    def has_deblur_stage(self) -> bool:
+        return self._deblur.gate is not None
+
+    @property
+    def stats(self) -> DeblurStats:
+        """The deblur stage since the last ``init``: frames, frames deblurred, seconds in the gate and the deblurrer,
+        the last blur measure (a frozen snapshot; see :class:`~edgetrack.tracking.blur.DeblurStats`)."""
+        return self._deblur.stats
+
+    def _deblur_stage(self, mode: str, device) -> DeblurStage:
+        """The deblur stage of this bundle in ``mode``: its gate and graphs, or a pass-through without one."""
+        spec = DeblurSpec.from_manifest(self.bundle.manifest)
+        if spec is None:
+            if mode == "always":
+                with_stage = _deblur_models()
+                raise InvalidArgumentError(
+                    f"deblur='always' needs a model with a deblur stage; {self.bundle.manifest.model!r} "
+                    f"({str(self.bundle.path)!r}) has none",
+                    fix=(f"use a model with one ({', '.join(with_stage)}) " if with_stage else
+                         "add one to the bundle (edgetrack.converters.deblur2onnx.add_deblur) ")
+                    + "or pass deblur='auto' or 'never'",
+                )
+            return DeblurStage(mode)
+        if mode == "never":
+            return DeblurStage(mode, spec.gate)
+        graphs = self.bundle.manifest.graphs
+        runners = {}
+        for role, name in spec.graphs.items():
+            g, crop = graphs[name], graphs[role].inputs[0]
+            if len(g.inputs) != 1 or len(g.outputs) != 1 or g.inputs[0].shape != crop.shape \
+                    or g.outputs[0].shape != crop.shape:
+                raise BundleError(
+                    f"bundle {str(self.bundle.path)!r}: deblur graph {name!r} must map the {role} crop {crop.shape} "
+                    f"to the same shape; it takes {[t.shape for t in g.inputs]} and gives {[t.shape for t in g.outputs]}",
+                    fix="rebuild the bundle's deblur stage for this tracker (add_deblur)")
+            session = self._sessions[name] = self._backend.load(self.bundle.graph_path(name), device)
+            runners[role] = _runner(session, g.inputs[0].name, g.outputs[0].name)
+        return DeblurStage(mode, spec.gate, runners["template"], runners["search"])
 
     def _check_graphs(self, params) -> None:
         graphs = self.bundle.manifest.graphs
@@ -254,6 +311,7 @@ class Tracker:
         n = self._names
         z = self.logic.init(frame, box)  # validates frame and box before touching any state
         self._kernel = None  # a failing template run must not leave the previous target's kernel behind
+        z = self._deblur.template(z, self.logic.exemplar_side / self.logic.params.exemplar_size)
         template = self._sessions["template"]
         self._kernel = template.run({n["z"]: adapt_feed(template, n["z"], z)})[n["kernel_out"]]
 
@@ -263,6 +321,7 @@ class Tracker:
             raise TrackerStateError("update() was called before init()", fix="call init(frame, box) first")
         n = self._names
         x = self.logic.search_crops(frame)
+        x = self._deblur.search(x, self.logic.search_side / self.logic.params.instance_size)
         search = self._sessions["search"]
         features = search.run({n["x"]: adapt_feed(search, n["x"], x)})[n["features_out"]]
         outputs = self._sessions["head"].run({n["kernel_in"]: self._kernel, n["features_in"]: features})
@@ -285,6 +344,28 @@ class Tracker:
     def __repr__(self) -> str:
         m = self.bundle.manifest
         return f"Tracker({m.model!r} from {str(self.bundle.path)!r}, backend={self.backend!r}, device={self.device!r})"
+
+
+def _runner(session: Session, input_name: str, output_name: str):
+    def run(crops: np.ndarray) -> np.ndarray:
+        return session.run({input_name: adapt_feed(session, input_name, crops)})[output_name]
+
+    return run
+
+
+def _deblur_models() -> list[str]:
+    """Shipped models whose bundle has a deblur stage (read from their manifests; no graph is hashed)."""
+    import json
+
+    out = []
+    for name, path in _shipped().items():
+        try:
+            manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(manifest.get("preprocessing"), dict) and DEBLUR_SECTION in manifest["preprocessing"]:
+            out.append(name)
+    return out
 
 
 def bundle_tracker(spec: str):

@@ -36,7 +36,7 @@ def test_convert_prints_parity_and_inspect_prints_manifest(ckpt, tmp_path, capsy
         assert word in text
     assert main(["inspect", str(out)]) == 0
     text = capsys.readouterr().out
-    for word in ("format version: 1", "siamfc / siamfc-tiny", "target:         cpu", "precision:      fp32",
+    for word in ("format version: 2", "siamfc / siamfc-tiny", "weights.bin", "target:         cpu", "precision:      fp32",
                  "template.onnx", "z [1, 3, 127, 127] float32", "response [1, 1, 17, 17] float32",
                  "channel_order", "scale_num", "checkpoint_sha256", "onnxruntime", "torch->onnx"):
         assert word in text, word

@@ -105,10 +105,11 @@ def test_fp16_storage_halves_the_weights_and_computes_in_fp32(fp16_cpu, fp32, da
     for graph, feeds in (("template", {"z": z}), ("search", {"x": x})):
         path, ref = fp16_cpu.graph_path(graph), fp32.graph_path(graph)
         assert initializer_types(path) == {onnx.TensorProto.FLOAT16}
-        ratio = path.stat().st_size / ref.stat().st_size
-        # siamfc-tiny has 20k weights, so the graph's structure is a visible share; a real model comes close to 0.5
-        assert 0.45 < ratio < 0.6, ratio
         assert rel_error(run(path, feeds), run(ref, feeds)) < 1e-2
+    # The weights (shared by template and search in weights.bin) take half the bytes; the 4096-byte alignment of
+    # each of siamfc-tiny's small tensors keeps the ratio above 0.5 (a real model comes close to it).
+    ratio = fp16_cpu.file_path("weights.bin").stat().st_size / fp32.file_path("weights.bin").stat().st_size
+    assert 0.45 < ratio < 0.75, ratio
     for stage in ("onnx-fp32->fp16 random", "torch->fp16 random"):
         rows = m.parity[stage]
         assert set(rows) == {"template", "search", "head", "chain"}

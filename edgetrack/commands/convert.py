@@ -41,7 +41,10 @@ IMPLEMENTED_PRECISIONS = ("fp32", "fp16", "int8")
 
 # family -> "module:function" with siamfc_bundle's signature (checkpoint, out_dir, force, *, opset, scales,
 # target, precision, calibration, calibration_frames, verify_data).
-BUNDLERS = {"siamfc": "edgetrack.converters.torch2onnx:siamfc_bundle"}
+BUNDLERS = {
+    "siamfc": "edgetrack.converters.torch2onnx:siamfc_bundle",
+    "siamrpn": "edgetrack.converters.torch2onnx:siamrpn_bundle",
+}
 
 # Libraries the PyTorch -> ONNX path imports; all come with the [torch] extra.
 _NEEDS = ("torch", "safetensors", "onnx")

@@ -1,0 +1,77 @@
+"""SiamRPN through the whole chain: checkpoint -> bundle (shared weights) -> edgetrack.Tracker, equal to torch."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from edgetrack import Tracker  # noqa: E402
+from edgetrack.bundle import load_bundle  # noqa: E402
+from edgetrack.converters.torch2onnx import siamrpn_bundle  # noqa: E402
+from edgetrack.errors import InvalidArgumentError  # noqa: E402
+from edgetrack.models.torch.siamrpn import build_siamrpn, graph_modules, save_siamrpn  # noqa: E402
+from edgetrack.tracking.siamrpn import SiamRPNTracking  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build_siamrpn("siamrpn-tiny")
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    model.eval()
+    root = tmp_path_factory.mktemp("rpn")
+    ckpt = save_siamrpn(model, root / "tiny.safetensors")
+    return model, ckpt, siamrpn_bundle(ckpt, root / "bundle")
+
+
+def _frames(n=6):
+    frames, boxes = [], []
+    rng = np.random.default_rng(3)
+    texture = rng.integers(0, 255, (24, 30, 3), np.uint8)
+    for i in range(n):
+        f = np.full((120, 160, 3), 100, np.uint8)
+        x, y = 40 + 5 * i, 30 + 3 * i
+        f[y:y + 24, x:x + 30] = texture
+        frames.append(f)
+        boxes.append((x, y, 30, 24))
+    return frames, boxes
+
+
+def test_bundle_holds_three_graphs_sharing_one_weights_file(tiny):
+    _, _, out = tiny
+    b = load_bundle(out)
+    m = b.manifest
+    assert (m.family, m.model, m.precision) == ("siamrpn", "siamrpn-tiny", "fp32")
+    assert [t.name for t in m.graphs["head"].outputs] == ["cls", "loc"]
+    assert m.graphs["search"].inputs[0].shape == (1, 3, 255, 255)  # one search crop: anchors cover scale
+    assert "weights.bin" in m.files and all(r["passed"] for r in m.parity["torch->onnx"].values())
+
+
+def test_tracker_gives_the_boxes_torch_gives(tiny):
+    model, _, out = tiny
+    frames, boxes = _frames()
+    tracker = Tracker(out)
+    tracker.init(frames[0], boxes[0])
+    got = [tracker.update(f) for f in frames[1:]]
+
+    modules = graph_modules(model)
+    logic = SiamRPNTracking(model.config.tracking_params())
+    with torch.no_grad():
+        kernel = modules["template"](torch.from_numpy(logic.init(frames[0], boxes[0])))
+        for f, r in zip(frames[1:], got):
+            features = modules["search"](torch.from_numpy(logic.search_crops(f)))
+            cls, loc = modules["head"](kernel, features)
+            box, score = logic.update_from_outputs(cls.numpy(), loc.numpy())
+            np.testing.assert_allclose(r.box, box, atol=1e-2)
+            assert abs(r.score - score) < 1e-4
+            assert r.lost == (score < tracker.lost_threshold)
+
+
+def test_int8_is_refused_for_siamrpn_with_the_fix(tiny, tmp_path):
+    _, ckpt, _ = tiny
+    with pytest.raises(InvalidArgumentError, match="fp32 or fp16"):
+        siamrpn_bundle(ckpt, tmp_path / "b", precision="int8", calibration="synthetic:nowhere")
