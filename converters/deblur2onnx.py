@@ -87,7 +87,8 @@ def load_generator(checkpoint_or_model):
         return checkpoint_or_model.eval()
     if isinstance(checkpoint_or_model, torch.nn.Module):
         raise InvalidArgumentError(
-            f"the deblur stage takes a DeblurGAN-v2 generator (FPNMobileNetV2), got a {type(checkpoint_or_model).__name__}",
+            "the deblur stage takes a DeblurGAN-v2 generator (FPNMobileNetV2), got a "
+            f"{type(checkpoint_or_model).__name__}",
             fix="pass the generator's checkpoint (.safetensors written by save_deblurgan)")
     if not isinstance(checkpoint_or_model, (str, os.PathLike)):
         raise InvalidArgumentError(
@@ -230,6 +231,11 @@ def _tracker_shapes(bundle: Bundle) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def _join_notes(*notes: str) -> str:
+    parts = [n.strip() for n in notes if n and n.strip()]
+    return " ".join(p if p.endswith(".") else p + "." for p in parts)
+
+
 def _gate(gate):
     from edgetrack.tracking.blur import BlurGate
 
@@ -368,5 +374,5 @@ def add_deblur(
                 f"blur ({gate.measure} >= {gate.threshold:g}); preprocessing.{DEBLUR_SECTION} describes it.")
         manifest = dataclasses.replace(
             m, model=name, graphs=graphs, preprocessing=preprocessing, tools=tools,
-            parity={**m.parity, **parity}, notes=f"{m.notes} {note}".strip(), files={}, format_version=None)
+            parity={**m.parity, **parity}, notes=_join_notes(m.notes, note), files={}, format_version=None)
         return write_bundle(out, manifest, files, force=force, extra_files=extra)

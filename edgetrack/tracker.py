@@ -268,7 +268,8 @@ class Tracker:
                     or g.outputs[0].shape != crop.shape:
                 raise BundleError(
                     f"bundle {str(self.bundle.path)!r}: deblur graph {name!r} must map the {role} crop {crop.shape} "
-                    f"to the same shape; it takes {[t.shape for t in g.inputs]} and gives {[t.shape for t in g.outputs]}",
+                    f"to the same shape; it takes {[t.shape for t in g.inputs]} and gives "
+                    f"{[t.shape for t in g.outputs]}",
                     fix="rebuild the bundle's deblur stage for this tracker (add_deblur)")
             session = self._sessions[name] = self._backend.load(self.bundle.graph_path(name), device)
             runners[role] = _runner(session, g.inputs[0].name, g.outputs[0].name)
@@ -321,7 +322,8 @@ class Tracker:
             raise TrackerStateError("update() was called before init()", fix="call init(frame, box) first")
         n = self._names
         x = self.logic.search_crops(frame)
-        x = self._deblur.search(x, self.logic.search_side / self.logic.params.instance_size)
+        params = self.logic.params
+        x = self._deblur.search(x, self.logic.search_side / params.instance_size, params.exemplar_size)
         search = self._sessions["search"]
         features = search.run({n["x"]: adapt_feed(search, n["x"], x)})[n["features_out"]]
         outputs = self._sessions["head"].run({n["kernel_in"]: self._kernel, n["features_in"]: features})

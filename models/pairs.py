@@ -62,8 +62,13 @@ class PairConfig:
     up to that many pixels (each axis, uniform) from the search crop's centre; ``colour_jitter`` — brightness and
     contrast factors in ``1 ± c`` and per-channel gains in ``1 ± c/2``; ``grey_prob`` — both crops of a pair turn
     grey; ``blur_prob`` — each crop, independently, gets a linear motion blur ``blur_min``..``blur_max`` px long
-    in a random direction. Cache filter: frames whose box is smaller than ``min_target`` px on a side or more
-    elongated than ``max_aspect`` are left out. ``seed`` is the default seed of a :class:`PairSampler`.
+    in a random direction. ``neg_prob`` — a pair is *negative* with this probability: its exemplar comes from
+    another sequence, so the search crop holds an object that is not the exemplar's and every label is negative
+    (pysot's ``DATASET.NEG``; DaSiamRPN's point). Without them nothing in training needs the exemplar whenever the
+    target is the only salient object near the crop's centre, and a network may learn to detect "the object" while
+    ignoring the exemplar (measured on SiamRPN: issue #4). Cache filter: frames whose box is smaller than
+    ``min_target`` px on a side or more elongated than ``max_aspect`` are left out. ``seed`` is the default seed of
+    a :class:`PairSampler`.
     """
 
     exemplar_size: int = 127
@@ -82,6 +87,7 @@ class PairConfig:
     blur_prob: float = 0.3
     blur_min: float = 3.0
     blur_max: float = 15.0
+    neg_prob: float = 0.0
     min_target: float = 4.0
     max_aspect: float = 8.0
     seed: int = 0
@@ -96,7 +102,7 @@ class PairConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise InvalidArgumentError(f"PairConfig.{name} must be a finite number >= 0, got {value!r}")
-        for name in ("grey_prob", "blur_prob"):
+        for name in ("grey_prob", "blur_prob", "neg_prob"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 <= value <= 1):
                 raise InvalidArgumentError(f"PairConfig.{name} must be a probability in [0, 1], got {value!r}")
@@ -479,14 +485,23 @@ class PairSampler:
         ix += ix >= iz  # skip z itself
         return int(entries[iz]), int(entries[ix])
 
+    def _pick_other(self, ix: int, rng: np.random.Generator) -> int:
+        """A random cache entry of another sequence than entry ``ix``'s (a negative pair's exemplar)."""
+        own = int(self.cache.seq_index[ix])
+        s = int(rng.integers(len(self._entries) - 1))
+        s += s >= own  # skip ix's own sequence (entries are grouped by sequence index, in order)
+        entries = self._entries[s]
+        return int(entries[int(rng.integers(len(entries)))])
+
     # -- one pair ------------------------------------------------------------------------------------------------
     def pair(self, iz: int, ix: int, rng: np.random.Generator | None = None, *, shift: Seq[float] | None = None,
-             augment: bool = True) -> dict:
+             augment: bool = True, negative: bool = False) -> dict:
         """The pair of cache entries ``iz`` (exemplar) and ``ix`` (search) as HWC float32 crops plus its labels.
 
         ``shift`` forces the target's displacement in the search crop (px); ``augment=False`` turns every other
-        augmentation off. Returns ``z`` (E, E, 3), ``x`` (I, I, 3), ``labels`` (R, R), ``shift`` (2,), ``box``
-        (4,): the target's box ``(x, y, w, h)`` in the search crop.
+        augmentation off. ``negative``: a negative pair (``iz`` from another sequence than ``ix``): every label is
+        negative. Returns ``z`` (E, E, 3), ``x`` (I, I, 3), ``labels`` (R, R), ``shift`` (2,), ``box`` (4,): the
+        box ``(x, y, w, h)`` in the search crop of ``ix``'s target (for a negative pair, the object to reject).
         """
         cfg = self.cfg
         rng = np.random.default_rng() if rng is None else rng
@@ -519,7 +534,9 @@ class PairSampler:
         w, h = self.cache.sizes[ix] / kx
         cx, cy = half + shift
         box = np.array([cx - (w - 1) / 2, cy - (h - 1) / 2, w, h], np.float32)
-        return {"z": z, "x": x, "labels": shifted_labels(shift, cfg), "shift": shift.astype(np.float32), "box": box}
+        labels = (np.full((cfg.response_size,) * 2, NEGATIVE, np.float32) if negative
+                  else shifted_labels(shift, cfg))
+        return {"z": z, "x": x, "labels": labels, "shift": shift.astype(np.float32), "box": box}
 
     def _photometric(self, z: np.ndarray, x: np.ndarray, rng: np.random.Generator):
         import cv2
@@ -548,7 +565,8 @@ class PairSampler:
         """Batch number ``index`` of this sampler's stream (a pure function of ``(seed, index, batch_size)``).
 
         Returns ``z`` (B, 3, E, E), ``x`` (B, 3, I, I) float32 NCHW BGR 0..255, ``labels`` (B, R, R) float32,
-        ``shift`` (B, 2), ``box`` (B, 4) float32, ``pairs`` (B, 2) int64 cache indices, ``index`` the batch number.
+        ``shift`` (B, 2), ``box`` (B, 4) float32, ``pairs`` (B, 2) int64 cache indices, ``negative`` (B,) bool
+        (negative pairs, ``cfg.neg_prob``), ``index`` the batch number.
         """
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise InvalidArgumentError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -561,13 +579,19 @@ class PairSampler:
         shift = np.empty((b, 2), np.float32)
         box = np.empty((b, 4), np.float32)
         pairs = np.empty((b, 2), np.int64)
+        negative = np.zeros(b, bool)
+        # Drawn only when asked for, so streams without negative pairs are the same as before they existed.
+        can_neg = cfg.neg_prob > 0 and len(self._entries) > 1
         for i in range(b):
             iz, ix = self._pick(rng)
-            p = self.pair(iz, ix, rng)
+            if can_neg and rng.random() < cfg.neg_prob:
+                iz, negative[i] = self._pick_other(ix, rng), True
+            p = self.pair(iz, ix, rng, negative=bool(negative[i]))
             z[i] = p["z"].transpose(2, 0, 1)
             x[i] = p["x"].transpose(2, 0, 1)
             labels[i], shift[i], box[i], pairs[i] = p["labels"], p["shift"], p["box"], (iz, ix)
-        return {"z": z, "x": x, "labels": labels, "shift": shift, "box": box, "pairs": pairs, "index": int(index)}
+        return {"z": z, "x": x, "labels": labels, "shift": shift, "box": box, "pairs": pairs, "negative": negative,
+                "index": int(index)}
 
     def sample(self, batch_size: int) -> dict:
         """The next batch of this sampler's stream (see :meth:`sample_at`)."""

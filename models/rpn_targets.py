@@ -10,6 +10,10 @@ Assignment (SiamRPN §3.4, pysot's ``AnchorTarget``): an anchor whose IoU with t
 positives and ``total`` (64) samples in all are kept per pair, drawn at random; the rest become ignored. Offsets
 (eq. 4): ``δ = ((x − x_a) / w_a, (y − y_a) / h_a, ln(w / w_a), ln(h / h_a))`` over box centres and sizes.
 
+Negative pairs (the exemplar from another sequence, :attr:`~edgetrack.models.pairs.PairConfig.neg_prob`) have no
+positives and no regression: the anchors that would be positive on the search crop's object are negatives (that
+object is exactly what must be rejected), the rest of the ``total`` are drawn from the other negatives.
+
 Targets per pair: ``cls`` (A, R, R) int64, 1 positive / 0 negative / −1 ignored; ``loc`` (4, A, R, R) float32,
 the offsets of every anchor (only positives' count); ``loc_weight`` (A, R, R) float32, 1 on positives.
 The assignment's draws come from the batch's own generator, so a batch's targets are a pure function of
@@ -31,8 +35,11 @@ __all__ = ["AnchorTargetConfig", "RPN_PAIRS", "anchor_iou", "encode", "anchor_ta
 POSITIVE, NEGATIVE, IGNORED = 1, 0, -1
 
 # Pair augmentation for SiamRPN (pysot's SEARCH: scale 0.18, shift 64): the regression branch learns size changes
-# only from pairs whose target changes size, which SiamFC's 5 % scale jitter barely provides.
-RPN_PAIRS = PairConfig(scale_jitter=0.18, max_shift=64.0)
+# only from pairs whose target changes size, which SiamFC's 5 % scale jitter barely provides. One pair in five is
+# negative (pysot's DATASET.NEG 0.2): trained without them, siamrpn-eca learnt to find "the object" near the centre
+# whatever the exemplar (a template from another sequence still gave the target 0.88 against 0.94 for its own, the
+# two score maps correlating at 0.89), and jumped to look-alikes and background clutter (issue #4).
+RPN_PAIRS = PairConfig(scale_jitter=0.18, max_shift=64.0, neg_prob=0.2)
 
 # Mixed into the batch generator's seed so the assignment's draws never repeat the pair sampler's.
 _TARGET_STREAM = 0x52504E
@@ -91,12 +98,25 @@ def encode(anchors: np.ndarray, box) -> np.ndarray:
 
 
 def anchor_targets(anchors: np.ndarray, box, rng: np.random.Generator,
-                   cfg: AnchorTargetConfig | None = None) -> dict:
-    """Targets of one pair: ``cls`` (A, R, R), ``loc`` (4, A, R, R), ``loc_weight`` (A, R, R) (module docstring)."""
+                   cfg: AnchorTargetConfig | None = None, negative: bool = False) -> dict:
+    """Targets of one pair: ``cls`` (A, R, R), ``loc`` (4, A, R, R), ``loc_weight`` (A, R, R) (module docstring).
+
+    ``negative``: a negative pair; ``box`` is then the search crop's (wrong) object.
+    """
     cfg = AnchorTargetConfig() if cfg is None else cfg
     iou = anchor_iou(anchors, box)
     cls = np.full(iou.shape, IGNORED, dtype=np.int64)
     flat = cls.reshape(-1)
+    if negative:
+        hard = np.flatnonzero(iou.reshape(-1) > cfg.pos_iou)
+        if len(hard) > cfg.max_pos:
+            hard = rng.choice(hard, cfg.max_pos, replace=False)
+        rest = np.setdiff1d(np.arange(flat.size), hard)
+        rest = rng.choice(rest, min(len(rest), cfg.total - len(hard)), replace=False)
+        flat[hard] = NEGATIVE
+        flat[rest] = NEGATIVE
+        return {"cls": cls, "loc": encode(anchors, box).astype(np.float32),
+                "loc_weight": np.zeros(iou.shape, np.float32)}
     pos = np.flatnonzero(iou.reshape(-1) > cfg.pos_iou)
     neg = np.flatnonzero(iou.reshape(-1) < cfg.neg_iou)
     if len(pos) > cfg.max_pos:
@@ -111,13 +131,16 @@ def anchor_targets(anchors: np.ndarray, box, rng: np.random.Generator,
 
 
 def batch_targets(anchors: np.ndarray, boxes: np.ndarray, rng: np.random.Generator,
-                  cfg: AnchorTargetConfig | None = None) -> dict:
+                  cfg: AnchorTargetConfig | None = None, negative=None) -> dict:
     """Targets of a batch of pairs: ``boxes`` (B, 4) -> ``cls`` (B, A, R, R), ``loc`` (B, 4, A, R, R),
-    ``loc_weight`` (B, A, R, R)."""
+    ``loc_weight`` (B, A, R, R). ``negative``: (B,) bools, the negative pairs (None: none)."""
     boxes = np.asarray(boxes, dtype=np.float64)
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise InvalidArgumentError(f"boxes must be (B, 4), got shape {boxes.shape}")
-    per_pair = [anchor_targets(anchors, b, rng, cfg) for b in boxes]
+    negative = np.zeros(len(boxes), bool) if negative is None else np.asarray(negative, dtype=bool).reshape(-1)
+    if negative.shape != (len(boxes),):
+        raise InvalidArgumentError(f"negative must have one flag per box ({len(boxes)}), got shape {negative.shape}")
+    per_pair = [anchor_targets(anchors, b, rng, cfg, bool(n)) for b, n in zip(boxes, negative)]
     return {key: np.stack([t[key] for t in per_pair]) for key in ("cls", "loc", "loc_weight")}
 
 
@@ -135,5 +158,5 @@ class RPNTargets:
 
     def __call__(self, batch: dict) -> dict:
         rng = np.random.default_rng([*self.seed, int(batch["index"]), _TARGET_STREAM])
-        return {**batch, **batch_targets(self.anchors, batch["box"], rng, self.cfg)}
+        return {**batch, **batch_targets(self.anchors, batch["box"], rng, self.cfg, batch.get("negative"))}
 

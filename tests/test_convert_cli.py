@@ -105,3 +105,27 @@ def test_inspect_needs_no_torch_or_onnx(bundle):
         "assert rc == 0 and not heavy, (rc, heavy)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
+
+
+def test_convert_with_a_deblur_stage_makes_one_bundle_the_tracker_runs(tmp_path, capsys):
+    import numpy as np
+
+    from edgetrack import Tracker
+    from edgetrack.bundle import load_bundle
+    from edgetrack.models.torch.deblurgan import build_deblurgan, save_deblurgan
+    from edgetrack.models.torch.siamrpn import build_siamrpn, save_siamrpn
+
+    rpn = save_siamrpn(build_siamrpn("siamrpn-tiny").eval(), tmp_path / "rpn.safetensors")
+    deblur = save_deblurgan(build_deblurgan("deblurgan-tiny").eval(), tmp_path / "deblur.safetensors")
+    out = tmp_path / "deblur-rpn"
+    assert main(["convert", str(rpn), "--model", "siamrpn-tiny", "--target", "cpu", "--precision", "fp16",
+                 "--deblur", str(deblur), "--name", "deblur-rpn-tiny", "-o", str(out)]) == 0
+    m = load_bundle(out).manifest
+    assert m.model == "deblur-rpn-tiny" and {"deblur_template", "deblur_search"} <= set(m.graphs)
+    tracker = Tracker(out, deblur="always")
+    frame = np.random.default_rng(0).integers(0, 255, (120, 160, 3), np.uint8)
+    tracker.init(frame, (40, 30, 30, 24))
+    tracker.update(frame)
+    assert tracker.stats.deblurred == 1 and tracker.stats.template_deblurred
+    assert main(["convert", str(rpn), "--model", "siamrpn-tiny", "--target", "cpu", "--precision", "int8",
+                 "--calibration", f"synthetic:{tmp_path}", "--deblur", str(deblur), "-o", str(tmp_path / "x")]) == 2

@@ -88,6 +88,11 @@ def register(sub) -> None:
     p.add_argument("--verify-data", metavar="SPEC",
                    help="data set whose crops check the graphs besides random inputs (default: other frames of "
                    "--calibration)")
+    p.add_argument("--deblur", type=Path, default=None, metavar="CKPT",
+                   help="add a DeblurGAN-v2 checkpoint as the bundle's deblur stage (run on the crops behind a blur "
+                   "gate by edgetrack.Tracker; e.g. siamrpn-eca + deblurgan-v2 = deblur-siamrpn)")
+    p.add_argument("--name", default=None, metavar="NAME",
+                   help="model name recorded in the bundle (default: the model's; deblur-<family> with --deblur)")
     p.set_defaults(func=run)
 
 
@@ -219,6 +224,11 @@ def _run_ascend(args: argparse.Namespace, bundler) -> int:
     with tempfile.TemporaryDirectory(prefix="edgetrack-convert-") as tmp:
         print(f"exporting and checking the ONNX graphs ({args.model}) ...")
         onnx_bundle = bundler(args.checkpoint, Path(tmp) / "onnx", False, opset=args.opset, scales=args.scales)
+        if args.deblur is not None:
+            from edgetrack.converters.deblur2onnx import add_deblur
+
+            print(f"adding the deblur stage ({args.deblur.name}) ...")
+            onnx_bundle = add_deblur(onnx_bundle, args.deblur, Path(tmp) / "deblur", model=args.name)
         print(f"auditing the graphs for {args.target} and writing the {args.toolchain} commands ...")
         path = ascend_bundle(onnx_bundle, args.out, args.target, toolchain=args.toolchain,
                              precision=args.precision, soc_version=args.soc_version, force=args.force)
@@ -253,9 +263,24 @@ def run(args: argparse.Namespace) -> int:
     bundler = getattr(importlib.import_module(module_name), func)
     if args.target in ASCEND_TARGETS:
         return _run_ascend(args, bundler)
-    path = bundler(args.checkpoint, out, args.force, opset=args.opset, scales=args.scales, target=args.target,
-                   precision=args.precision, calibration=args.calibration,
-                   calibration_frames=args.calibration_frames, verify_data=args.verify_data)
+    kwargs = dict(opset=args.opset, scales=args.scales, target=args.target, precision=args.precision,
+                  calibration=args.calibration, calibration_frames=args.calibration_frames,
+                  verify_data=args.verify_data)
+    if args.deblur is None:
+        path = bundler(args.checkpoint, out, args.force, **kwargs)
+    else:
+        import tempfile
+
+        from edgetrack.converters.deblur2onnx import add_deblur
+
+        if args.precision == "int8":
+            raise EdgetrackError("a bundle with a deblur stage is built at fp32 or fp16 so far",
+                                 fix="use --precision fp32 or fp16 with --deblur")
+        with tempfile.TemporaryDirectory(prefix="edgetrack-convert-") as tmp:
+            tracker = bundler(args.checkpoint, Path(tmp) / "tracker", False, **kwargs)
+            print(f"adding the deblur stage ({args.deblur.name}) ...")
+            path = add_deblur(tracker, args.deblur, out, force=args.force, precision=args.precision,
+                              model=args.name)
     manifest = load_bundle(path).manifest
     print(format_parity(manifest.parity))
     print(f"bundle: {path} ({manifest.model}, target {manifest.target}, {manifest.precision}, "

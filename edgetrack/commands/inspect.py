@@ -21,7 +21,8 @@ def register(sub) -> None:
         "parameters, provenance, tool versions and parity results.",
         epilog="example: edgetrack inspect bundles/hsm",
     )
-    p.add_argument("bundle", type=Path, metavar="BUNDLE", help="bundle folder written by edgetrack convert")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE",
+                   help="bundle folder written by edgetrack convert, or a shipped model's name (e.g. siamfc-hsm)")
     p.set_defaults(func=run)
 
 
@@ -122,6 +123,11 @@ def format_manifest(bundle) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from edgetrack.bundle import load_bundle
+    from edgetrack.tracker import _shipped
 
-    print(format_manifest(load_bundle(args.bundle)))
+    shipped = _shipped()
+    path = args.bundle
+    if not path.exists() and str(path) in shipped:  # a shipped model's name
+        path = shipped[str(path)]
+    print(format_manifest(load_bundle(path)))
     return 0

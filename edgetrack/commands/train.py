@@ -42,6 +42,7 @@ TRAINERS: dict[str, dict[str, str]] = {
     },
     "deblurgan": {
         "torch": "edgetrack.models.torch.deblur_train:train_from_args",
+        "mindspore": "edgetrack.models.mindspore.deblur_train:train_from_args",
     },
 }
 

@@ -23,8 +23,8 @@ MindSpore-specific choices (each checked on MindSpore 2.10 -> ONNX -> ONNX Runti
 - The exported generator keeps its ``BatchNormalization`` nodes (MindSpore's exporter does not fold them; PyTorch's
   does). ONNX Runtime and ATC run both; the numbers are the same.
 - The discriminators' InstanceNorm is written out (mean and biased variance over H, W; no parameters, as PyTorch's
-  default ``InstanceNorm2d``): ``nn.InstanceNorm2d`` has affine parameters the twin does not, and the
-  discriminators are never exported.
+  default ``InstanceNorm2d``): MindSpore's ``nn.InstanceNorm2d`` runs on GPU only and carries gamma/beta/moving
+  statistics even with ``affine=False``, which would put keys into the checkpoint that the twin does not have.
 - ``tanh`` is written ``2·sigmoid(2x) − 1``: MindSpore's CPU Tanh is an approximation with an error of up to 1e-4
   (see :func:`_tanh`), as large as the tolerance the twins are held to.
 - Typed errors are raised outside compiled code (:func:`ssim` checks eagerly, then calls the pure ``_ssim`` that the
@@ -458,12 +458,11 @@ class TrackerPerceptual(nn.Cell):
         self.backbone = load_siamfc(checkpoint).backbone
         for p in self.backbone.get_parameters():
             p.requires_grad = False
-        self.backbone.set_train(False)
-
-    def set_train(self, mode: bool = True):  # the backbone's BN keeps its running statistics whatever the trainer does
-        super().set_train(mode)
-        self.backbone.set_train(False)
-        return self
+        # Running statistics whatever mode the trainer sets: MindSpore's set_train flags every cell below the one it
+        # is called on (no per-cell override runs, unlike PyTorch's train()), so the BN cells are pinned instead.
+        for _, cell in self.backbone.cells_and_names():
+            if isinstance(cell, nn.BatchNorm2d):
+                cell.use_batch_statistics = False
 
     def features(self, images):
         b = self.backbone
