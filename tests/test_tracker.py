@@ -134,14 +134,16 @@ def test_models_backends_and_devices_are_checked(tiny, tmp_path, monkeypatch):
     models = tmp_path / "models"
     models.mkdir()
     monkeypatch.setattr(tracker_module, "_MODELS_DIR", models)
+    default = tracker_module.DEFAULT_MODEL
     assert list_models() == []
-    with pytest.raises(BundleError, match="default model 'siamfc-hsm' is missing"):
+    with pytest.raises(BundleError, match=f"default model '{default}' is missing"):
         Tracker()
     with pytest.raises(UnknownChoiceError, match="siamfc-hsm"):
         Tracker("siamfc-hsm")
+    shutil.copytree(tiny[1], models / default)
     shutil.copytree(tiny[1], models / "siamfc-hsm")
-    assert list_models() == ["siamfc-hsm"]
-    assert Tracker().bundle.path == (models / "siamfc-hsm").resolve()
+    assert list_models() == sorted({default, "siamfc-hsm"})
+    assert Tracker().bundle.path == (models / default).resolve()
     assert Tracker("siamfc-hsm").bundle.path == (models / "siamfc-hsm").resolve()
     with pytest.raises(UnknownChoiceError, match="siamfc-hsm"):
         Tracker("siamrpn-nope")

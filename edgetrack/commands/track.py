@@ -32,7 +32,7 @@ def register(sub) -> None:
     p.add_argument("source", metavar="SOURCE",
                    help="a video file, a folder of frames (.jpg/.png/.bmp, sorted by name) or a camera index (0, 1, ...)")
     p.add_argument("--model", default=None, metavar="NAME|BUNDLE",
-                   help="a shipped model name (edgetrack.list_models(); default: the default model, siamfc-hsm) or a "
+                   help="a shipped model name (edgetrack.list_models(); default: the default model, siamrpn-eca) or a "
                    "bundle folder written by `edgetrack convert`")
     p.add_argument("--box", required=True, metavar="X,Y,W,H", help="target box in the first frame, 0-based pixels")
     p.add_argument("--backend", default="auto", help="inference backend (default auto)")
