@@ -2,7 +2,7 @@
 
 DeblurGAN-v2 (Kupyn et al., ICCV 2019) is the deblurrer of Deblur-SiamRPN (shared/papers/deblur_siamrpn.txt);
 this is its edge variant, ``FPNMobileNet`` of the authors' code (VITA-Group/DeblurGANv2, ``models/fpn_mobilenet.py``),
-with the changes below that deployment needs. ``models/mindspore/deblurgan.py`` (to come) is this file's twin: the
+with the changes below that deployment needs. ``models/mindspore/deblurgan.py`` is this file's twin: the
 same class, submodule and parameter names (plain ``Conv2d``/``BatchNorm2d``/``ReLU6`` in ``Sequential``\\ s), so
 one safetensors file (:mod:`edgetrack.models.torch.checkpoint`) loads into both.
 
