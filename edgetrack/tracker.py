@@ -53,7 +53,7 @@ DEFAULT_LOST_THRESHOLD = 0.5
 # checkpoints trained on the GPU machine (the recipe: edgetrack/assets/models/README.md). DEFAULT_MODEL is what
 # Tracker() runs with no model named.
 _MODELS_DIR = Path(__file__).parent / "assets" / "models"
-DEFAULT_MODEL = "siamrpn-eca"  # CPU-friendly (about 1 GMAC per frame); siamfc-hsm is the accurate GPU model
+DEFAULT_MODEL = "siamrpn-eca"  # CPU-friendly: about 1 GMAC per frame (HSM-SiamFC needs ~50)
 
 _NO_MODEL_FIX = (
     "pass a shipped model name (edgetrack.list_models()) or the folder of a bundle made by `edgetrack convert`, "

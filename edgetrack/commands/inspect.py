@@ -22,7 +22,7 @@ def register(sub) -> None:
         epilog="example: edgetrack inspect bundles/hsm",
     )
     p.add_argument("bundle", type=Path, metavar="BUNDLE",
-                   help="bundle folder written by edgetrack convert, or a shipped model's name (e.g. siamfc-hsm)")
+                   help="bundle folder written by edgetrack convert, or a shipped model's name (e.g. siamrpn-eca)")
     p.set_defaults(func=run)
 
 
