@@ -6,13 +6,28 @@
 #   OUT=/tmp/out bash benchmarks/device_train_rpn_deblur.sh        # on the GPU machine, ~9 minutes on one H200
 #
 # Budgets: STEPS_RPN / STEPS_DEBLUR (defaults below) and a hard TIMEOUT per training job; a job cut off by the timeout
-# leaves its newest epoch checkpoint, which is packed instead of final.safetensors.
+# leaves its newest epoch checkpoint, which is packed instead of final.safetensors. RUNS picks the jobs (default all
+# three). The tracker's training set: SEQS sequences of seed 11, a share PATCHES of whose targets are textured
+# patches cut from PATCH_PHOTOS (`edgetrack data synth --patches --patch-photos`).
+#
+# The shipped siamrpn-eca (second recipe, issue #4): more and more varied targets, mirrored/channel-swapped pairs
+# (RPN_PAIRS), 6000 steps of batch 32:
+#   OUT=/tmp/out RUNS="siamrpn-eca siamrpn-alexnet" SEQS=240 PATCHES=0.6 PATCH_PHOTOS=all BATCH_RPN=32 \
+#       WORKERS_ECA=9 WORKERS_ALEX=5 TIMEOUT=330 bash benchmarks/device_train_rpn_deblur.sh
 set -euo pipefail
 W=${WORK:-/tmp/etw-rpn}
 OUT=${OUT:?set OUT to the folder results go to}
 STEPS_RPN=${STEPS_RPN:-6000}
 STEPS_DEBLUR=${STEPS_DEBLUR:-4800}
 TIMEOUT=${TIMEOUT:-400}
+RUNS=${RUNS:-siamrpn-eca siamrpn-alexnet deblurgan-v2}
+SEQS=${SEQS:-200}
+PATCHES=${PATCHES:-0.25}
+PATCH_PHOTOS=${PATCH_PHOTOS:-objects}
+BATCH_RPN=${BATCH_RPN:-16}
+WORKERS_ECA=${WORKERS_ECA:-6}
+WORKERS_ALEX=${WORKERS_ALEX:-5}
+wants() { [[ " $RUNS " == *" $1 "* ]]; }
 CORES=$(nproc)
 et() { python3 -m edgetrack "$@"; }
 export EDGETRACK_NO_PROGRESS=1 PYTHONUNBUFFERED=1
@@ -22,9 +37,12 @@ say() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 
 # Data: the tracker's training set (as the shipped siamfc-hsm: seed 11), a smaller deblurring set and its held-out
 # test split (the deblurrer keeps decoded frame pairs in memory).
-[ -f "$W/train/synth.json" ] || et data synth --out "$W/train" --sequences 200 --frames 120 --seed 11 --split train --workers "$CORES" --force >/dev/null &
-[ -f "$W/dtrain/synth.json" ] || et data synth --out "$W/dtrain" --sequences 60 --frames 120 --seed 21 --split train --workers "$CORES" --force >/dev/null &
-[ -f "$W/dtest/synth.json" ] || et data synth --out "$W/dtest" --sequences 8 --frames 120 --seed 13 --split test --workers 4 --force >/dev/null &
+[ -f "$W/train/synth.json" ] || et data synth --out "$W/train" --sequences "$SEQS" --frames 120 --seed 11 --split train \
+    --patches "$PATCHES" --patch-photos "$PATCH_PHOTOS" --workers "$CORES" --no-pairs --no-contact-sheet --force >/dev/null &
+if wants deblurgan-v2; then
+  [ -f "$W/dtrain/synth.json" ] || et data synth --out "$W/dtrain" --sequences 60 --frames 120 --seed 21 --split train --workers "$CORES" --force >/dev/null &
+  [ -f "$W/dtest/synth.json" ] || et data synth --out "$W/dtest" --sequences 8 --frames 120 --seed 13 --split test --workers 4 --force >/dev/null &
+fi
 wait
 say "data rendered"
 
@@ -35,20 +53,22 @@ say "crop cache ready"
 
 rpn() {  # name workers
   timeout "$TIMEOUT" python3 -m edgetrack train --model "$1" --data "synthetic:$W/train" --cache "$W/rpn-cache.npz" \
-    --out "$W/$1" --device cuda --amp --batch-size 16 --epochs 10 --steps-per-epoch $((STEPS_RPN / 10)) \
+    --out "$W/$1" --device cuda --amp --batch-size "$BATCH_RPN" --epochs 10 --steps-per-epoch $((STEPS_RPN / 10)) \
     --workers "$2" --seed 0 --log-every 200 > "$W/$1.log" 2>&1 || echo "$1 exited with $?" >> "$W/$1.log"
 }
-rpn siamrpn-eca 6 &
-rpn siamrpn-alexnet 5 &
-timeout "$TIMEOUT" python3 -m edgetrack train --model deblurgan-v2 --data "synthetic:$W/dtrain" \
-  --eval-data "synthetic:$W/dtest" --out "$W/deblurgan-v2" --device cuda --batch-size 16 --epochs 8 \
-  --steps-per-epoch $((STEPS_DEBLUR / 8)) --workers 4 --seed 0 > "$W/deblurgan-v2.log" 2>&1 \
-  || echo "deblurgan-v2 exited with $?" >> "$W/deblurgan-v2.log" &
+if wants siamrpn-eca; then rpn siamrpn-eca "$WORKERS_ECA" & fi
+if wants siamrpn-alexnet; then rpn siamrpn-alexnet "$WORKERS_ALEX" & fi
+if wants deblurgan-v2; then
+  timeout "$TIMEOUT" python3 -m edgetrack train --model deblurgan-v2 --data "synthetic:$W/dtrain" \
+    --eval-data "synthetic:$W/dtest" --out "$W/deblurgan-v2" --device cuda --batch-size 16 --epochs 8 \
+    --steps-per-epoch $((STEPS_DEBLUR / 8)) --workers 4 --seed 0 > "$W/deblurgan-v2.log" 2>&1 \
+    || echo "deblurgan-v2 exited with $?" >> "$W/deblurgan-v2.log" &
+fi
 wait
 say "training done"
 
 pack=()
-for run in siamrpn-eca siamrpn-alexnet deblurgan-v2; do
+for run in $RUNS; do
   tail -3 "$W/$run.log"
   ckpt="$W/$run/final.safetensors"
   [ -f "$ckpt" ] || ckpt=$(ls -t "$W/$run"/checkpoints/*.safetensors 2>/dev/null | grep -v state | head -1 || true)

@@ -1,4 +1,5 @@
 """The framework-free pair pipeline: crop cache, pair sampler, labels that follow the target."""
+import dataclasses
 import math
 
 import numpy as np
@@ -245,6 +246,32 @@ def test_grey_and_blur_augmentations(cache):
 
     assert edges(blurred["x"]) < 0.75 * edges(sharp["x"])
     assert edges(blurred["z"]) < 0.75 * edges(sharp["z"])
+
+
+def test_flip_and_channel_swap_mirror_both_crops_and_the_labels(cache):
+    """The same draws with flip_prob / swap_prob 1: the crops are the mirror (channel-permuted) of the plain pair,
+    and the shift, box and labels follow the mirrored target."""
+    plain = PairSampler(cache, PLAIN).pair(1, 4, np.random.default_rng(3))
+    flip_cfg = dataclasses.replace(PLAIN, flip_prob=1.0)
+    flipped = PairSampler(cache, flip_cfg).pair(1, 4, np.random.default_rng(3))
+    np.testing.assert_array_equal(flipped["z"], plain["z"][:, ::-1])
+    np.testing.assert_array_equal(flipped["x"], plain["x"][:, ::-1])
+    np.testing.assert_allclose(flipped["shift"], plain["shift"] * [-1, 1])
+    np.testing.assert_allclose(target_centroid(flipped["x"]), 127 + flipped["shift"], atol=0.5)
+    np.testing.assert_array_equal(flipped["labels"], shifted_labels(flipped["shift"], PLAIN))
+    x, y, w, h = flipped["box"]
+    np.testing.assert_allclose([x + (w - 1) / 2, y + (h - 1) / 2], 127 + flipped["shift"], atol=1e-4)
+    np.testing.assert_allclose([w, h], plain["box"][2:])
+    assert flipped["x"].flags.c_contiguous
+
+    swapped = PairSampler(cache, dataclasses.replace(PLAIN, swap_prob=1.0)).pair(1, 4, np.random.default_rng(3))
+    perm = [int(np.argmin(np.abs(plain["x"][..., c:c + 1] - swapped["x"]).sum(axis=(0, 1)))) for c in range(3)]
+    assert sorted(perm) == [0, 1, 2]
+    for c, d in enumerate(perm):  # the same permutation in both crops
+        np.testing.assert_array_equal(swapped["x"][..., d], plain["x"][..., c])
+        np.testing.assert_array_equal(swapped["z"][..., d], plain["z"][..., c])
+    with pytest.raises(InvalidArgumentError, match="flip_prob"):
+        PairConfig(flip_prob=1.5)
 
 
 def test_sampler_rejects_caches_it_does_not_fit(cache):

@@ -157,6 +157,25 @@ def test_train_and_test_photo_pools_are_disjoint():
     assert train["targets"] and train["backgrounds"] and test["targets"] and test["backgrounds"]
 
 
+def test_patch_targets_from_every_photo_of_the_split():
+    """patches=1, patch_photos="all": every target is a patch, drawn from the split's photos including the
+    backgrounds; the default settings keep the scenes sets were made with (the patch stream is separate)."""
+    cfg = SynthConfig(**{**TINY, "sequences": 12}, patches=1.0, patch_photos="all")
+    targets = [make_scene(cfg, i).target.info for i in range(12)]
+    assert all(t["generic"] for t in targets)
+    train_pool = {p.key for p in photos.available("train")}
+    used = {t["photo"] for t in targets}
+    assert used <= train_pool
+    assert used & {p.key for p in photos.available("train") if p.background}  # backgrounds serve as targets too
+    default = SynthConfig(**TINY)
+    explicit = SynthConfig(**TINY, patches=0.25, patch_photos="objects")
+    assert make_scene(default, 1).target.info == make_scene(explicit, 1).target.info
+    with pytest.raises(InvalidArgumentError, match="patches"):
+        SynthConfig(patches=1.5)
+    with pytest.raises(UnknownChoiceError, match="'everywhere'"):
+        SynthConfig(patch_photos="everywhere")
+
+
 def test_without_scikit_image_the_error_says_which_extra(monkeypatch, tmp_path):
     monkeypatch.setattr(photos, "package_dirs", lambda: {})
     with pytest.raises(MissingDependencyError) as exc:

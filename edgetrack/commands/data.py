@@ -55,6 +55,12 @@ def register(sub) -> None:
                    help="look-alikes per sequence (default 1-3)")
     s.add_argument("--split", default="train", choices=("train", "test"),
                    help="photo pool: train and test sets never share a photo (default train)")
+    s.add_argument("--patches", type=float, default=0.25, metavar="P",
+                   help="probability that a target is a textured patch rather than a hand-picked object (default "
+                        "0.25; training sets: higher shows the tracker more distinct targets)")
+    s.add_argument("--patch-photos", default="objects", choices=("objects", "all"),
+                   help="where patches come from: the photos with hand-picked objects (default) or every photo of "
+                        "the split")
     s.add_argument("--workers", type=int, default=1, metavar="K", help="parallel processes (default 1)")
     s.add_argument("--no-pairs", action="store_true", help="do not write the GoPro-layout deblur pairs")
     s.add_argument("--contact-sheet", action=argparse.BooleanOptionalAction, default=True,
@@ -76,7 +82,7 @@ def run_synth(args: argparse.Namespace) -> int:
         raise InvalidArgumentError(f"--workers must be 0 or more, got {args.workers}")
     cfg = SynthConfig(sequences=args.sequences, frames=args.frames, size=args.size, seed=args.seed, split=args.split,
                       blur=args.blur, speed=args.speed, occlusion=args.occlusion, distractors=args.distractors,
-                      pairs=not args.no_pairs)
+                      pairs=not args.no_pairs, patches=args.patches, patch_photos=args.patch_photos)
     out = generate(cfg, args.out, workers=args.workers, force=args.force)
     print(f"wrote {cfg.sequences} sequences x {cfg.frames} frames ({cfg.size[0]}x{cfg.size[1]}), "
           f"sharp and blurred: {out}")

@@ -65,6 +65,7 @@ from edgetrack.errors import DatasetError, InvalidArgumentError, UnknownChoiceEr
 GAMMA = 2.2
 BLUR_LEVELS = {"none": 0.0, "mild": 0.5, "strong": 1.0}  # exposure, as a fraction of the frame interval
 BLUR_CHOICES = (*BLUR_LEVELS, "mixed")
+PATCH_PHOTOS = ("objects", "all")
 SPLITS = photos.SPLITS
 MAX_SUBFRAMES = 31
 SUBFRAME_STEP_PX = 2.0
@@ -84,6 +85,11 @@ class SynthConfig:
     exposure fraction in [0, 1]; ``speed`` scales every motion; ``occlusion`` is the probability that a sequence
     has occluders passing in front of the target; ``distractors`` is the (min, max) number of look-alikes;
     ``pairs`` also writes the GoPro-layout deblurring pairs (hard links to the GOT-10k frames: no extra disk).
+    ``patches`` is the probability that the target is a textured patch instead of a hand-picked object, and
+    ``patch_photos`` where patches come from: ``"objects"`` (the photos that have hand-picked objects) or
+    ``"all"`` (every photo of the split, the background textures included). A split holds only a few dozen
+    objects; training sets made with more and wider-sourced patches show a tracker many more distinct targets
+    (the defaults are what every set made so far used, so their sequences stay the same).
     """
 
     sequences: int = 20
@@ -97,6 +103,8 @@ class SynthConfig:
     distractors: tuple[int, int] = (1, 3)
     jpeg_quality: int = 92
     pairs: bool = True
+    patches: float = 0.25
+    patch_photos: str = "objects"
 
     def __post_init__(self):
         for name in ("sequences", "frames", "seed"):
@@ -140,6 +148,11 @@ class SynthConfig:
             raise InvalidArgumentError(
                 f"distractors must be (min, max) with 0 <= min <= max <= 8, got {self.distractors}")
         object.__setattr__(self, "distractors", (lo, hi))
+        if isinstance(self.patches, bool) or not isinstance(self.patches, (int, float)) or not 0 <= self.patches <= 1:
+            raise InvalidArgumentError(f"patches must be a probability in [0, 1], got {self.patches!r}")
+        if self.patch_photos not in PATCH_PHOTOS:
+            raise UnknownChoiceError("patch_photos", self.patch_photos, PATCH_PHOTOS,
+                                     fix="'objects' (the default) or 'all'")
         if not 1 <= self.jpeg_quality <= 100:
             raise InvalidArgumentError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
 
@@ -379,6 +392,8 @@ class SyntheticScene:
         level = config.blur if config.blur != "mixed" else ("mild", "strong")[int(pick.integers(2))]
         self.blur_level = level if isinstance(level, str) else f"{float(level):g}"
         self.exposure = exposure_of(level)
+        self._patch_rng = np.random.default_rng(
+            np.random.SeedSequence([config.seed, photos.SPLITS.index(config.split), index, 2]))
         for attempt in range(8):
             self._build(rng)
             self.attempts = attempt + 1
@@ -405,7 +420,11 @@ class SyntheticScene:
         # ---- target
         src = sources[int(rng.integers(len(sources)))]
         objs = photos.objects_of(src.key)
-        generic = src.auto != "faces" and rng.random() < 0.25
+        generic = (src.auto != "faces" or cfg.patch_photos == "all") and rng.random() < cfg.patches
+        if generic and cfg.patch_photos == "all":
+            # From its own stream, so the main one draws as it does with patches from the object photos.
+            anywhere = [p for p in pool if p.auto != "faces"]
+            src = anywhere[int(self._patch_rng.integers(len(anywhere)))]
         if generic:
             img = photos.load_image(src.key)
             rect = _textured_rect(img, rng)
