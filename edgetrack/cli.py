@@ -16,7 +16,7 @@ from edgetrack._version import __version__
 from edgetrack.errors import EdgetrackError
 
 # Order is the order of `edgetrack --help`.
-COMMANDS = ("demo", "data", "train", "convert", "inspect", "track", "eval")
+COMMANDS = ("demo", "data", "train", "convert", "inspect", "track", "eval", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

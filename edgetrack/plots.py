@@ -90,4 +90,53 @@ def plot_results(results: Iterable, out_dir: str | Path) -> list[Path]:
     ]
 
 
-__all__ = ["plot_curves", "plot_results"]
+def plot_speed(variants: Mapping[str, Mapping[str, dict]], path: str | Path, *, title: str = "") -> Path:
+    """Mean milliseconds per frame of every tracker, one panel per data set variant, as horizontal bars split into
+    the stages a tracker reports (``rest_ms``, ``gate_ms``, ``deblur_ms``; a tracker without them is one bar of
+    ``ms_mean``), fastest at the top; each bar is labelled with its FPS.
+
+    ``variants``: variant name -> tracker name -> timing dict (what ``edgetrack.bench`` measures).
+    """
+    matplotlib = require("matplotlib", feature="speed plots", extra="eval")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    panels = [(v, {n: r for n, r in rows.items() if r.get("ms_mean")}) for v, rows in variants.items()]
+    panels = [(v, rows) for v, rows in panels if rows]
+    if not panels:
+        raise InvalidArgumentError(f"nothing to plot for {title or path}: no tracker has a time per frame")
+    colours = matplotlib.colormaps["tab10"].colors
+    stages = (("rest_ms", "tracking", colours[0]), ("gate_ms", "blur gate", colours[1]),
+              ("deblur_ms", "deblurring", colours[3]))
+    height = max(2.4, 0.42 * max(len(rows) for _, rows in panels) + 1.4)
+    fig = Figure(figsize=(6.2 * len(panels), height))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (variant, rows) in zip(axes, panels):
+        names = sorted(rows, key=lambda n: rows[n]["ms_mean"], reverse=True)  # barh draws bottom-up
+        y = np.arange(len(names))
+        left = np.zeros(len(names))
+        for key, label, colour in stages:
+            widths = np.array([rows[n].get(key) if key in rows[n] else (rows[n]["ms_mean"] if key == "rest_ms"
+                                                                        else 0.0) for n in names], float)
+            widths = np.nan_to_num(np.clip(widths, 0, None))
+            if widths.any():
+                ax.barh(y, widths, left=left, color=colour, label=label, height=0.65)
+            left += widths
+        for yi, n in zip(y, names):
+            fps = rows[n].get("fps")
+            ax.text(left[yi], yi, f"  {fps:.0f} FPS" if fps else "", va="center", fontsize=8)
+        ax.set_yticks(y, names, fontsize=9)
+        ax.set(xlabel="milliseconds per frame (mean)", title=variant, xlim=(0, float(left.max()) * 1.3))
+        ax.grid(True, axis="x", alpha=0.35)
+        ax.legend(loc="upper right", fontsize=8, framealpha=0.85)  # the fastest (shortest) bars are at the top
+    if title:
+        fig.suptitle(title, fontsize=12)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+__all__ = ["plot_curves", "plot_results", "plot_speed"]

@@ -1,0 +1,122 @@
+"""The benchmark report (`edgetrack bench`, `benchmarks/report.py`): a tiny run writes RESULTS.md with every section
+and its plots, a second run measures nothing, records measured elsewhere are merged, earlier results feed the
+claims and targets."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("skimage")  # the synthetic generator's photos
+pytest.importorskip("matplotlib")
+
+from edgetrack.cli import main  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from edgetrack.baselines import list_baselines
+    from edgetrack.converters.torch2onnx import siamfc_bundle
+    from edgetrack.data.synth import SynthConfig, generate
+    from edgetrack.models.torch.siamfc import build_siamfc, save_siamfc
+
+    root = tmp_path_factory.mktemp("report")
+    generate(SynthConfig(sequences=2, frames=10, size=(160, 120), seed=12, split="test"), root / "data",
+             progress=False)
+    torch.manual_seed(0)
+    bundle = siamfc_bundle(save_siamfc(build_siamfc("siamfc-tiny").eval(), root / "tiny.safetensors"),
+                           root / "bundle")
+    # Earlier runs' results, as the GPU machine's scripts write them: a SiamFC training run and a GPU speed file.
+    prior = root / "prior"
+    (prior / "siamfc-run").mkdir(parents=True)
+    rows = [{"preset": p, "loss": l, "variant": v, "success_auc": auc, "precision_20": 0.8}
+            for p, l, aucs in (("siamfc-hsm", "hsm", (0.75, 0.74)), ("siamfc", "logistic", (0.70, 0.71)))
+            for v, auc in zip(("sharp", "blurred"), aucs)]
+    (prior / "siamfc-run" / "results.json").write_text(json.dumps(
+        {"environment": {"gpu": "Some GPU"}, "data": {"test": {"sequences": 30, "seed": 12}}, "evaluation": rows}))
+    (prior / "gpu_speed.json").write_text(json.dumps(
+        {"meta": {"gpu": "Some GPU"}, "rows": [{"model": "siamfc-hsm", "batch": 1, "precision": "fp16",
+                                                 "per_stream_fps": 800.0}]}))
+    baseline = "kcf" if list_baselines()["kcf"] is None else "mil"
+    return root, bundle, baseline
+
+
+def _argv(root: Path, bundle: Path, baseline: str, *more: str) -> list[str]:
+    return ["bench", "--out", str(root / "out"), "--data", f"synthetic:{root / 'data'}", "--models", "none",
+            "--bundle", f"tiny={bundle}", "--baselines", baseline, "--speed-sequences", "2", "--speed-frames", "6",
+            "--chips", "ascend310", "--results", str(root / "prior"), *more]
+
+
+def _records(out: Path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime_ns for p in (out / "results" / "report" / "cache").rglob("*.json")}
+
+
+def test_report_has_every_section_and_a_second_run_reuses_the_cache(setup, capsys):
+    from edgetrack.bench.render import SECTIONS
+
+    root, bundle, baseline = setup
+    out = root / "out"
+    assert main(_argv(root, bundle, baseline)) == 0
+    first = capsys.readouterr().out
+    # 2 trackers × 2 variants accuracy, one speed run, one simulator estimate.
+    assert "measured: 6, reused from the cache: 0" in first
+    text = (out / "RESULTS.md").read_text()
+    for title in SECTIONS:
+        assert f"## {title}" in text
+    for name in ("tiny", baseline):
+        assert f"| {name} |" in text
+    assert "Generated" in text and "edgetrack bench --out" in text  # where the numbers came from
+    for png in ("accuracy-synthetic-sharp.png", "accuracy-synthetic-blurred.png", "speed.png"):
+        assert (out / "results" / "report" / png).stat().st_size > 1000
+    assert "](results/report/accuracy-synthetic-blurred.png)" in text
+    # Earlier results: the claim, and the targets they settle (fake figures: +0.05 / +0.03 AUC, 800 FPS).
+    assert "— **supports**" in text and "+0.050 sharp, +0.030 blurred" in text
+    assert "| GPU machine, per stream, batch 1, through edgetrack.Tracker: siamfc-hsm ≥ 710 FPS | 800 FPS fp16 | " \
+           "**met**" in text
+    assert "deblur-siamrpn ≥ 420 FPS | – | not measured" in text
+
+    before = _records(out)
+    assert len(before) == 6
+    assert main(_argv(root, bundle, baseline)) == 0
+    assert "measured: 0, reused from the cache: 6" in capsys.readouterr().out
+    assert _records(out) == before  # not even rewritten
+
+    # --force measures again what it is asked to measure (here the cheap simulator estimate only).
+    assert main(_argv(root, bundle, baseline, "--force", "--sections", "simulator")) == 0
+    assert "measured: 1, reused from the cache: 5" in capsys.readouterr().out
+
+
+def test_records_measured_elsewhere_are_merged_and_nothing_is_measured_without_sections(setup, capsys):
+    root, bundle, baseline = setup
+    out = root / "out"
+    if not list((out / "results" / "report" / "cache" / "accuracy").glob("tiny-synthetic-blurred-*.json")):
+        assert main(_argv(root, bundle, baseline)) == 0
+    src = next((out / "results" / "report" / "cache" / "accuracy").glob("tiny-synthetic-blurred-*.json"))
+    record = json.loads(src.read_text())
+    # As if the GPU machine had tracked a model this machine lacks, on the same data, and the file was copied in.
+    record["key"]["tracker"] = "model:gpu-only"
+    record["result"]["tracker"] = "gpu-only"
+    record["meta"]["machine"] = {"cpu": "GPU host", "cores": 16}
+    dropped = out / "results" / "report" / "cache" / "from-gpu" / "anything.json"
+    dropped.parent.mkdir(exist_ok=True)
+    dropped.write_text(json.dumps(record))
+    try:
+        assert main(_argv(root, bundle, baseline, "--sections", "none")) == 0
+        printed = capsys.readouterr().out
+        assert "measured: 0," in printed
+        text = (out / "RESULTS.md").read_text()
+        assert "| gpu-only (merged) |" in text and "GPU host, 16 cores" in text
+    finally:
+        shutil.rmtree(dropped.parent)
+
+
+def test_bad_options_are_errors_that_say_what_to_do(setup, capsys):
+    root, bundle, baseline = setup
+    assert main(_argv(root, bundle, baseline, "--sections", "accuracy,plots")) == 2
+    assert "plots" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bench", "--bundle", "no-equals-sign"])
+    assert "NAME=PATH" in capsys.readouterr().err
