@@ -7,8 +7,9 @@
 #
 # Budgets: STEPS_RPN / STEPS_DEBLUR (defaults below) and a hard TIMEOUT per training job; a job cut off by the timeout
 # leaves its newest epoch checkpoint, which is packed instead of final.safetensors. RUNS picks the jobs (default all
-# three). The tracker's training set: SEQS sequences of seed 11, a share PATCHES of whose targets are textured
-# patches cut from PATCH_PHOTOS (`edgetrack data synth --patches --patch-photos`).
+# three). The tracker's training set: SEQS sequences of FRAMES frames (seed 11; every FRAME_STRIDE-th frame cropped),
+# a share PATCHES of whose targets are textured patches cut from PATCH_PHOTOS (`edgetrack data synth --patches
+# --patch-photos`).
 #
 # The shipped siamrpn-eca (second recipe, issue #4): more and more varied targets, mirrored/channel-swapped pairs
 # (RPN_PAIRS), 6000 steps of batch 32:
@@ -22,6 +23,8 @@ STEPS_DEBLUR=${STEPS_DEBLUR:-4800}
 TIMEOUT=${TIMEOUT:-400}
 RUNS=${RUNS:-siamrpn-eca siamrpn-alexnet deblurgan-v2}
 SEQS=${SEQS:-200}
+FRAMES=${FRAMES:-120}
+FRAME_STRIDE=${FRAME_STRIDE:-1}
 PATCHES=${PATCHES:-0.25}
 PATCH_PHOTOS=${PATCH_PHOTOS:-objects}
 BATCH_RPN=${BATCH_RPN:-16}
@@ -37,7 +40,7 @@ say() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 
 # Data: the tracker's training set (as the shipped siamfc-hsm: seed 11), a smaller deblurring set and its held-out
 # test split (the deblurrer keeps decoded frame pairs in memory).
-[ -f "$W/train/synth.json" ] || et data synth --out "$W/train" --sequences "$SEQS" --frames 120 --seed 11 --split train \
+[ -f "$W/train/synth.json" ] || et data synth --out "$W/train" --sequences "$SEQS" --frames "$FRAMES" --seed 11 --split train \
     --patches "$PATCHES" --patch-photos "$PATCH_PHOTOS" --workers "$CORES" --no-pairs --no-contact-sheet --force >/dev/null &
 if wants deblurgan-v2; then
   [ -f "$W/dtrain/synth.json" ] || et data synth --out "$W/dtrain" --sequences 60 --frames 120 --seed 21 --split train --workers "$CORES" --force >/dev/null &
@@ -48,13 +51,14 @@ say "data rendered"
 
 # The SiamRPN crop cache, built in its own process: forked loader workers must not inherit OpenCV's thread pool.
 [ -f "$W/rpn-cache.npz" ] || et train --model siamrpn-eca --data "synthetic:$W/train" --cache "$W/rpn-cache.npz" \
-    --out "$W/cache-run" --device cuda --epochs 1 --steps-per-epoch 1 --workers "$CORES" >/dev/null
+    --out "$W/cache-run" --device cuda --epochs 1 --steps-per-epoch 1 --workers "$CORES" \
+    --frame-stride "$FRAME_STRIDE" >/dev/null
 say "crop cache ready"
 
 rpn() {  # name workers
   timeout "$TIMEOUT" python3 -m edgetrack train --model "$1" --data "synthetic:$W/train" --cache "$W/rpn-cache.npz" \
     --out "$W/$1" --device cuda --amp --batch-size "$BATCH_RPN" --epochs 10 --steps-per-epoch $((STEPS_RPN / 10)) \
-    --workers "$2" --seed 0 --log-every 200 > "$W/$1.log" 2>&1 || echo "$1 exited with $?" >> "$W/$1.log"
+    --workers "$2" --seed 0 --log-every 200 --frame-stride "$FRAME_STRIDE" > "$W/$1.log" 2>&1 || echo "$1 exited with $?" >> "$W/$1.log"
 }
 if wants siamrpn-eca; then rpn siamrpn-eca "$WORKERS_ECA" & fi
 if wants siamrpn-alexnet; then rpn siamrpn-alexnet "$WORKERS_ALEX" & fi
