@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml setup.py
 	@# CSRT and KCF (baselines) live in OpenCV's contrib build, which ships the same cv2 module as the headless
 	@# build: installing both makes them overwrite each other. Replace one with the other at the same version.
 	bash tools/use_opencv_contrib.sh $(PY)
+	@# The torch backend's converter, without its torchvision dependency (see pyproject.toml's torch-backend extra).
+	$(PIP) install --no-deps "onnx2torch==1.5.15"
 	touch $(STAMP)
 
 demo: setup

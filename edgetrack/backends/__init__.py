@@ -31,6 +31,8 @@ BACKENDS: dict[str, str] = {
     "simulator": "edgetrack.backends.simulator:SimulatorBackend",
     "acl": "edgetrack.backends.acl:AclBackend",
     "mslite": "edgetrack.backends.mslite:MindSporeLiteBackend",
+    # PyTorch running the ONNX graphs (onnx2torch) as CUDA graphs: the GPU path where onnxruntime-gpu is absent.
+    "torch": "edgetrack.backends.torchcuda:TorchBackend",
 }
 
 # What backend="auto" tries, in order, for a cpu/cuda bundle's graphs. An Ascend bundle gets the backend of the
