@@ -6,18 +6,23 @@
     tracker.init(frame, (x, y, w, h))                       # frame: BGR uint8 H×W×3
     result = tracker.update(next_frame)                     # TrackResult(box=(x, y, w, h), score, lost)
 
-For SiamFC the template graph runs once, at ``init``; each ``update`` runs the search graph on all scales in
-one batch, then the head graph, then :class:`~edgetrack.tracking.siamfc.SiamFCTracking` decodes the responses.
+The template graph runs once, at ``init``; each ``update`` runs the search graph (SiamFC: all scales in one batch;
+SiamRPN: one crop), then the head graph, then the family's tracking class
+(:class:`~edgetrack.tracking.siamfc.SiamFCTracking`, :class:`~edgetrack.tracking.siamrpn.SiamRPNTracking`) decodes
+the maps.
 
-``lost`` is a result, not an exception. ``score`` is the sigmoid of the raw response at the chosen peak, and the
-network is trained with a logistic loss, so the default ``lost_threshold`` 0.5 is the network's own decision
-boundary ("the peak is less likely the target than not"). A frame below it, or with a peak much less sharp than
-usual, is unconfident; a few unconfident frames in a row make the target lost, and the tracker then searches the
-whole frame, at no extra cost per frame, until it finds the target again (:mod:`edgetrack.tracking.siamfc` has
-the design, :class:`~edgetrack.tracking.siamfc.LostParams` its parameters; ``LostParams(enabled=False)`` makes
-``lost`` plain ``score < lost_threshold``). A bundle may carry its own ``lost_threshold`` in its manifest's
-``tracking`` section; ``lost_params`` and then the ``lost_threshold`` argument override it. The box is still
-reported when lost: the last confident one.
+``lost`` is a result, not an exception. A frame whose ``score`` is below ``lost_threshold`` (or, with
+``LostParams.apce_ratio``, whose peak is much less sharp than usual) is unconfident; a few unconfident frames in a
+row make the target lost, and the tracker then searches wider, at no extra cost per frame, until it finds the
+target again (:mod:`edgetrack.tracking.siamfc` and :mod:`edgetrack.tracking.siamrpn` have the design,
+:class:`~edgetrack.tracking.LostParams` its parameters; ``LostParams(enabled=False)`` makes ``lost`` plain
+``score < lost_threshold``). The default threshold is the family's: for SiamFC, whose score is the sigmoid of a
+logistic-loss response, 0.5, the network's own decision boundary; for SiamRPN, whose score is a softmax
+probability that stays high on look-alikes, a calibrated 0.9
+(:data:`~edgetrack.tracking.siamrpn.DEFAULT_SCORE_THRESHOLD`). A bundle may carry its own ``lost_threshold`` in
+its manifest's ``tracking`` section; ``lost_params.score_threshold`` and then the ``lost_threshold`` argument
+override it. The box is still reported when lost: the last confident one (or, once found, the candidate's
+position).
 
 Frames may change size between ``init`` and ``update`` (a camera that switches resolution, a resized stream):
 SiamFC crops a search region around the last centre from whatever frame it gets, so this is allowed; the centre
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from typing import Callable
 from pathlib import Path
 
 import numpy as np
@@ -42,12 +48,12 @@ from edgetrack.errors import (
     UnknownChoiceError,
 )
 from edgetrack.tracking.blur import DEBLUR_MODES, DEBLUR_SECTION, DeblurSpec, DeblurStage, DeblurStats
-from edgetrack.tracking.siamfc import LostParams, SiamFCParams, SiamFCTracking
-from edgetrack.tracking.siamrpn import SiamRPNParams, SiamRPNTracking
+from edgetrack.tracking import siamfc, siamrpn
+from edgetrack.tracking.siamese import LostParams
 
 __all__ = ["Tracker", "TrackResult", "list_models", "DEFAULT_MODEL", "DEFAULT_LOST_THRESHOLD", "bundle_tracker"]
 
-DEFAULT_LOST_THRESHOLD = 0.5
+DEFAULT_LOST_THRESHOLD = siamfc.DEFAULT_SCORE_THRESHOLD  # SiamFC's; each family has its own (_FAMILIES)
 
 # Shipped models: bundles inside the package (edgetrack/assets/models/<name>/), made by `edgetrack convert` from
 # checkpoints trained on the GPU machine (the recipe: edgetrack/assets/models/README.md). DEFAULT_MODEL is what
@@ -61,11 +67,23 @@ _NO_MODEL_FIX = (
 )
 _GRAPHS = ("template", "search", "head")
 
-# family -> (its tracking parameters, the roles of its head graph's outputs, in order). Every family splits into
-# the same three graphs: template z -> kernel (once), search x -> features, head (kernel, features) -> maps.
-_FAMILIES: dict[str, tuple[type, tuple[str, ...]]] = {
-    "siamfc": (SiamFCParams, ("response",)),
-    "siamrpn": (SiamRPNParams, ("cls", "loc")),
+@dataclass(frozen=True)
+class _Family:
+    """What the Tracker needs to know of a model family. Every family splits into the same three graphs: template
+    z -> kernel (once), search x -> features, head (kernel, features) -> maps; its tracking class turns crops and
+    maps into boxes, score and ``lost``."""
+
+    params: type  # its tracking parameters, built from the bundle manifest's ``tracking`` section
+    logic: type  # its tracking class: logic(params, LostParams), with init / search_crops / <update> / lost
+    head_roles: tuple[str, ...]  # the head graph's outputs, in order
+    update: Callable  # logic.<update>(*maps) -> (box, score)
+
+
+_FAMILIES: dict[str, _Family] = {
+    "siamfc": _Family(siamfc.SiamFCParams, siamfc.SiamFCTracking, ("response",),
+                      siamfc.SiamFCTracking.update_from_responses),
+    "siamrpn": _Family(siamrpn.SiamRPNParams, siamrpn.SiamRPNTracking, ("cls", "loc"),
+                       siamrpn.SiamRPNTracking.update_from_outputs),
 }
 
 
@@ -143,8 +161,7 @@ class Tracker:
     Ascend: ``backend="acl"`` (OM files) or ``"mslite"`` (MindIR) with ``device="npu"``/``"npu:N"``;
     ``backend="simulator", device="ascend310"`` (310, 310B, 310P, 910) runs any bundle as that chip would, on the
     CPU (:mod:`edgetrack.backends.simulator`). ``device=None``: the backend's usual device.
-    ``lost_threshold`` and ``lost_params`` (a :class:`~edgetrack.tracking.siamfc.LostParams`): see the module
-    docstring.
+    ``lost_threshold`` and ``lost_params`` (a :class:`~edgetrack.tracking.LostParams`): see the module docstring.
 
     ``deblur``: for a bundle with a deblur stage (e.g. ``deblur-siamrpn``), ``"auto"`` deblurs a crop only when the
     blur gate (:mod:`edgetrack.tracking.blur`) finds it blurred, ``"always"`` deblurs every crop, ``"never"`` none
@@ -178,7 +195,8 @@ class Tracker:
                 fix="upgrade edgetrack, or convert a checkpoint of a supported family with `edgetrack convert`",
             )
         self.family = manifest.family
-        params_cls, self._head_roles = _FAMILIES[self.family]
+        family = self._family = _FAMILIES[self.family]
+        params_cls, self._head_roles = family.params, family.head_roles
         tracking = dict(manifest.tracking)
         bundle_threshold = tracking.pop("lost_threshold", None)
         try:
@@ -193,13 +211,13 @@ class Tracker:
                 f"lost_params must be edgetrack.tracking.LostParams, got {type(lost_params).__name__}",
                 fix="pass LostParams(...), or None for the defaults",
             )
-        if lost_threshold is not None:
-            threshold = lost_threshold
-        elif lost_params is not None:
+        threshold = lost_threshold
+        if threshold is None and lost_params is not None:
             threshold = lost_params.score_threshold
-        else:
+        if threshold is None:
             threshold = bundle_threshold
-        threshold = DEFAULT_LOST_THRESHOLD if threshold is None else threshold
+        # None so far: the family's calibrated default (what LostParams' None means to its tracking class).
+        threshold = family.logic.default_score_threshold if threshold is None else threshold
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
             raise InvalidArgumentError(f"lost_threshold must be a number in [0, 1], got {threshold!r}")
         self.lost_threshold = float(threshold)
@@ -216,13 +234,7 @@ class Tracker:
             name: self._backend.load(self.bundle.graph_path(name), device) for name in _GRAPHS
         }
         self._deblur = self._deblur_stage(deblur, device)
-        if self.family == "siamfc":
-            lost = replace(lost_params or LostParams(), score_threshold=self.lost_threshold)
-            self.logic = SiamFCTracking(params, lost)
-        else:
-            # SiamRPN: lost is the plain threshold on the chosen anchor's target probability (the search-and-recover
-            # state machine is SiamFC's so far).
-            self.logic = SiamRPNTracking(params)
+        self.logic = family.logic(params, replace(lost_params or LostParams(), score_threshold=self.lost_threshold))
         self._kernel: np.ndarray | None = None
 
     @property
@@ -327,14 +339,8 @@ class Tracker:
         search = self._sessions["search"]
         features = search.run({n["x"]: adapt_feed(search, n["x"], x)})[n["features_out"]]
         outputs = self._sessions["head"].run({n["kernel_in"]: self._kernel, n["features_in"]: features})
-        maps = [outputs[name] for name in n["maps"]]
-        if self.family == "siamfc":
-            box, score = self.logic.update_from_responses(maps[0])
-            lost = self.logic.lost
-        else:
-            box, score = self.logic.update_from_outputs(*maps)
-            lost = bool(score < self.lost_threshold)
-        return TrackResult(box=tuple(float(v) for v in box), score=float(score), lost=lost)
+        box, score = self._family.update(self.logic, *(outputs[name] for name in n["maps"]))
+        return TrackResult(box=tuple(float(v) for v in box), score=float(score), lost=bool(self.logic.lost))
 
     def close(self) -> None:
         """Release what the backend holds for this tracker (on an NPU: models and device memory)."""

@@ -22,21 +22,29 @@ DEFAULT_LOSS = {"siamfc": "logistic"}  # every other preset: the paper's HSM los
 _EPOCH_FILE = re.compile(r"^epoch-(\d+)\.safetensors$")
 
 
+def check_numbers(cfg, what: str, ints: dict[str, int], positive=(), non_negative=(), optional=("steps_per_epoch",)):
+    """Refuse a config field that is not a number of its kind: ``ints`` integers at least their minimum (names in
+    ``optional`` may also be None), ``positive`` finite numbers > 0, ``non_negative`` finite numbers >= 0. ``what``
+    names the config class in the message."""
+    for name, low in ints.items():
+        value = getattr(cfg, name)
+        if value is None and name in optional:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            kind = "None or an integer" if name in optional else "an integer"
+            raise InvalidArgumentError(f"{what}.{name} must be {kind} >= {low}, got {value!r}")
+    for names, bound, ok in ((positive, "> 0", lambda v: v > 0), (non_negative, ">= 0", lambda v: v >= 0)):
+        for name in names:
+            value = getattr(cfg, name)
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and ok(value)):
+                raise InvalidArgumentError(f"{what}.{name} must be a finite number {bound}, got {value!r}")
+
+
 def validate_common(cfg) -> None:
     """The checks every trainer's ``TrainConfig.__post_init__`` makes on the fields they share (in place)."""
     ints = {"epochs": 1, "batch_size": 1, "workers": 0, "seed": 0, "checkpoint_every": 1, "log_every": 1,
-            "frame_stride": 1}
-    for name, low in ints.items():
-        value = getattr(cfg, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise InvalidArgumentError(f"TrainConfig.{name} must be an integer >= {low}, got {value!r}")
-    if cfg.steps_per_epoch is not None and (not isinstance(cfg.steps_per_epoch, int) or cfg.steps_per_epoch < 1):
-        raise InvalidArgumentError(f"TrainConfig.steps_per_epoch must be None or an integer >= 1, "
-                                   f"got {cfg.steps_per_epoch!r}")
-    for name in ("lr_start", "lr_end"):
-        value = getattr(cfg, name)
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            raise InvalidArgumentError(f"TrainConfig.{name} must be a finite number > 0, got {value!r}")
+            "frame_stride": 1, "steps_per_epoch": 1}
+    check_numbers(cfg, "TrainConfig", ints, positive=("lr_start", "lr_end"))
     if not 0 <= cfg.momentum < 1 or not cfg.weight_decay >= 0:
         raise InvalidArgumentError(f"need 0 <= momentum < 1 and weight_decay >= 0, got {cfg.momentum}, "
                                    f"{cfg.weight_decay}")

@@ -195,6 +195,13 @@ def test_mindspore_twin_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "False"
+    # What needs no framework is the PyTorch trainer's own code (edgetrack.models.deblur_training).
+    from edgetrack.models import deblur_training as shared
+    from edgetrack.models.mindspore import deblur_train
+
+    assert issubclass(deblur_train.DeblurTrainConfig, shared.DeblurTrainConfigBase)
+    assert deblur_train.lr_schedule is shared.lr_schedule and deblur_train.LOG_KEYS is shared.LOG_KEYS
+    assert "jit" in deblur_train.RESUMABLE_CHANGES and deblur_train.DeblurTrainConfig(device="CPU").device == "cpu"
 
 
 # -- metrics and losses -----------------------------------------------------------------------------------------------

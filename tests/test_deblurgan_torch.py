@@ -145,6 +145,30 @@ def test_presets_and_config_validation():
         assert lr_schedule(0, 50, 1e-4, 1e-7, kind) == pytest.approx(1e-4)
         assert lr_schedule(49, 50, 1e-4, 1e-7, kind) == pytest.approx(1e-7)
     assert lr_schedule(25, 51, 2e-4, 1e-7, "cosine") == pytest.approx((2e-4 + 1e-7) / 2)
+    for kwargs, words in [({"steps_per_epoch": 0}, "None or an integer"), ({"lr_end": 0.0}, "lr_end"),
+                          ({"adv_weight": -1.0}, "adv_weight"), ({"epochs": True}, "epochs"),
+                          ({"holdout": 1}, "holdout")]:
+        with pytest.raises(InvalidArgumentError, match=words):
+            DeblurTrainConfig(**kwargs)
+
+
+def test_the_framework_free_part_is_shared_with_the_mindspore_twin():
+    """Config fields, schedule, data, stream, loop and command line live once, in edgetrack.models.deblur_training,
+    which imports no framework; the names the trainers exported before still import from them."""
+    import subprocess
+    import sys
+
+    from edgetrack.models import deblur_training as shared
+    from edgetrack.models.torch import deblur_train
+
+    code = ("import sys, edgetrack.models.deblur_training as d; d.DeblurTrainConfigBase(); "
+            "print([m for m in ('torch', 'mindspore', 'onnx') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == "[]", out.stderr[-2000:]
+    assert issubclass(DeblurTrainConfig, shared.DeblurTrainConfigBase)
+    assert lr_schedule is shared.lr_schedule and deblur_train.SCHEDULES is shared.SCHEDULES
+    assert deblur_train._batch_stream is shared.batch_stream and deblur_train.STATE_FORMAT == shared.STATE_FORMAT
+    assert {"amp", "channels_last"} <= deblur_train.RESUMABLE_CHANGES and "jit" not in deblur_train.RESUMABLE_CHANGES
 
 
 # -- generator --------------------------------------------------------------------------------------------------------

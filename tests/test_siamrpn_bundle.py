@@ -59,7 +59,7 @@ def test_tracker_gives_the_boxes_torch_gives(tiny):
     got = [tracker.update(f) for f in frames[1:]]
 
     modules = graph_modules(model)
-    logic = SiamRPNTracking(model.config.tracking_params())
+    logic = SiamRPNTracking(model.config.tracking_params(), tracker.logic.lost_params)
     with torch.no_grad():
         kernel = modules["template"](torch.from_numpy(logic.init(frames[0], boxes[0])))
         for f, r in zip(frames[1:], got):
@@ -68,7 +68,7 @@ def test_tracker_gives_the_boxes_torch_gives(tiny):
             box, score = logic.update_from_outputs(cls.numpy(), loc.numpy())
             np.testing.assert_allclose(r.box, box, atol=1e-2)
             assert abs(r.score - score) < 1e-4
-            assert r.lost == (score < tracker.lost_threshold)
+            assert r.lost == logic.lost
 
 
 def test_int8_is_refused_for_siamrpn_with_the_fix(tiny, tmp_path):

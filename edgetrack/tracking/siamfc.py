@@ -59,6 +59,9 @@ a small state machine on top, at no cost to the network and nearly none to the h
   APCE is not updated while searching and decays slowly (half-life about 34 frames), so a target that returns
   with a blunter peak than it left with is not locked out for ever.
 
+The state machine's bookkeeping, :class:`LostParams`, the confidence test and the tiles are shared with SiamRPN
+(:mod:`edgetrack.tracking.siamese`).
+
 ``lost`` (and ``TrackResult.lost``) is True from the declaring frame until the frame that confirms the recovery.
 While lost, the box is the anchor's (or the candidate's) and ``score`` is the best window's. ``LostParams(enabled=
 False)`` is plain SiamFC: ``lost`` is then ``score < score_threshold`` frame by frame and nothing else changes. On a
@@ -72,21 +75,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgetrack.errors import InvalidArgumentError, TrackerStateError
-from edgetrack.tracking.crop import box_center, check_box, check_frame, context_size, crop_and_resize, mean_color
+from edgetrack.tracking.crop import check_frame, crop_and_resize, mean_color
+from edgetrack.tracking.siamese import LostParams, SiameseTracking, to_nchw
 
-__all__ = ["SiamFCParams", "LostParams", "SiamFCTracking", "INPUT_CHANNEL_ORDER", "INPUT_VALUE_RANGE"]
+__all__ = ["SiamFCParams", "LostParams", "SiamFCTracking", "DEFAULT_SCORE_THRESHOLD", "DEFAULT_APCE_RATIO",
+           "INPUT_CHANNEL_ORDER", "INPUT_VALUE_RANGE"]
 
 INPUT_CHANNEL_ORDER = "BGR"
 INPUT_VALUE_RANGE = (0.0, 255.0)
-
-# The running APCE follows slow appearance change (about ten confident frames' memory) but not a sudden drop.
-_APCE_RATE = 0.1
-# While searching, the sharpness asked of a peak relaxes (half-life ~34 frames): a target that comes back changed,
-# with a blunter peak than before it vanished, is not locked out for ever.
-_APCE_SEARCH_DECAY = 0.98
-# Neighbouring search tiles overlap by this share of the span one response map covers: a target on a tile's edge,
-# where the map's border cells see it only partly, is then also near the next tile's centre.
-_TILE_OVERLAP = 0.2
+# What LostParams' None means for SiamFC: sigmoid(peak) = 0.5 is the logistic loss's own decision boundary; the APCE
+# test (module docstring) asks for 0.4 of the usual sharpness.
+DEFAULT_SCORE_THRESHOLD = 0.5
+DEFAULT_APCE_RATIO = 0.4
 
 
 @dataclass(frozen=True)
@@ -158,125 +158,32 @@ class SiamFCParams:
         return self.scale_step ** np.linspace(-half, half, self.scale_num)
 
 
-@dataclass(frozen=True)
-class LostParams:
-    """When a track counts as lost and how it finds the target again (the module docstring has the design).
-
-    ``enabled``: False is plain SiamFC (``lost = score < score_threshold`` per frame, no search).
-    ``score_threshold``: a confident frame's ``sigmoid(peak)`` is at least this. ``apce_ratio``: and its peak's
-    APCE is at least this share of the running APCE of confident frames (0 turns this test off).
-    ``lost_after``: consecutive unconfident frames that declare the target lost. ``recover_after``: consecutive
-    confident frames on a candidate that end the search. ``search_window_influence``: the cosine window's weight
-    while searching. ``global_search``: search tiles over the whole frame while lost (False: only the last
-    confident position is watched, so the track can never jump).
-    """
-
-    enabled: bool = True
-    score_threshold: float = 0.5
-    apce_ratio: float = 0.4
-    lost_after: int = 3
-    recover_after: int = 2
-    search_window_influence: float = 0.0
-    global_search: bool = True
-
-    def __post_init__(self):
-        for name in ("enabled", "global_search"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise InvalidArgumentError(f"LostParams.{name} must be True or False, got {getattr(self, name)!r}")
-        for name in ("score_threshold", "apce_ratio", "search_window_influence"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0 <= value <= 1:
-                raise InvalidArgumentError(f"LostParams.{name} must be a number in [0, 1], got {value!r}")
-        for name in ("lost_after", "recover_after"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise InvalidArgumentError(f"LostParams.{name} must be an integer >= 1 (frames), got {value!r}")
-
-
-class SiamFCTracking:
+class SiamFCTracking(SiameseTracking):
     """The state of one SiamFC track: centre, size, search region, lost or not; see the module docstring."""
 
+    default_score_threshold = DEFAULT_SCORE_THRESHOLD
+    default_apce_ratio = DEFAULT_APCE_RATIO
+
     def __init__(self, params: SiamFCParams | None = None, lost: LostParams | None = None):
-        params = SiamFCParams() if params is None else params
-        if not isinstance(params, SiamFCParams):
-            raise InvalidArgumentError(f"params must be SiamFCParams, got {type(params).__name__}")
-        lost = LostParams() if lost is None else lost
-        if not isinstance(lost, LostParams):
-            raise InvalidArgumentError(f"lost must be LostParams, got {type(lost).__name__}")
-        self.params = params
-        self.lost_params = lost
+        super().__init__(SiamFCParams() if params is None else params, lost, SiamFCParams)
+        params = self.params
         self._scale_factors = params.scale_factors
         # Penalty per scale: 1 for the centre scale, scale_penalty for the others.
         self._penalties = np.where(np.arange(params.scale_num) == params.scale_num // 2, 1.0, params.scale_penalty)
         hann = np.outer(np.hanning(params.upscaled_size), np.hanning(params.upscaled_size))
         self._window = (hann / hann.sum()).astype(np.float32)
-        self._center: np.ndarray | None = None  # (cx, cy), pixel-index coordinates
-        self._size: np.ndarray | None = None  # (w, h)
-        self._init_size: np.ndarray | None = None
-        self._frame_wh: tuple[int, int] | None = None
-        self._pending = False  # search crops were made and their responses not consumed yet
-        self._reset_lost_state()
 
     def _reset_lost_state(self) -> None:
-        self._lost = False
-        self._searching = False
-        self._low = 0  # consecutive unconfident frames while tracking
-        self._confirm = 0  # consecutive confident frames on the current candidate while searching
-        self._apce_ref: float | None = None  # running APCE of confident frames
-        self._anchor: tuple[np.ndarray, np.ndarray] | None = None  # (centre, size) of the last confident frame
-        self._tiles: np.ndarray | None = None  # search-window centres over the frame, nearest to the anchor first
-        self._tiles_key: tuple | None = None
-        self._next_tile = 0
-        self._search_frames = 0
+        super()._reset_lost_state()
         self._windows: np.ndarray | None = None  # centres of the pending crops while searching
 
     # -- state ---------------------------------------------------------------------------------------------------
-    @property
-    def initialized(self) -> bool:
-        return self._center is not None
-
-    @property
-    def lost(self) -> bool:
-        """Whether the target counts as lost after the last update (see the module docstring)."""
-        return self._lost
-
-    @property
-    def box(self) -> np.ndarray:
-        """Current box ``(x, y, w, h)``, float64."""
-        self._require_init("box")
-        (cx, cy), (w, h) = self._center, self._size
-        return np.array([cx - (w - 1) / 2, cy - (h - 1) / 2, w, h], dtype=np.float64)
-
-    @property
-    def exemplar_side(self) -> float:
-        """Side, in frame pixels, of the square the exemplar would be cropped from at the current size."""
-        self._require_init("exemplar_side")
-        return context_size(float(self._size[0]), float(self._size[1]), self.params.context)
-
     @property
     def search_side(self) -> float:
         """Side, in frame pixels, of the centre scale's search region."""
         return self.exemplar_side * self.params.instance_size / self.params.exemplar_size
 
-    def _require_init(self, what: str) -> None:
-        if self._center is None:
-            raise TrackerStateError(f"{what} needs an initialised track", fix="call init(frame, box) first")
-
     # -- protocol ------------------------------------------------------------------------------------------------
-    def init(self, frame: np.ndarray, box) -> np.ndarray:
-        """Start a track (a new one if one runs); returns the exemplar crop as (1, 3, exemplar, exemplar) float32."""
-        frame = check_frame(frame)
-        box = check_box(box, frame_shape=frame.shape)
-        self._center = box_center(box)
-        self._size = box[2:].copy()
-        self._init_size = box[2:].copy()
-        self._frame_wh = (frame.shape[1], frame.shape[0])
-        self._pending = False
-        self._reset_lost_state()
-        self._anchor = (self._center.copy(), self._size.copy())
-        crop = crop_and_resize(frame, self._center, self.exemplar_side, self.params.exemplar_size, mean_color(frame))
-        return _to_nchw(crop[None])
-
     def search_crops(self, frame: np.ndarray) -> np.ndarray:
         """This frame's search crops as one (scale_num, 3, instance, instance) float32 batch.
 
@@ -295,7 +202,7 @@ class SiamFCTracking:
         else:
             crops = np.stack([crop_and_resize(frame, self._center, side * f, size, pad) for f in self._scale_factors])
         self._pending = True
-        return _to_nchw(crops)
+        return to_nchw(crops)
 
     def update_from_responses(self, responses) -> tuple[np.ndarray, float]:
         """Move the track by the network's responses to the last :meth:`search_crops`; returns ``(box, score)``.
@@ -345,18 +252,12 @@ class SiamFCTracking:
             self._grow(best)
             self._lost = score < lp.score_threshold
             return self.box, score
-        confident, apce = self._confidence(score, r[best])
+        confident, apce = self._confidence.judge(score, r[best])
         if confident:
+            # Otherwise follow the peak as SiamFC does (a blurred frame is often still right) but keep the size: a
+            # scale read off an unconfident peak is noise, and size drift is how occlusions ruin SiamFC tracks.
             self._grow(best)
-            self._low = 0
-            self._confident_frame(apce)
-        else:
-            # Follow the peak as SiamFC does (a blurred frame is often still right) but keep the size: a scale
-            # read off an unconfident peak is noise, and size drift is how occlusions ruin SiamFC tracks.
-            self._low += 1
-            if self._low >= lp.lost_after:
-                self._start_search()
-        self._lost = self._searching
+        self._tracking_frame(confident, apce)
         return self.box, score
 
     # -- helpers -------------------------------------------------------------------------------------------------
@@ -375,37 +276,12 @@ class SiamFCTracking:
         scale = (1 - p.scale_lr) + p.scale_lr * self._scale_factors[best]
         self._size = np.clip(self._size * scale, self._init_size * p.min_scale, self._init_size * p.max_scale)
 
-    def _confidence(self, score: float, raw: np.ndarray) -> tuple[bool, float | None]:
-        """(confident, APCE of the raw map or None when not computed)."""
-        lp = self.lost_params
-        if score < lp.score_threshold:
-            return False, None
-        if lp.apce_ratio == 0:
-            return True, None
-        apce = _apce(raw)
-        return self._apce_ref is None or apce >= lp.apce_ratio * self._apce_ref, apce
-
-    def _confident_frame(self, apce: float | None) -> None:
-        self._anchor = (self._center.copy(), self._size.copy())
-        if apce is not None:
-            ref = self._apce_ref
-            self._apce_ref = apce if ref is None else ref + _APCE_RATE * (apce - ref)
-
-    def _start_search(self) -> None:
-        w, h = self._frame_wh
-        self._searching = True
-        self._low = self._confirm = self._next_tile = self._search_frames = 0
-        self._center = np.clip(self._anchor[0], [0.0, 0.0], [w - 1.0, h - 1.0])
-        self._size = self._anchor[1].copy()
-        self._tiles = None
-
     def _search_windows(self) -> np.ndarray:
         """Centres of this frame's ``scale_num`` search windows: the anchor (or candidate), then the next tiles."""
         n = self.params.scale_num
-        w, h = self._frame_wh
         # The candidate while confirming one, else the anchor; inside this frame, which may be smaller than the last.
-        first = np.clip(self._center, [0.0, 0.0], [w - 1.0, h - 1.0])[None]
-        tiles = self._search_tiles() if self.lost_params.global_search else np.empty((0, 2))
+        first = self._in_frame(self._center)[None]
+        tiles = self._search_tiles() if self.lost_params.global_search else ()
         if len(tiles) == 0:
             return np.repeat(first, n, axis=0)
         if n == 1:
@@ -413,42 +289,19 @@ class SiamFCTracking:
             self._search_frames += 1
             if self._confirm or self._search_frames % 2:
                 return first.copy()
-            pick = tiles[self._next_tile % len(tiles)][None]
-            self._next_tile = (self._next_tile + 1) % len(tiles)
-            return pick
-        idx = (self._next_tile + np.arange(n - 1)) % len(tiles)
-        self._next_tile = (self._next_tile + n - 1) % len(tiles)
-        return np.vstack([first, tiles[idx]])
+            return self._sweep.take(1)
+        return np.vstack([first, self._sweep.take(n - 1)])
 
     def _search_tiles(self) -> np.ndarray:
-        key = (self._frame_wh, self.search_side)
-        if self._tiles is None or self._tiles_key != key:
-            self._tiles, self._tiles_key = self._tile_centres(), key
-            self._next_tile %= max(len(self._tiles), 1)
-        return self._tiles
-
-    def _tile_centres(self) -> np.ndarray:
-        """Window centres tiling the frame at the frozen scale, nearest to the anchor first."""
         p = self.params
-        w, h = self._frame_wh
         # One window's map points at centres within ±(R - 1)·stride/2 instance pixels of the window's centre.
         reach = (p.response_size - 1) * p.total_stride / p.instance_size * self.search_side
-        step = max(reach * (1 - _TILE_OVERLAP), 1.0)
-        nx, ny = max(1, math.ceil(w / step)), max(1, math.ceil(h / step))
-        xs = (np.arange(nx) + 0.5) * (w / nx) - 0.5
-        ys = (np.arange(ny) + 0.5) * (h / ny) - 0.5
-        grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
-        offset = grid - self._anchor[0]
-        # A tile whose whole cell lies within the anchor window's reach adds nothing: the anchor is watched anyway.
-        far = np.abs(offset).max(axis=1) + max(w / nx, h / ny) / 2 > reach / 2
-        grid, offset = grid[far], offset[far]
-        return grid[np.argsort(np.hypot(offset[:, 0], offset[:, 1]), kind="stable")]
+        return self._sweep.tiles(self._frame_wh, reach, self._anchor[0])
 
     def _search_update(self, r: np.ndarray, up: np.ndarray) -> tuple[np.ndarray, float]:
         """One frame of the search while lost: every window at the same scale, so no scale penalty."""
         lp = self.lost_params
-        if self._apce_ref is not None:
-            self._apce_ref *= _APCE_SEARCH_DECAY
+        self._confidence.relax()
         best = int(np.argmax(up.reshape(len(up), -1).max(axis=1)))
         response = up[best] - up[best].min()
         response /= response.sum() + 1e-16
@@ -457,36 +310,10 @@ class SiamFCTracking:
             response = (1 - wi) * response + wi * self._window
         row, col = np.unravel_index(int(np.argmax(response)), response.shape)
         score = 1.0 / (1.0 + math.exp(-float(up[best, row, col])))
-        confident, apce = self._confidence(score, r[best])
-        if confident:
-            position = self._peak_position(row, col, self._windows[best], self.search_side)
-            # Agreement is by place, not by slot: windows overlap, so a tile may see the candidate better than the
-            # window centred on it. Within the candidate window's reach counts, as a tracking step would.
-            reach = (self.params.response_size - 1) * self.params.total_stride / self.params.instance_size
-            agrees = self._confirm > 0 and np.abs(position - self._center).max() <= reach * self.search_side / 2
-            self._confirm = self._confirm + 1 if agrees else 1
-            self._center = position
-            if self._confirm >= lp.recover_after:
-                self._searching = False
-                self._confirm = 0
-                self._confident_frame(apce)
-        else:
-            self._confirm = 0
-            w, h = self._frame_wh
-            self._center = np.clip(self._anchor[0], [0.0, 0.0], [w - 1.0, h - 1.0])
-        self._lost = self._searching
+        confident, apce = self._confidence.judge(score, r[best])
+        position = self._peak_position(row, col, self._windows[best], self.search_side) if confident else None
+        # Agreement is by place, not by slot: windows overlap, so a tile may see the candidate better than the
+        # window centred on it. Within the candidate window's reach counts, as a tracking step would.
+        reach = (self.params.response_size - 1) * self.params.total_stride / self.params.instance_size
+        self._search_frame(position, apce, reach * self.search_side / 2)
         return self.box, score
-
-
-def _apce(m: np.ndarray) -> float:
-    """Average peak-to-correlation energy of a response map: high for one sharp peak, low for flat or many peaks."""
-    v = m.ravel()
-    lo = v.min()
-    d = v - lo
-    energy = float(d.dot(d))  # a dot product: half the time of np.mean(d * d) on 289 values
-    return 0.0 if energy == 0 else float((v.max() - lo) ** 2) * v.size / energy
-
-
-def _to_nchw(crops: np.ndarray) -> np.ndarray:
-    """(N, H, W, 3) uint8 -> (N, 3, H, W) float32, contiguous: what every backend's input binding wants."""
-    return np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
