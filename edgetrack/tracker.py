@@ -31,8 +31,8 @@ is kept inside the new frame. The box stays in the coordinates of the frame it w
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
-from typing import Callable
+from dataclasses import dataclass, fields, replace
+from typing import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -169,6 +169,11 @@ class Tracker:
     frame. For a bundle without the stage ``"auto"`` and ``"never"`` change nothing and ``"always"`` is an error.
     :attr:`stats` says what the stage did since ``init`` (frames deblurred, seconds spent).
 
+    ``tracking``: tracking hyper-parameters that replace the bundle's (names of
+    :class:`~edgetrack.tracking.siamfc.SiamFCParams` / :class:`~edgetrack.tracking.siamrpn.SiamRPNParams`, e.g.
+    ``{"window_influence": 0.3}``), to tune a model without converting it again; geometry fixed by the graphs
+    (crop and map sizes) is checked against them as always.
+
     One ``Tracker`` follows one target; use one instance per target (instances are independent and may run in
     separate threads).
     """
@@ -182,6 +187,7 @@ class Tracker:
         lost_threshold: float | None = None,
         lost_params: LostParams | None = None,
         deblur: str = "auto",
+        tracking: Mapping[str, float] | None = None,
     ):
         if not isinstance(deblur, str) or deblur not in DEBLUR_MODES:
             raise UnknownChoiceError("deblur", deblur, DEBLUR_MODES,
@@ -197,10 +203,21 @@ class Tracker:
         self.family = manifest.family
         family = self._family = _FAMILIES[self.family]
         params_cls, self._head_roles = family.params, family.head_roles
-        tracking = dict(manifest.tracking)
-        bundle_threshold = tracking.pop("lost_threshold", None)
+        tracking_cfg = dict(manifest.tracking)
+        bundle_threshold = tracking_cfg.pop("lost_threshold", None)
+        if tracking is not None:
+            if not isinstance(tracking, Mapping):
+                raise InvalidArgumentError(f"tracking must be a mapping of parameter names to values, got "
+                                           f"{type(tracking).__name__}", fix="pass e.g. tracking={'penalty_k': 0.1}")
+            known = {f.name for f in fields(params_cls)}
+            unknown = sorted(set(tracking) - known)
+            if unknown:
+                raise InvalidArgumentError(
+                    f"tracking parameter(s) {unknown} do not exist for a {self.family} model",
+                    fix=f"use some of {sorted(known)}")
+            tracking_cfg.update(tracking)
         try:
-            params = params_cls(**tracking)
+            params = params_cls(**tracking_cfg)
         except TypeError as exc:
             raise BundleError(
                 f"bundle {str(self.bundle.path)!r}: its tracking parameters do not fit {params_cls.__name__} ({exc})",
@@ -376,13 +393,44 @@ def _deblur_models() -> list[str]:
     return out
 
 
+def _spec_options(spec: str, query: str) -> dict:
+    """``key=value&...`` of a tracker spec -> Tracker keyword arguments (see :func:`bundle_tracker`)."""
+    options: dict = {}
+    tracking: dict = {}
+    for item in filter(None, query.split("&")):
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or not key or not value:
+            raise InvalidArgumentError(f"tracker spec {spec!r}: option {item!r} is not key=value",
+                                       fix="write e.g. bundle:PATH?backend=torch&device=cuda&window_influence=0.3")
+        if key in ("backend", "device", "deblur"):
+            options[key] = value.strip()
+            continue
+        try:
+            number = float(value)
+            # "3" is an integer (scale_num, score sizes), "3.0" and "0.3" floats
+            tracking[key] = int(number) if number.is_integer() and value.strip().lstrip("+-").isdigit() else number
+        except ValueError:
+            raise InvalidArgumentError(f"tracker spec {spec!r}: tracking parameter {key}={value!r} is not a number",
+                                       fix="backend, device and deblur take names; tracking parameters numbers")
+    if tracking:
+        options["tracking"] = tracking
+    return options
+
+
 def bundle_tracker(spec: str):
-    """``bundle:PATH[#DEVICE]`` or ``model:NAME[#DEVICE]`` (a shipped model) for
+    """``bundle:PATH[#DEVICE][?OPTIONS]`` or ``model:NAME[#DEVICE][?OPTIONS]`` (a shipped model) for
     :data:`edgetrack.evaluation.TRACKERS`: a factory of :class:`Tracker`.
+
+    ``OPTIONS``: ``key=value`` pairs joined by ``&``: ``backend``, ``device``, ``deblur`` (Tracker's arguments) and
+    tracking hyper-parameters (Tracker's ``tracking``), e.g.
+    ``bundle:b/deblur-siamrpn?backend=torch&device=cuda&deblur=never&window_influence=0.3``. The tracker's name in
+    tables carries the options, so variants of one bundle stay apart.
 
     The bundle is loaded and verified once, here, so a bad path fails before any sequence runs.
     """
     kind, _, rest = spec.partition(":")
+    rest, _, query = rest.partition("?")
     path, _, device = rest.partition("#")
     if not path:
         raise InvalidArgumentError(
@@ -392,12 +440,17 @@ def bundle_tracker(spec: str):
     if kind.strip().lower() == "model" and path not in _shipped():
         raise UnknownChoiceError("model", path, list_models(), fix="name a shipped model, or use bundle:PATH")
     bundle = _resolve_bundle(path)
-    device = device or "cpu"
-    Tracker(bundle, device=device)  # fail here (family, backend, device), not once per sequence
+    options = _spec_options(spec, query)
+    if device and "device" in options:
+        raise InvalidArgumentError(f"tracker spec {spec!r} names the device twice", fix="keep #DEVICE or ?device=")
+    options.setdefault("device", device or "cpu")
+    Tracker(bundle, **options)  # fail here (family, backend, device), not once per sequence
 
     def factory():
-        return Tracker(bundle, device=device)
+        return Tracker(bundle, **options)
 
     name = path if kind.strip().lower() == "model" else f"{bundle.manifest.model}-{Path(path).name}"
+    if query:
+        name += "?" + query
     factory.tracker_name = name  # type: ignore[attr-defined]
     return factory

@@ -243,6 +243,32 @@ def test_eval_command_runs_a_bundle(tiny, tmp_path):
     assert result["tracker"] == "siamfc-tiny-bundle" and result["failed_frames"] == 0 and result["frames"] == 4
 
 
+def test_tracking_overrides_and_spec_options(tiny):
+    """Tracker(tracking=...) replaces the bundle's hyper-parameters (and changes the boxes); the eval spec's
+    ?options reach the Tracker; bad names and values are typed errors naming them."""
+    from edgetrack.tracker import bundle_tracker
+
+    frames, boxes = _frames()
+    plain = _run(Tracker(tiny[1]), frames, boxes[0])
+    tuned = Tracker(tiny[1], tracking={"window_influence": 0.0, "scale_lr": 1.0})
+    assert tuned.logic.params.window_influence == 0.0
+    assert [r.box for r in _run(tuned, frames, boxes[0])] != [r.box for r in plain]
+    with pytest.raises(InvalidArgumentError, match="penalty_k.*do not exist"):
+        Tracker(tiny[1], tracking={"penalty_k": 0.1})  # a SiamRPN parameter, not SiamFC's
+    with pytest.raises(InvalidArgumentError, match="window_influence"):
+        Tracker(tiny[1], tracking={"window_influence": 2.0})
+
+    factory = bundle_tracker(f"bundle:{tiny[1]}?deblur=never&window_influence=0.0")
+    assert factory.tracker_name == "siamfc-tiny-bundle?deblur=never&window_influence=0.0"
+    assert factory().logic.params.window_influence == 0.0
+    with pytest.raises(InvalidArgumentError, match="not a number"):
+        bundle_tracker(f"bundle:{tiny[1]}?window_influence=high")
+    with pytest.raises(InvalidArgumentError, match="key=value"):
+        bundle_tracker(f"bundle:{tiny[1]}?cpu")
+    with pytest.raises(InvalidArgumentError, match="device twice"):
+        bundle_tracker(f"bundle:{tiny[1]}#cpu?device=cpu")
+
+
 def test_tracker_runs_with_training_libraries_blocked(tiny):
     code = f"""
 import sys
