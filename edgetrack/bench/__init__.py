@@ -227,6 +227,8 @@ def dataset_fingerprint(spec: str, dataset, max_frames: int | None) -> dict:
         files = (record.get("photo_pool") or {}).get("files") or {}
         out.update(format=record.get("format"), config=record.get("config"),
                    photos={k: v.get("sha256_16") for k, v in sorted(files.items()) if isinstance(v, dict)})
+        if record.get("libraries"):  # other numpy/OpenCV, other scenes (edgetrack.data.synth, Determinism)
+            out["libraries"] = record["libraries"]
     else:
         h = hashlib.sha256()
         for s in dataset.sequences:

@@ -33,8 +33,11 @@ frame), and then the box is NaN. Frame 0 always shows the target fully visible.
 ``numpy.random.default_rng(numpy.random.SeedSequence([seed, SPLITS.index(split), index]))`` (and, for
 ``blur="mixed"``, its level from ``SeedSequence([seed, SPLITS.index(split), index, 1])``), so sequences can be
 made independently and in parallel (``workers``), train and test sets made with the same seed still differ, and
-the same (config, index, installed photos) always gives the same bytes. Train and test never share a photo
-(see :mod:`edgetrack.data.photos`).
+the same (config, index, installed photos, numpy and OpenCV) always gives the same bytes. Other library versions
+give other *scenes*, not just other pixels: with numpy 2 and OpenCV 5 (the GPU machine's) seed 14 picks other
+backgrounds than with the pinned numpy 1.26 / OpenCV 4.10 (a draw whose count depends on computed values shifts
+the stream), and siamrpn-eca scored 0.51 AUC there against 0.67 here. ``synth.json`` records both versions;
+compare trackers only on one rendering. Train and test never share a photo (see :mod:`edgetrack.data.photos`).
 
 Output of :func:`generate` (``edgetrack data synth``)::
 
@@ -1073,6 +1076,7 @@ def generate(cfg: SynthConfig, out: str | Path, *, workers: int = 0, force: bool
         "subframe_step_px": SUBFRAME_STEP_PX,
         "gamma": GAMMA,
         "photo_pool": pool,
+        "libraries": _library_versions(),  # the scenes depend on them (module docstring, Determinism)
         "layout": {
             "sharp": "sharp/ (GOT-10k layout; frame = middle sub-frame)",
             "blurred": "blurred/ (GOT-10k layout; frame = mean of the sub-frames in linear intensity)",
@@ -1083,6 +1087,12 @@ def generate(cfg: SynthConfig, out: str | Path, *, workers: int = 0, force: bool
     }
     (out / "synth.json").write_text(json.dumps(record, indent=1) + "\n")
     return out
+
+
+def _library_versions() -> dict[str, str]:
+    import cv2
+
+    return {"numpy": np.__version__, "opencv": cv2.__version__}
 
 
 def _bar(it, total, enabled, desc="sequences"):
