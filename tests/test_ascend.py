@@ -295,7 +295,7 @@ def test_aipp_for_the_siamfc_preprocessing_renders_the_golden_file():
 
 
 def test_aipp_apply_equals_what_the_tracker_feeds():
-    from edgetrack.tracking.siamfc import _to_nchw
+    from edgetrack.tracking.siamese import to_nchw as _to_nchw
 
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 256, (3, 255, 255, 3), dtype=np.uint8)
