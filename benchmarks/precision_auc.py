@@ -167,8 +167,9 @@ def main(argv=None) -> int:
     for precision in precisions:
         out = work / "bundles" / precision
         argv = ["convert", str(args.checkpoint), "--model", args.model, "--target", args.target,
-                "--precision", precision, "-o", str(out), "--force", "--scales", str(args.scales),
-                "--verify-data", test]
+                "--precision", precision, "-o", str(out), "--force"]
+        if args.model.startswith("siamfc"):  # search scales and checks on real crops: SiamFC's options so far
+            argv += ["--scales", str(args.scales), "--verify-data", test]
         if precision == "int8":
             argv += ["--calibration", calibration, "--calibration-frames", str(args.calibration_frames)]
         start = time.perf_counter()
