@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 
-from edgetrack.errors import InvalidArgumentError
+from edgetrack.errors import InvalidArgumentError, UnknownChoiceError
 from edgetrack.models.pairs import PairConfig
 
 # The training-state file's format: momentum buffers under ``momentum.<checkpoint key>``, the same in both SGDs.
@@ -126,3 +126,87 @@ def rewrite_log(log: Path, upto: int) -> None:
         except (ValueError, KeyError, TypeError):
             continue
     log.write_text("".join(k + "\n" for k in keep))
+
+
+# ------------------------------------------------------------------------------------------------ model families
+class SiameseFamily:
+    """A model family's training hooks that need no framework; each trainer subclasses it with ``framework`` set
+    (``"torch"`` or ``"mindspore"``) and adds its loss hooks. The model modules follow one naming scheme in both
+    frameworks (``edgetrack.models.<framework>.<name>`` with ``build_<name>`` / ``save_<name>``), so building and
+    saving need no per-framework code."""
+
+    name = ""
+    framework = ""
+    default_reg_weight: float | None = None
+
+    def _module(self, module: str):
+        import importlib
+
+        return importlib.import_module(f"edgetrack.models.{self.framework}.{module}")
+
+    def build(self, cfg):
+        return getattr(self._module(self.name), f"build_{self.name}")(cfg.model)
+
+    def save(self, model, path, meta: dict):
+        return getattr(self._module(self.name), f"save_{self.name}")(model, path, meta)
+
+
+class SiamFCFamily(SiameseFamily):
+    """HSM-SiamFC and SiamFC: one response map, label maps from the pair sampler, the HSM or logistic loss."""
+
+    name = "siamfc"
+    default_reg_weight = None  # no regression branch
+
+    def presets(self):
+        from edgetrack.models.siamfc_config import SIAMFC_PRESETS
+
+        return SIAMFC_PRESETS
+
+    def losses(self):
+        return self._module("losses").LOSSES
+
+    def default_loss(self, model: str) -> str:
+        return DEFAULT_LOSS.get(model, "hsm")
+
+    def default_pairs(self) -> PairConfig:
+        return PairConfig()
+
+    def batch_transform(self, cfg, model, seed):
+        return None  # the sampler's label maps are all the loss needs
+
+
+class SiamRPNFamily(SiameseFamily):
+    """SiamRPN (EfficientNet-ECA, AlexNet): classification + regression over anchors, targets per batch."""
+
+    name = "siamrpn"
+    default_reg_weight = 1.2  # pysot's LOC_WEIGHT for SiamRPN; the paper gives no λ
+
+    def presets(self):
+        from edgetrack.models.siamrpn_config import SIAMRPN_PRESETS
+
+        return SIAMRPN_PRESETS
+
+    def losses(self):
+        return {"rpn": None}
+
+    def default_loss(self, model: str) -> str:
+        return "rpn"
+
+    def default_pairs(self) -> PairConfig:
+        from edgetrack.models.rpn_targets import RPN_PAIRS
+
+        return RPN_PAIRS
+
+    def batch_transform(self, cfg, model, seed):
+        from edgetrack.models.rpn_targets import RPNTargets
+        from edgetrack.tracking.siamrpn import anchor_grid
+
+        return RPNTargets(anchor_grid(model.config.tracking_params()), seed)
+
+
+def family_of(families: dict, model: str):
+    """The training hooks, among ``families``, of the family ``model`` (a preset name) belongs to."""
+    for family in families.values():
+        if model in family.presets():
+            return family
+    raise UnknownChoiceError("model", model, [m for f in families.values() for m in f.presets()])

@@ -61,8 +61,9 @@ except ImportError as exc:  # pragma: no cover - exercised on installs without t
                                  detail=str(exc)) from exc
 
 from edgetrack.models.pairs import CropCache, PairConfig, PairSampler, cache_file, open_sequences
+from edgetrack.models.training import SiamFCFamily, SiamRPNFamily
+from edgetrack.models.training import family_of as _family_of
 from edgetrack.models.training import (  # the run folder, schedule and checks both trainers share
-    DEFAULT_LOSS,
     TRAIN_STATE_FORMAT,
     check_resumable,
     config_from_dict,
@@ -82,40 +83,8 @@ RESUMABLE_CHANGES = {"device", "workers", "out", "log_every", "progress", "amp",
 
 
 # ------------------------------------------------------------------------------------------------ model families
-class _SiamFCFamily:
-    """HSM-SiamFC and SiamFC: one response map, label maps from the pair sampler, the HSM or logistic loss."""
-
-    name = "siamfc"
-    default_reg_weight = None  # no regression branch
-
-    def presets(self):
-        from edgetrack.models.siamfc_config import SIAMFC_PRESETS
-
-        return SIAMFC_PRESETS
-
-    def losses(self):
-        from edgetrack.models.torch.losses import LOSSES
-
-        return LOSSES
-
-    def default_loss(self, model: str) -> str:
-        return DEFAULT_LOSS.get(model, "hsm")
-
-    def default_pairs(self) -> PairConfig:
-        return PairConfig()
-
-    def build(self, cfg: "TrainConfig"):
-        from edgetrack.models.torch.siamfc import build_siamfc
-
-        return build_siamfc(cfg.model)
-
-    def save(self, model, path, meta: dict):
-        from edgetrack.models.torch.siamfc import save_siamfc
-
-        return save_siamfc(model, path, meta)
-
-    def batch_transform(self, cfg: "TrainConfig", model, seed):
-        return None  # the sampler's label maps are all the loss needs
+class _SiamFCFamily(SiamFCFamily):
+    framework = "torch"
 
     def loss(self, cfg: "TrainConfig", device):
         from edgetrack.models.torch.losses import build_loss
@@ -128,43 +97,8 @@ class _SiamFCFamily:
         return compute
 
 
-class _SiamRPNFamily:
-    """SiamRPN (EfficientNet-ECA, AlexNet): classification + regression over anchors, targets per batch."""
-
-    name = "siamrpn"
-    default_reg_weight = 1.2  # pysot's LOC_WEIGHT for SiamRPN; the paper gives no λ
-
-    def presets(self):
-        from edgetrack.models.siamrpn_config import SIAMRPN_PRESETS
-
-        return SIAMRPN_PRESETS
-
-    def losses(self):
-        return {"rpn": None}
-
-    def default_loss(self, model: str) -> str:
-        return "rpn"
-
-    def default_pairs(self) -> PairConfig:
-        from edgetrack.models.rpn_targets import RPN_PAIRS
-
-        return RPN_PAIRS
-
-    def build(self, cfg: "TrainConfig"):
-        from edgetrack.models.torch.siamrpn import build_siamrpn
-
-        return build_siamrpn(cfg.model)
-
-    def save(self, model, path, meta: dict):
-        from edgetrack.models.torch.siamrpn import save_siamrpn
-
-        return save_siamrpn(model, path, meta)
-
-    def batch_transform(self, cfg: "TrainConfig", model, seed):
-        from edgetrack.models.rpn_targets import RPNTargets
-        from edgetrack.tracking.siamrpn import anchor_grid
-
-        return RPNTargets(anchor_grid(model.config.tracking_params()), seed)
+class _SiamRPNFamily(SiamRPNFamily):
+    framework = "torch"
 
     def loss(self, cfg: "TrainConfig", device):
         from edgetrack.models.torch.siamrpn import rpn_loss
@@ -182,10 +116,7 @@ FAMILIES = {"siamfc": _SiamFCFamily(), "siamrpn": _SiamRPNFamily()}
 
 def family_of(model: str):
     """The training hooks of the family ``model`` (a preset name) belongs to."""
-    for family in FAMILIES.values():
-        if model in family.presets():
-            return family
-    raise UnknownChoiceError("model", model, [m for f in FAMILIES.values() for m in f.presets()])
+    return _family_of(FAMILIES, model)
 
 
 @dataclass(frozen=True)
