@@ -53,22 +53,9 @@ MODES = ("never", "always", "auto")
 VISIBLE_PSNR = 30.0
 
 
-def _bootstrap() -> None:
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    import edgetrack
+from _checkout import log, use_checkout  # noqa: E402 - benchmarks/ is on sys.path
 
-    try:
-        import edgetrack.converters  # noqa: F401 - installed with setup.py's folder mapping
-    except ImportError:
-        edgetrack.__path__.append(str(ROOT))  # ROOT/converters -> edgetrack.converters, ROOT/models -> ...models
-
-
-_bootstrap()
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+use_checkout()
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -45,22 +45,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _bootstrap() -> None:
-    """Import edgetrack from this checkout; map models/ to edgetrack.models when it is not installed.
+from _checkout import log, use_checkout  # noqa: E402 - benchmarks/ is on sys.path
 
-    Runs at import, so processes started with spawn/forkserver (which import this file again) get it as well.
-    """
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    import edgetrack
-
-    try:
-        import edgetrack.models  # noqa: F401 - installed with setup.py's folder mapping
-    except ImportError:
-        edgetrack.__path__.append(str(ROOT))  # ROOT/models -> edgetrack.models, ROOT/converters -> ...converters
-
-
-_bootstrap()
+use_checkout()
 
 # (label, preset, loss)
 FULL_MODELS = (("siamfc-hsm", "siamfc-hsm", "hsm"), ("siamfc", "siamfc", "logistic"))
@@ -68,10 +55,6 @@ TINY_MODELS = (("tiny-hsm", "siamfc-tiny", "hsm"), ("tiny-logistic", "siamfc-tin
 STAGES = ("data", "train", "eval", "report")
 METRICS = (("AUC", "success_auc"), ("P@20", "precision_20"), ("P@15", "precision_15"), ("S@0.6", "success_60"),
            ("AO", "ao"))
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

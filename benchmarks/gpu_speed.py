@@ -63,7 +63,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from _checkout import use_checkout  # benchmarks/ is on sys.path
 
 # Dense (no 2:4 sparsity) peaks in TFLOPS, from NVIDIA's datasheets (their tensor-core figures are quoted with
 # sparsity: halved here). Keyed by a substring of torch.cuda.get_device_name; the first match wins.
@@ -76,12 +76,6 @@ PEAKS: tuple[tuple[str, str, dict[str, float]], ...] = (
     ("H100 SXM", "H100 SXM", {"fp32": 66.9, "tf32": 494.7, "fp16": 989.4}),
 )
 DEFAULT_STREAMS = (1, 4, 16)
-
-
-def _bootstrap() -> None:
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    import edgetrack  # noqa: F401
 
 
 # -- inputs ----------------------------------------------------------------------------------------------------------
@@ -585,7 +579,7 @@ def _write(out: Path, meta: dict, rows: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    _bootstrap()
+    use_checkout()
     args = parse_args(argv)
     command = "python benchmarks/gpu_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
     meta = _environment_meta(args.device)

@@ -47,30 +47,13 @@ def ieee_fp32():
     yield
     torch.backends.cudnn.allow_tf32 = before
 
+from torch_helpers import single_torch_thread, trained_like_deblurgan  # noqa: E402 - tests/ is on sys.path
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two shared cores: one intra-op thread is faster here and deterministic run to run."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+one_thread = pytest.fixture(autouse=True)(single_torch_thread)
 
 
 def _trained_like_deblurrer():
-    """The tiny DeblurGAN-v2 with its zero-initialised last layer moved (untrained, it is the identity)."""
-    from edgetrack.models.torch.deblurgan import build_deblurgan
-
-    torch.manual_seed(1)
-    g = build_deblurgan("deblurgan-tiny")
-    with torch.no_grad():
-        for m in g.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 2.0)
-        torch.nn.init.normal_(g.final.weight, 0, 0.05)
-        torch.nn.init.normal_(g.final.bias, 0, 0.05)
-    return g.eval()
+    return trained_like_deblurgan(seed=1, bn_affine=False)
 
 
 @pytest.fixture(scope="module")
@@ -433,6 +416,8 @@ def _gpu_speed():
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_speed.py"
+    if str(path.parent) not in sys.path:  # as when run as a script: its folder first, for benchmarks/_checkout.py
+        sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location("gpu_speed", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
