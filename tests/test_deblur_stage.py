@@ -32,32 +32,13 @@ from edgetrack.tracking.blur import (  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
+from torch_helpers import single_torch_thread, trained_like_deblurgan  # noqa: E402 - tests/ is on sys.path
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two shared cores: one intra-op thread is both faster here and deterministic run to run."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+one_thread = pytest.fixture(autouse=True)(single_torch_thread)
 
 
 def _trained_like(seed: int = 0):
-    """The tiny generator with every weight away from its initial value, ``final`` included (not the identity)."""
-    from edgetrack.models.torch.deblurgan import build_deblurgan
-
-    torch.manual_seed(seed)
-    g = build_deblurgan("deblurgan-tiny")
-    with torch.no_grad():
-        for m in g.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.1)
-        torch.nn.init.normal_(g.final.weight, 0, 0.05)
-        torch.nn.init.normal_(g.final.bias, 0, 0.05)
-    return g.eval()
+    return trained_like_deblurgan(seed)
 
 
 @pytest.fixture(scope="module")

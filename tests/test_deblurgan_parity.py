@@ -32,14 +32,9 @@ TINY = DEBLURGAN_PRESETS["deblurgan-tiny"]
 PLAIN = DeblurGANConfig(width=0.25, fpn_channels=16, head_channels=8, norm="none")
 TOL = 1e-4
 
+from torch_helpers import single_torch_thread  # noqa: E402 - tests/ is on sys.path
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two shared cores: one intra-op thread is faster here for PyTorch."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+one_thread = pytest.fixture(autouse=True)(single_torch_thread)
 
 
 def _torch_generator(config, seed: int = 0, final_std: float = 0.01) -> "torch.nn.Module":

@@ -41,30 +41,13 @@ from edgetrack.models.torch.deblur_train import DeblurTrainConfig, find_resume_p
 pytestmark = pytest.mark.torch
 SIZES = (255, 127)
 
+from torch_helpers import single_torch_thread, trained_like_deblurgan  # noqa: E402 - tests/ is on sys.path
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two shared cores: one intra-op thread is both faster here and deterministic run to run."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+one_thread = pytest.fixture(autouse=True)(single_torch_thread)
 
 
 def trained_like(seed: int = 0):
-    """The tiny generator with every weight and BN statistic away from its initial value (final conv included)."""
-    torch.manual_seed(seed)
-    g = build_deblurgan("deblurgan-tiny")
-    with torch.no_grad():
-        for m in g.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.1)
-        torch.nn.init.normal_(g.final.weight, 0, 0.05)
-        torch.nn.init.normal_(g.final.bias, 0, 0.05)
-    return g.eval()
+    return trained_like_deblurgan(seed)
 
 
 def crops(n: int, size: int, seed: int = 0) -> torch.Tensor:

@@ -32,14 +32,9 @@ TINY = SIAMRPN_PRESETS["siamrpn-tiny"]
 TINY_ALEX = SiamRPNConfig(backbone="alexnet", alexnet_channels=(8, 16, 16, 16, 16), corr_channels=8)
 TOL = 1e-4
 
+from torch_helpers import single_torch_thread  # noqa: E402 - tests/ is on sys.path
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two shared cores: one intra-op thread is faster here for PyTorch."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+one_thread = pytest.fixture(autouse=True)(single_torch_thread)
 
 
 def _torch_model(config, seed: int = 0) -> "torch.nn.Module":

@@ -47,14 +47,9 @@ pytestmark = pytest.mark.torch
 TINY = SIAMRPN_PRESETS["siamrpn-tiny"]
 TINY_ALEX = SiamRPNConfig(backbone="alexnet", alexnet_channels=(8, 16, 16, 16, 16), corr_channels=8)
 
+from torch_helpers import single_torch_thread  # noqa: E402 - tests/ is on sys.path
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two shared cores: one intra-op thread is faster here and deterministic."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+one_thread = pytest.fixture(autouse=True)(single_torch_thread)
 
 
 def _randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:

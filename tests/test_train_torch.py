@@ -28,14 +28,9 @@ pytestmark = pytest.mark.torch
 # Shifts and photometric augmentation on; scale/stretch off keeps the cache small (fewer bytes to crop and copy).
 PAIRS = PairConfig(scale_jitter=0, stretch=0, max_shift=24)
 
+from torch_helpers import single_torch_thread  # noqa: E402 - tests/ is on sys.path
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two shared cores: one intra-op thread per process is both faster here and deterministic run to run."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+one_thread = pytest.fixture(autouse=True)(single_torch_thread)
 
 
 @pytest.fixture

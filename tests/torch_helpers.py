@@ -1,0 +1,35 @@
+"""Helpers several PyTorch test modules share (imported by name: pytest puts tests/ on sys.path). Torch is
+imported inside each helper, so importing this module needs nothing."""
+
+
+def single_torch_thread():
+    """Body of the modules' autouse ``one_thread`` fixture: two shared cores, where one intra-op thread is both
+    faster and deterministic run to run. Use as ``one_thread = pytest.fixture(autouse=True)(single_torch_thread)``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def trained_like_deblurgan(seed: int = 0, bn_affine: bool = True):
+    """The tiny DeblurGAN-v2 generator with its BatchNorm statistics (and, with ``bn_affine``, its BN scales and
+    shifts) and its zero-initialised last layer moved off their initial values: untrained it is the identity."""
+    import torch
+
+    from edgetrack.models.torch.deblurgan import build_deblurgan
+
+    torch.manual_seed(seed)
+    g = build_deblurgan("deblurgan-tiny")
+    with torch.no_grad():
+        for m in g.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 2.0)
+                if bn_affine:
+                    m.weight.uniform_(0.5, 1.5)
+                    m.bias.normal_(0, 0.1)
+        torch.nn.init.normal_(g.final.weight, 0, 0.05)
+        torch.nn.init.normal_(g.final.bias, 0, 0.05)
+    return g.eval()
