@@ -49,9 +49,11 @@ from _checkout import log, use_checkout  # noqa: E402 - benchmarks/ is on sys.pa
 
 use_checkout()
 
-# (label, preset, loss)
-FULL_MODELS = (("siamfc-hsm", "siamfc-hsm", "hsm"), ("siamfc", "siamfc", "logistic"))
-TINY_MODELS = (("tiny-hsm", "siamfc-tiny", "hsm"), ("tiny-logistic", "siamfc-tiny", "logistic"))
+# The paper's HSM loss settings (Tables 2-3 sweep them: --models siamfc-hsm:hsm:gamma=0,...).
+HSM_DEFAULTS = {"gamma": 2.0, "alpha": 0.6}
+# (label, preset, loss, gamma, alpha)
+FULL_MODELS = (("siamfc-hsm", "siamfc-hsm", "hsm", 2.0, 0.6), ("siamfc", "siamfc", "logistic", 2.0, 0.6))
+TINY_MODELS = (("tiny-hsm", "siamfc-tiny", "hsm", 2.0, 0.6), ("tiny-logistic", "siamfc-tiny", "logistic", 2.0, 0.6))
 STAGES = ("data", "train", "eval", "report")
 METRICS = (("AUC", "success_auc"), ("P@20", "precision_20"), ("P@15", "precision_15"), ("S@0.6", "success_60"),
            ("AO", "ao"))
@@ -69,9 +71,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="quick check: siamfc-tiny (HSM vs logistic loss), 2+1 short sequences, 15 s each, CPU")
     p.add_argument("--minutes", type=float, default=None, help="training wall-clock budget per model (default 3)")
     p.add_argument("--concurrent", action="store_true", help="train the models at once on the one GPU")
-    p.add_argument("--models", default=None, metavar="PRESET:LOSS,...",
+    p.add_argument("--models", default=None, metavar="PRESET:LOSS[:gamma=G][:alpha=A],...",
                    help="models to train and compare (default siamfc-hsm:hsm,siamfc:logistic; e.g. add "
-                   "siamfc-hsm:logistic to separate the fusion module's effect from the loss's)")
+                   "siamfc-hsm:logistic to separate the fusion module's effect from the loss's, or "
+                   "siamfc-hsm:hsm:gamma=0,siamfc-hsm:hsm:gamma=4 for the paper's gamma sweep)")
     p.add_argument("--train-sequences", type=int, default=None, help="training sequences (default 64)")
     p.add_argument("--test-sequences", type=int, default=None, help="test sequences (default 16)")
     p.add_argument("--frames", type=int, default=None, help="frames per sequence (default 120)")
@@ -101,6 +104,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--label", default=None, help=argparse.SUPPRESS)
     p.add_argument("--preset", default=None, help=argparse.SUPPRESS)
     p.add_argument("--loss", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--gamma", type=float, default=HSM_DEFAULTS["gamma"], help=argparse.SUPPRESS)
+    p.add_argument("--alpha", type=float, default=HSM_DEFAULTS["alpha"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     tiny = args.tiny
@@ -128,11 +133,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.models:
         models = []
         for item in args.models.split(","):
-            preset, _, loss = item.strip().partition(":")
+            preset, _, rest = item.strip().partition(":")
+            loss, *knobs = rest.split(":")
             if not preset or loss not in ("hsm", "logistic"):
-                p.error(f"--models takes PRESET:LOSS items with LOSS hsm or logistic, got {item!r}")
+                p.error(f"--models takes PRESET:LOSS[:gamma=G][:alpha=A] items with LOSS hsm or logistic, "
+                        f"got {item!r}")
+            hsm = {"gamma": HSM_DEFAULTS["gamma"], "alpha": HSM_DEFAULTS["alpha"]}
+            for knob in knobs:
+                key, eq, value = knob.partition("=")
+                try:
+                    if not eq or key not in hsm or loss != "hsm":
+                        raise ValueError
+                    hsm[key] = float(value)
+                except ValueError:
+                    p.error(f"--models item {item!r}: {knob!r} is not gamma=G or alpha=A (HSM loss only)")
             default = {"siamfc": "logistic"}.get(preset, "hsm")
-            models.append((preset if loss == default else f"{preset}+{loss}", preset, loss))
+            label = preset if loss == default else f"{preset}+{loss}"
+            label += "".join(f"+{k[0]}{hsm[k]:g}" for k in ("gamma", "alpha") if hsm[k] != HSM_DEFAULTS[k])
+            models.append((label, preset, loss, hsm["gamma"], hsm["alpha"]))
         args.models = tuple(models)
     else:
         args.models = TINY_MODELS if tiny else FULL_MODELS
@@ -204,7 +222,7 @@ def train_job(args) -> int:
     t_load = time.time()
     cache = CropCache.load(args.work / "cache.npz")
     log(f"{args.label}: cache of {len(cache)} crops loaded in {time.time() - t_load:.0f} s")
-    common = dict(model=args.preset, loss=args.loss, batch_size=args.batch_size, device=args.device,
+    common = dict(model=args.preset, loss=args.loss, gamma=args.gamma, alpha=args.alpha, batch_size=args.batch_size, device=args.device,
                   workers=args.workers, seed=args.seed, amp=not args.no_amp and args.device != "cpu",
                   channels_last=args.channels_last, progress=False, log_every=max(1, args.calib_steps // 8))
 
@@ -236,7 +254,8 @@ def train_job(args) -> int:
     wall = time.time() - t
     entries = _read_log(run / "train" / "log.jsonl")
     info = {
-        "label": args.label, "preset": args.preset, "loss": cfg.loss, "batch_size": cfg.batch_size,
+        "label": args.label, "preset": args.preset, "loss": cfg.loss, "gamma": cfg.gamma, "alpha": cfg.alpha,
+        "batch_size": cfg.batch_size,
         "amp": cfg.amp, "channels_last": cfg.channels_last, "device": args.device, "workers": args.workers,
         "calibration_step_ms": step_time * 1000, "calibration_wall_s": calib_wall,
         "epochs": epochs, "steps_per_epoch": spe, "steps": epochs * spe, "pairs": epochs * spe * cfg.batch_size,
@@ -253,9 +272,9 @@ def train_job(args) -> int:
 def train_all(args) -> None:
     jobs = []
     workers = args.workers if not args.concurrent else max(1, args.workers // len(args.models))
-    for label, preset, loss in args.models:
+    for label, preset, loss, gamma, alpha in args.models:
         argv = [sys.executable, str(Path(__file__).resolve()), "--job", "train", "--label", label, "--preset", preset,
-                "--loss", loss, "--out", str(args.out), "--work", str(args.work), "--minutes", str(args.minutes),
+                "--loss", loss, "--gamma", str(gamma), "--alpha", str(alpha), "--out", str(args.out), "--work", str(args.work), "--minutes", str(args.minutes),
                 "--batch-size", str(args.batch_size), "--calib-steps", str(args.calib_steps), "--device",
                 args.device, "--workers", str(workers), "--seed", str(args.seed)]
         argv += ["--no-amp"] if args.no_amp else []
@@ -288,7 +307,7 @@ def evaluate_all(args) -> list[dict]:
     if args.eval_max_frames:
         datasets = [limit(d, max_frames=args.eval_max_frames) for d in datasets]
     rows, results = [], []
-    for label, preset, loss in args.models:
+    for label, preset, loss, gamma, alpha in args.models:
         final = args.work / "runs" / label / "train" / "final.safetensors"
         factory = checkpoint_tracker(f"checkpoint:{final}#{args.device}")
         _warm_up(factory, datasets[0].sequences[0])
@@ -296,7 +315,8 @@ def evaluate_all(args) -> list[dict]:
             t = time.time()
             r = evaluate(factory, ds, result_dir=args.work / "eval" / ds.name, tracker_name=label)
             s = r.summary()
-            rows.append({"model": label, "preset": preset, "loss": loss, "variant": ds.name.replace("synthetic-", ""),
+            rows.append({"model": label, "preset": preset, "loss": loss, "gamma": gamma if loss == "hsm" else None,
+                         "alpha": alpha if loss == "hsm" else None, "variant": ds.name.replace("synthetic-", ""),
                          **{k: s.get(k) for _, k in METRICS}, "fps": s["fps"], "frames": s["frames"],
                          "sequences": s["sequences"], "failed_frames": s["failed_frames"]})
             results.append(r)
@@ -333,7 +353,7 @@ def report(args) -> None:
     eval_path = args.work / "eval.json"
     rows = json.loads(eval_path.read_text()) if eval_path.is_file() else []
     jobs = []
-    for label, _, _ in args.models:
+    for label, *_ in args.models:
         path = args.work / "runs" / label / "job.json"
         if path.is_file():
             jobs.append(json.loads(path.read_text()))

@@ -35,6 +35,11 @@ def setup(tmp_path_factory):
     rows = [{"preset": p, "loss": l, "variant": v, "success_auc": auc, "precision_20": 0.8}
             for p, l, aucs in (("siamfc-hsm", "hsm", (0.75, 0.74)), ("siamfc", "logistic", (0.70, 0.71)))
             for v, auc in zip(("sharp", "blurred"), aucs)]
+    # A gamma sweep in the same run: gamma=2 is the row above; gamma=0 trails it and must not replace it.
+    rows[0].update(gamma=2.0, alpha=0.6)
+    rows[1].update(gamma=2.0, alpha=0.6)
+    rows += [{"preset": "siamfc-hsm", "loss": "hsm", "gamma": 0.0, "alpha": 0.6, "variant": v, "success_auc": auc,
+              "precision_20": 0.8} for v, auc in (("sharp", 0.70), ("blurred", 0.69))]
     (prior / "siamfc-run" / "results.json").write_text(json.dumps(
         {"environment": {"gpu": "Some GPU"}, "data": {"test": {"sequences": 30, "seed": 12}}, "evaluation": rows}))
     (prior / "gpu_speed.json").write_text(json.dumps(
@@ -74,6 +79,8 @@ def test_report_has_every_section_and_a_second_run_reuses_the_cache(setup, capsy
     assert "](results/report/accuracy-synthetic-blurred.png)" in text
     # Earlier results: the claim, and the targets they settle (fake figures: +0.05 / +0.03 AUC, 800 FPS).
     assert "— **supports**" in text and "+0.050 sharp, +0.030 blurred" in text
+    assert "siamfc-hsm, blurred: γ=0: 0.690, γ=2: 0.740; best γ=2 | supports" in text
+    assert "the α sweep has not been run" in text  # one α value is no sweep
     assert "| GPU machine, per stream, batch 1, through edgetrack.Tracker: siamfc-hsm ≥ 710 FPS | 800 FPS fp16 | " \
            "**met**" in text
     assert "deblur-siamrpn ≥ 420 FPS | – | not measured" in text

@@ -31,6 +31,7 @@ from pathlib import Path
 PAPER_HSM_GAIN = 0.026  # HSM-SiamFC over SiamFC, OTB-2015 success AUC
 PAPER_GAMMA = {0: 0.535, 1: 0.539, 2: 0.558, 3: 0.468, 4: 0.473}  # Table 2
 PAPER_ALPHA = {0.5: 0.556, 0.6: 0.589, 0.7: 0.532, 0.8: 0.496, 0.9: 0.512}  # Table 3
+PAPER_HSM = {"gamma": 2.0, "alpha": 0.6}  # the settings the paper picks (and edgetrack trains with)
 PAPER_RPN = {"SiameseRPN": (0.783, 0.731, 75), "Deblur-SiamRPN": (0.821, 0.815, 42)}  # P@15, S@0.6, FPS (Table 2)
 
 # Issue 7's targets.
@@ -54,7 +55,8 @@ class TrainingRun:
     date: str | None
     environment: dict
     test: dict
-    cells: dict  # (preset, loss, variant) -> evaluation row
+    cells: dict  # (preset, loss, variant) -> evaluation row, at the paper's HSM settings (gamma 2, alpha 0.6)
+    sweep: list = field(default_factory=list)  # every HSM-loss row that records its gamma and alpha
 
     def auc(self, preset: str, loss: str, variant: str) -> float | None:
         row = self.cells.get((preset, loss, variant))
@@ -143,7 +145,10 @@ def load_prior(root: Path | None, gpu_files: tuple[Path, ...] = (), precision_fi
                                                                (data.get("data") or {}).get("test") or {}, {}))
                 run.files.append(path.name)
                 for r in rows:
-                    run.cells[(r["preset"], r["loss"], r["variant"])] = r
+                    if r["loss"] == "hsm" and r.get("gamma") is not None and r.get("alpha") is not None:
+                        run.sweep.append(r)
+                    if r.get("gamma") in (None, PAPER_HSM["gamma"]) and r.get("alpha") in (None, PAPER_HSM["alpha"]):
+                        run.cells[(r["preset"], r["loss"], r["variant"])] = r
         elif isinstance(data.get("results"), list) and any(
                 isinstance(r, dict) and {"tracker", "dataset", "success_auc"} <= set(r) for r in data["results"]):
             prior.evals.append(EvalSummary(path, data.get("created"), data.get("datasets") or [],
@@ -263,18 +268,21 @@ def sweep_claims(prior: Prior, base: Path | None) -> list[Claim]:
                                                                           for k, v in paper_table.items())
                  + f"; best at {symbol} = {chosen}")
         evidence = []
+        other = "alpha" if param == "gamma" else "gamma"
         for run in prior.training:
-            rows = [r for r in run.cells.values() if param in r]
-            if not rows:
-                continue
-            best = {}
-            for variant in ("sharp", "blurred"):
-                vals = {r[param]: r["success_auc"] for r in rows if r["variant"] == variant}
-                if vals:
-                    best[variant] = max(vals, key=vals.get)
-                    figure = ", ".join(f"{symbol}={k}: {vals[k]:.3f}" for k in sorted(vals))
-                    evidence.append(Evidence(_run_source(run, base), f"{variant}: {figure}",
-                                             "supports" if best[variant] == chosen else "contradicts"))
+            # One sweep = one network, the other parameter at the paper's value, at least two values of this one.
+            for preset in sorted({r["preset"] for r in run.sweep}):
+                rows = [r for r in run.sweep if r["preset"] == preset and r[other] == PAPER_HSM[other]]
+                if len({r[param] for r in rows}) < 2:
+                    continue
+                for variant in ("sharp", "blurred"):
+                    vals = {r[param]: r["success_auc"] for r in rows if r["variant"] == variant}
+                    if not vals:
+                        continue
+                    best = max(vals, key=vals.get)
+                    figure = ", ".join(f"{symbol}={k:g}: {vals[k]:.3f}" for k in sorted(vals))
+                    evidence.append(Evidence(_run_source(run, base), f"{preset}, {variant}: {figure}; best "
+                                             f"{symbol}={best:g}", "supports" if best == chosen else "contradicts"))
         if not evidence:
             evidence.append(Evidence(
                 "–", f"the {symbol} sweep has not been run (a shorter training per value is fine: "
