@@ -9,7 +9,8 @@
 # leaves its newest epoch checkpoint, which is packed instead of final.safetensors. RUNS picks the jobs (default all
 # three). The tracker's training set: SEQS sequences of FRAMES frames (seed 11; every FRAME_STRIDE-th frame cropped),
 # a share PATCHES of whose targets are textured patches cut from PATCH_PHOTOS (`edgetrack data synth --patches
-# --patch-photos`).
+# --patch-photos`). Deblurrers: deblurgan-v2 and/or deblurgan-lite in RUNS, first learning rate LR_DEBLUR (Adam,
+# cosine to 1e-7), WORKERS_DEBLUR loader processes each.
 #
 # The shipped siamrpn-eca (second recipe, issue #4): more and more varied targets, mirrored/channel-swapped pairs
 # (RPN_PAIRS), 6000 steps of batch 32:
@@ -30,6 +31,8 @@ PATCH_PHOTOS=${PATCH_PHOTOS:-objects}
 BATCH_RPN=${BATCH_RPN:-16}
 WORKERS_ECA=${WORKERS_ECA:-6}
 WORKERS_ALEX=${WORKERS_ALEX:-5}
+WORKERS_DEBLUR=${WORKERS_DEBLUR:-4}
+LR_DEBLUR=${LR_DEBLUR:-1e-4}
 wants() { [[ " $RUNS " == *" $1 "* ]]; }
 CORES=$(nproc)
 et() { python3 -m edgetrack "$@"; }
@@ -40,9 +43,13 @@ say() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 
 # Data: the tracker's training set (as the shipped siamfc-hsm: seed 11), a smaller deblurring set and its held-out
 # test split (the deblurrer keeps decoded frame pairs in memory).
-[ -f "$W/train/synth.json" ] || et data synth --out "$W/train" --sequences "$SEQS" --frames "$FRAMES" --seed 11 --split train \
-    --patches "$PATCHES" --patch-photos "$PATCH_PHOTOS" --workers "$CORES" --no-pairs --no-contact-sheet --force >/dev/null &
-if wants deblurgan-v2; then
+trackers() { wants siamrpn-eca || wants siamrpn-alexnet; }
+if trackers; then
+  [ -f "$W/train/synth.json" ] || et data synth --out "$W/train" --sequences "$SEQS" --frames "$FRAMES" --seed 11 \
+    --split train --patches "$PATCHES" --patch-photos "$PATCH_PHOTOS" --workers "$CORES" --no-pairs --no-contact-sheet \
+    --force >/dev/null &
+fi
+if wants deblurgan-v2 || wants deblurgan-lite; then
   [ -f "$W/dtrain/synth.json" ] || et data synth --out "$W/dtrain" --sequences 60 --frames 120 --seed 21 --split train --workers "$CORES" --force >/dev/null &
   [ -f "$W/dtest/synth.json" ] || et data synth --out "$W/dtest" --sequences 8 --frames 120 --seed 13 --split test --workers 4 --force >/dev/null &
 fi
@@ -50,10 +57,12 @@ wait
 say "data rendered"
 
 # The SiamRPN crop cache, built in its own process: forked loader workers must not inherit OpenCV's thread pool.
-[ -f "$W/rpn-cache.npz" ] || et train --model siamrpn-eca --data "synthetic:$W/train" --cache "$W/rpn-cache.npz" \
-    --out "$W/cache-run" --device cuda --epochs 1 --steps-per-epoch 1 --workers "$CORES" \
-    --frame-stride "$FRAME_STRIDE" >/dev/null
-say "crop cache ready"
+if trackers; then
+  [ -f "$W/rpn-cache.npz" ] || et train --model siamrpn-eca --data "synthetic:$W/train" --cache "$W/rpn-cache.npz" \
+      --out "$W/cache-run" --device cuda --epochs 1 --steps-per-epoch 1 --workers "$CORES" \
+      --frame-stride "$FRAME_STRIDE" >/dev/null
+  say "crop cache ready"
+fi
 
 rpn() {  # name workers
   timeout "$TIMEOUT" python3 -m edgetrack train --model "$1" --data "synthetic:$W/train" --cache "$W/rpn-cache.npz" \
@@ -62,12 +71,13 @@ rpn() {  # name workers
 }
 if wants siamrpn-eca; then rpn siamrpn-eca "$WORKERS_ECA" & fi
 if wants siamrpn-alexnet; then rpn siamrpn-alexnet "$WORKERS_ALEX" & fi
-if wants deblurgan-v2; then
-  timeout "$TIMEOUT" python3 -m edgetrack train --model deblurgan-v2 --data "synthetic:$W/dtrain" \
-    --eval-data "synthetic:$W/dtest" --out "$W/deblurgan-v2" --device cuda --batch-size 16 --epochs 8 \
-    --steps-per-epoch $((STEPS_DEBLUR / 8)) --workers 4 --seed 0 > "$W/deblurgan-v2.log" 2>&1 \
-    || echo "deblurgan-v2 exited with $?" >> "$W/deblurgan-v2.log" &
-fi
+for d in deblurgan-v2 deblurgan-lite; do
+  wants "$d" || continue
+  timeout "$TIMEOUT" python3 -m edgetrack train --model "$d" --data "synthetic:$W/dtrain" \
+    --eval-data "synthetic:$W/dtest" --out "$W/$d" --device cuda --batch-size 16 --epochs 8 \
+    --steps-per-epoch $((STEPS_DEBLUR / 8)) --lr-start "$LR_DEBLUR" --workers "$WORKERS_DEBLUR" --seed 0 \
+    > "$W/$d.log" 2>&1 || echo "$d exited with $?" >> "$W/$d.log" &
+done
 wait
 say "training done"
 

@@ -26,6 +26,7 @@ MODELS: dict[str, str] = {
     "siamrpn-alexnet": "siamrpn",
     "siamrpn-tiny": "siamrpn",
     "deblurgan-v2": "deblurgan",
+    "deblurgan-lite": "deblurgan",
     "deblurgan-tiny": "deblurgan",
 }
 
