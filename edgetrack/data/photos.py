@@ -1,12 +1,16 @@
-"""Real photos that ship inside PyPI packages, used as textures by the synthetic generator (:mod:`.synth`).
+"""Real photos shipped inside scikit-image (a PyPI package), the synthetic generator's textures (:mod:`.synth`).
 
-Nothing is downloaded: the files are read with OpenCV straight from the installed packages' folders, which are
-found with :func:`importlib.util.find_spec` (so scikit-image's own modules are never imported):
+Nothing is downloaded: the files are read with OpenCV straight from scikit-image's installed folder
+(``skimage/data/``, the ``eval`` extra), found with :func:`importlib.util.find_spec` (so scikit-image's own modules
+are never imported): astronaut, chelsea (cat), coffee, coins, rocket, motorcycle, Hubble deep field, retina,
+brick/grass/gravel textures, IHC, cameraman, moon and ``lfw_subset.npy`` (100 tiny grey faces, good for look-alike
+distractors).
 
-* scikit-image (the ``eval`` extra): ``skimage/data/`` — astronaut, chelsea (cat), coffee, coins, rocket,
-  motorcycle, Hubble deep field, retina, brick/grass/gravel textures, IHC, cameraman, moon and
-  ``lfw_subset.npy`` (100 tiny grey faces, good for look-alike distractors);
-* scikit-learn, only if it is installed: ``sklearn/datasets/images/`` — china.jpg (a pagoda) and flower.jpg.
+**The pool is fixed.** Every scene draws its photos by index from the split's pool, so a pool that grew or shrank
+with what happens to be installed would give the same seed other scenes on another machine. So the pool is exactly
+the catalogue's photos of the split: a missing one is an error, never skipped, and no optional package adds any.
+(scikit-learn's china.jpg and flower.jpg were used when scikit-learn happened to be installed, which changed most
+scenes of a seed; every set made without scikit-learn stays as it was.)
 
 **Train/test separation.** Every photo belongs to exactly one split (the ``split`` column of :data:`CATALOGUE`;
 faces 0–49 of ``lfw_subset`` are train, 50–99 test). A ``train`` set never shows a pixel of a ``test`` photo and
@@ -29,10 +33,9 @@ from edgetrack.errors import DatasetError, MissingDependencyError, UnknownChoice
 SPLITS = ("train", "test")
 SHAPES = ("ellipse", "rounded", "rect")
 
-# Package folder name -> (import name, distribution name, sub-folder holding the photos).
+# Distribution name -> (import name, sub-folder holding the photos). One package only: see "The pool is fixed".
 PACKAGES = {
     "scikit-image": ("skimage", "data"),
-    "scikit-learn": ("sklearn", "datasets/images"),
 }
 
 
@@ -81,10 +84,6 @@ CATALOGUE: tuple[PhotoSpec, ...] = (
     ),
     PhotoSpec("coins", "scikit-image", "coins.png", "train", auto="coins"),
     PhotoSpec("faces_train", "scikit-image", "lfw_subset.npy", "train", auto="faces"),
-    PhotoSpec(
-        "china", "scikit-learn", "china.jpg", "train", background=True,
-        objects=(ObjectCrop("pagoda", (58, 25, 315, 380), "rounded"),),
-    ),
     PhotoSpec("hubble", "scikit-image", "hubble_deep_field.jpg", "train", background=True),
     PhotoSpec("brick", "scikit-image", "brick.png", "train", background=True),
     PhotoSpec("grass", "scikit-image", "grass.png", "train", background=True),
@@ -110,10 +109,6 @@ CATALOGUE: tuple[PhotoSpec, ...] = (
         ),
     ),
     PhotoSpec("faces_test", "scikit-image", "lfw_subset.npy", "test", auto="faces"),
-    PhotoSpec(
-        "flower", "scikit-learn", "flower.jpg", "test", background=True,
-        objects=(ObjectCrop("dahlia", (166, 80, 284, 284), "ellipse"),),
-    ),
     PhotoSpec("motorcycle_right", "scikit-image", "motorcycle_right.png", "test", background=True),
     PhotoSpec("rocket", "scikit-image", "rocket.jpg", "test", background=True),
     PhotoSpec("retina", "scikit-image", "retina.jpg", "test", background=True),
@@ -172,11 +167,21 @@ def photo_path(spec: PhotoSpec) -> Path | None:
 
 
 def available(split: str) -> list[PhotoSpec]:
-    """The catalogue's photos of ``split`` whose files are installed."""
+    """The catalogue's photos of ``split``, every one of them installed (else :class:`DatasetError`: a smaller pool
+    would silently give every seed other scenes)."""
     if split not in SPLITS:
         raise UnknownChoiceError("split", split, SPLITS, fix="use --split train or --split test")
     _require_dirs()
-    return [p for p in CATALOGUE if p.split == split and photo_path(p) is not None]
+    pool = [p for p in CATALOGUE if p.split == split]
+    missing = [p.file for p in pool if photo_path(p) is None]
+    if missing:
+        raise DatasetError(
+            f"the installed scikit-image ({package_versions().get('scikit-image', '?')}) lacks the photo(s) "
+            f"{', '.join(sorted(set(missing)))} of the {split!r} pool; without them the same seed would make other "
+            "scenes",
+            fix="reinstall scikit-image (pip install --force-reinstall 'scikit-image>=0.22'); 0.26 ships them all",
+        )
+    return pool
 
 
 @lru_cache(maxsize=64)
@@ -253,7 +258,6 @@ def describe_pool(split: str) -> dict:
             for p in photos
         },
         "faces": {"file": "lfw_subset.npy", "indices": list(FACE_RANGES[split])},
-        "missing_optional": sorted({p.package for p in CATALOGUE if p.split == split} - set(versions)),
     }
 
 

@@ -33,11 +33,20 @@ frame), and then the box is NaN. Frame 0 always shows the target fully visible.
 ``numpy.random.default_rng(numpy.random.SeedSequence([seed, SPLITS.index(split), index]))`` (and, for
 ``blur="mixed"``, its level from ``SeedSequence([seed, SPLITS.index(split), index, 1])``), so sequences can be
 made independently and in parallel (``workers``), train and test sets made with the same seed still differ, and
-the same (config, index, installed photos, numpy and OpenCV) always gives the same bytes. Other library versions
-give other *scenes*, not just other pixels: with numpy 2 and OpenCV 5 (the GPU machine's) seed 14 picks other
-backgrounds than with the pinned numpy 1.26 / OpenCV 4.10 (a draw whose count depends on computed values shifts
-the stream), and siamrpn-eca scored 0.51 AUC there against 0.67 here. ``synth.json`` records both versions;
-compare trackers only on one rendering. Train and test never share a photo (see :mod:`edgetrack.data.photos`).
+the same (config, index, scikit-image photo files) always gives the same bytes, with numpy 1.26 or 2.x and OpenCV
+4.10 or 5.0 alike:
+
+* the photo pool is fixed (scikit-image's photos only; one that grew when scikit-learn happened to be installed
+  gave a seed other scenes: see :mod:`edgetrack.data.photos`);
+* the two OpenCV results that changed between 4.10 and 5.0 are computed here as 4.10 computed them: affine warps
+  (fixed-point maps and ``cv2.remap``, :func:`_warp_affine`; OpenCV 5's ``warpAffine`` moved ground-truth boxes
+  by a pixel) and the gamma encoding (a step table, :func:`_to_srgb`; ``cv2.pow`` runs Intel IPP, whose last bits
+  change with the IPP release and the CPU);
+* decisions never read a float32 result whose type numpy 2's promotion rules (NEP 50) changed
+  (:func:`_texture_score`).
+
+``tests/test_synth_versions.py`` pins frames rendered before these changes. ``synth.json`` still records numpy's
+and OpenCV's versions. Train and test never share a photo (see :mod:`edgetrack.data.photos`).
 
 Output of :func:`generate` (``edgetrack data synth``)::
 
@@ -365,10 +374,19 @@ def _textured_rect(img: np.ndarray, rng, min_frac=0.15, max_frac=0.4, tries=8) -
         w, h = min(w, W), min(h, H)
         x, y = int(rng.integers(0, W - w + 1)), int(rng.integers(0, H - h + 1))
         patch = grey[y:y + h, x:x + w]
-        score = float(np.abs(np.diff(patch, axis=1)).mean() + np.abs(np.diff(patch, axis=0)).mean()) + patch.std() * 0.3
+        # float64 on purpose: written as ``... + patch.std() * 0.3`` the float32 std made the score float64 under
+        # numpy 1 and float32 under numpy 2 (NEP 50), and a near tie then picks another rectangle.
+        score = _texture_score(np.abs(np.diff(patch, axis=1)).mean() + np.abs(np.diff(patch, axis=0)).mean(),
+                               patch.std())
         if score > best_score:
             best, best_score = (x, y, w, h), score
     return best
+
+
+def _texture_score(gradient, std) -> float:
+    """Mean absolute gradient plus 0.3 × standard deviation, in float64 whatever the inputs' type (the value numpy 1
+    computed for float32 inputs, which every set made so far used)."""
+    return float(gradient) + float(std) * 0.3
 
 
 # --------------------------------------------------------------------------------------------------- scene
@@ -698,11 +716,8 @@ class SyntheticScene:
                 int(math.ceil(corners[0].max())) + 2, int(math.ceil(corners[1].max())) + 2)
 
     def _warp(self, sprite, A, t, x0, y0, x1, y1):
-        import cv2
-
         M = np.hstack([A, (t - np.array([x0, y0]))[:, None]])
-        return cv2.warpAffine(sprite, M, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return _warp_affine(sprite, M, (x1 - x0, y1 - y0))
 
     def _render_linear(self, j: int, kinds=None, light: bool = True) -> np.ndarray:
         """Sub-frame ``j`` in linear RGB-in-BGR-order float32 (H, W, 3). ``kinds`` picks layers (None: all)."""
@@ -714,8 +729,7 @@ class SyntheticScene:
         B = np.array([[math.cos(th), math.sin(th)], [-math.sin(th), math.cos(th)]]) / z  # screen -> bg
         origin = np.array([(W - 1) / 2, (H - 1) / 2]) + sk[j]
         M = np.hstack([B, (cc[j] - B @ origin)[:, None]])
-        frame = cv2.warpAffine(self.bg_lin, M, (W, H), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                               borderMode=cv2.BORDER_REFLECT_101)
+        frame = _warp_affine(self.bg_lin, M, (W, H), inverse=True, border=cv2.BORDER_REFLECT_101)
         if kinds is None or "background" in kinds:
             pass
         else:
@@ -924,12 +938,133 @@ def _is_grey(img: np.ndarray) -> bool:
         np.array_equal(img[::7, ::7, 0], img[::7, ::7, 1]) and np.array_equal(img[::7, ::7, 1], img[::7, ::7, 2]))
 
 
-def _to_srgb(lin: np.ndarray) -> np.ndarray:
+# ------------------------------------------------------------------------- pixels that do not depend on the libraries
+# The two steps whose results changed between OpenCV 4.10 and 5.0 are done here so that a seed gives the same bytes
+# with either. Both reproduce exactly what OpenCV 4.10 computed, so every set made before stays byte-identical;
+# tests/test_synth_versions.py holds them to that.
+
+_AB_BITS, _INTER_BITS = 10, 5  # OpenCV's fixed point for warp coordinates: 1/1024 px, rounded to 1/32 px
+
+
+def _affine_maps(M, dsize: tuple[int, int], inverse: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed-point maps (int16 x/y pairs and uint16 1/32-px fractions, cv2.remap's CV_16SC2 + CV_16UC1) that
+    OpenCV 4.x's warpAffine built for ``M``, operation for operation (imgwarp.cpp, WarpAffineInvoker)."""
+    m = np.array(M, dtype=np.float64).reshape(6)
+    if not inverse:  # M maps source to destination; the maps need the inverse, computed as OpenCV does
+        d = m[0] * m[4] - m[1] * m[3]
+        d = 1.0 / d if d != 0 else 0.0
+        a11, a22 = m[4] * d, m[0] * d
+        m[0], m[1], m[3], m[4] = a11, m[1] * -d, m[3] * -d, a22
+        m[2], m[5] = -m[0] * m[2] - m[1] * m[5], -m[3] * m[2] - m[4] * m[5]
+    width, height = dsize
+    scale = float(1 << _AB_BITS)
+    xs, ys = np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64)
+
+    def fixed(v):  # saturate_cast<int>(double): round half to even, clamp to int32
+        return np.minimum(np.maximum(np.rint(v), -2.0 ** 31), 2.0 ** 31 - 1).astype(np.int64)
+
+    half = 1 << (_AB_BITS - _INTER_BITS - 1)  # rounds the 1/1024-px position to the nearest 1/32 px
+    one = (1 << _AB_BITS) - 1
+
+    def grid(row, col):
+        """Source position of every pixel, row part + column part in 1/1024 px: whole pixels (int16, saturated as
+        OpenCV does) and the remainder (0..2046). Splitting the parts first leaves only small-integer additions per
+        pixel: a fifth of the time of 64-bit arithmetic on every pixel."""
+        rem = (row & one).astype(np.int16)[:, None] + (col & one).astype(np.int16)[None, :]
+        rw, cw = row >> _AB_BITS, col >> _AB_BITS
+        if rw.min() + cw.min() >= -32768 and rw.max() + cw.max() + 1 <= 32767:
+            whole = rw.astype(np.int16)[:, None] + cw.astype(np.int16)[None, :]
+            whole += rem >> _AB_BITS
+        else:
+            whole = np.clip(rw[:, None] + cw[None, :] + (rem >> _AB_BITS), -32768, 32767).astype(np.int16)
+        return whole, rem
+
+    wx, rx = grid(fixed((m[1] * ys + m[2]) * scale) + half, fixed(m[0] * xs * scale))
+    wy, ry = grid(fixed((m[4] * ys + m[5]) * scale) + half, fixed(m[3] * xs * scale))
+    # 1/32-px fraction index y * 32 + x: bits 5..9 of each remainder (AB_BITS - INTER_BITS == INTER_BITS == 5)
+    mask = ((1 << _INTER_BITS) - 1) << (_AB_BITS - _INTER_BITS)
+    frac = (ry & mask) | ((rx & mask) >> _INTER_BITS)
+    return np.stack([wx, wy], axis=-1), frac.view(np.uint16)
+
+
+def _warp_affine(src: np.ndarray, M, dsize: tuple[int, int], *, inverse: bool = False, border: int | None = None):
+    """``cv2.warpAffine(src, M, dsize, INTER_LINEAR [| WARP_INVERSE_MAP], border, 0)`` as OpenCV 4.10 computed it.
+
+    Why not warpAffine itself: 4.10 rounds every source position to 1/32 px and remaps with fixed-point maps;
+    OpenCV 4.11+ and 5 compute positions in float, which moves interpolated values by up to 2 % of their range and
+    ground-truth boxes (alpha >= 0.5) by a pixel. ``cv2.remap`` with fixed-point maps gives the same bytes in both.
+    """
     import cv2
 
-    x = np.clip(lin, 0.0, 1.0)
-    x = cv2.pow(x, 1.0 / GAMMA)
-    return cv2.convertScaleAbs(x, alpha=255.0)
+    xy, frac = _affine_maps(M, dsize, inverse)
+    return cv2.remap(src, xy, frac, cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_CONSTANT if border is None else border, borderValue=0)
+
+
+# sRGB encoding of a linear value x in [0, 1]: code v for x at or above the v-th of these float32 bit patterns.
+# They are exactly where OpenCV 4.10's cv2.convertScaleAbs(cv2.pow(x, 1/2.2), alpha=255) stepped up on the machine
+# every set so far was made on (AMD EPYC, AVX-512; found by running it on every float32 in [0, 1]: monotone, 255
+# steps). That pow runs Intel IPP, whose results change with the IPP release and the CPU: OpenCV 5.0's IPP moves 185
+# of the steps by up to 8 ulps (about 1 pixel value in 100 000 one level off). Each step lies within 13 ulps of
+# ((v - 0.5) / 255) ** 2.2.
+_SRGB_STEPS = np.array([
+    0x35944e10, 0x374fd767, 0x381fdc24, 0x38a7916a, 0x3911a3c0, 0x3962782a, 0x39a38709, 0x39e00901,
+    0x3a13870e, 0x3a3c6d5c, 0x3a6ad679, 0x3a8f6f81, 0x3aac50af, 0x3acc1b24, 0x3aeeda6f, 0x3b0a4cba,
+    0x3b1eb141, 0x3b349fba, 0x3b4c1cc2, 0x3b652cd8, 0x3b7fd448, 0x3b8e0b83, 0x3b9cfc9e, 0x3bacbf46,
+    0x3bbd554f, 0x3bcec088, 0x3be102a8, 0x3bf41d4b, 0x3c04090e, 0x3c0e7151, 0x3c194835, 0x3c248e6e,
+    0x3c3044c6, 0x3c3c6be3, 0x3c490478, 0x3c560f22, 0x3c638cae, 0x3c717d97, 0x3c7fe29e, 0x3c875e24,
+    0x3c8f05a4, 0x3c96e804, 0x3c9f05a5, 0x3ca75ebb, 0x3caff3a9, 0x3cb8c49d, 0x3cc1d1e1, 0x3ccb1bb1,
+    0x3cd4a261, 0x3cde6627, 0x3ce8674b, 0x3cf2a5fe, 0x3cfd2285, 0x3d03ee90, 0x3d096b07, 0x3d0f06bc,
+    0x3d14c1dc, 0x3d1a9c74, 0x3d2096a8, 0x3d26b08f, 0x3d2cea51, 0x3d3343fe, 0x3d39bdac, 0x3d40577f,
+    0x3d471194, 0x3d4debfa, 0x3d54e6d7, 0x3d5c023b, 0x3d633e3e, 0x3d6a9aff, 0x3d721899, 0x3d79b70f,
+    0x3d80bb4a, 0x3d84ab97, 0x3d88ac80, 0x3d8cbe0e, 0x3d90e048, 0x3d95133f, 0x3d9956fb, 0x3d9dab86,
+    0x3da210f6, 0x3da68748, 0x3dab0e8c, 0x3dafa6c7, 0x3db4500d, 0x3db90a62, 0x3dbdd5dc, 0x3dc2b26e,
+    0x3dc7a037, 0x3dcc9f37, 0x3dd1af84, 0x3dd6d115, 0x3ddc0400, 0x3de14848, 0x3de69dfc, 0x3dec0521,
+    0x3df17dca, 0x3df707f6, 0x3dfca3bd, 0x3e012887, 0x3e040802, 0x3e06f053, 0x3e09e183, 0x3e0cdb8e,
+    0x3e0fde79, 0x3e12ea4e, 0x3e15ff0f, 0x3e191cc3, 0x3e1c4367, 0x3e1f7302, 0x3e22aba0, 0x3e25ed3e,
+    0x3e2937dd, 0x3e2c8b86, 0x3e2fe83e, 0x3e334e0a, 0x3e36bce7, 0x3e3a34dc, 0x3e3db5f5, 0x3e414025,
+    0x3e44d386, 0x3e48700b, 0x3e4c15c1, 0x3e4fc4a3, 0x3e537cba, 0x3e573e0b, 0x3e5b089b, 0x3e5edc66,
+    0x3e62b978, 0x3e669fd3, 0x3e6a8f74, 0x3e6e8864, 0x3e728ab5, 0x3e76964e, 0x3e7aab48, 0x3e7ec99a,
+    0x3e8178a5, 0x3e83912e, 0x3e85ae70, 0x3e87d067, 0x3e89f716, 0x3e8c227d, 0x3e8e529c, 0x3e908779,
+    0x3e92c11c, 0x3e94ff74, 0x3e974297, 0x3e998a75, 0x3e9bd71d, 0x3e9e2885, 0x3ea07ebd, 0x3ea2d9c1,
+    0x3ea5398f, 0x3ea79e21, 0x3eaa078e, 0x3eac75bf, 0x3eaee8cd, 0x3eb160a8, 0x3eb3dd5f, 0x3eb65ee8,
+    0x3eb8e548, 0x3ebb7083, 0x3ebe0099, 0x3ec0958a, 0x3ec32f61, 0x3ec5ce0e, 0x3ec871a3, 0x3ecb1a15,
+    0x3ecdc778, 0x3ed079b2, 0x3ed330de, 0x3ed5ecf1, 0x3ed8adec, 0x3edb73cd, 0x3ede3ea8, 0x3ee10e67,
+    0x3ee3e31e, 0x3ee6bcc5, 0x3ee99b5a, 0x3eec7ee7, 0x3eef676f, 0x3ef254e8, 0x3ef5475d, 0x3ef83eca,
+    0x3efb3b36, 0x3efe3c9a, 0x3f00a17f, 0x3f022730, 0x3f03af61, 0x3f053a12, 0x3f06c747, 0x3f085703,
+    0x3f09e93c, 0x3f0b7dfa, 0x3f0d1541, 0x3f0eaf06, 0x3f104b55, 0x3f11ea2b, 0x3f138b8d, 0x3f152f6c,
+    0x3f16d5db, 0x3f187ecc, 0x3f1a2a50, 0x3f1bd85a, 0x3f1d88f5, 0x3f1f3c10, 0x3f20f1bf, 0x3f22a9f8,
+    0x3f2464c2, 0x3f262219, 0x3f27e1fe, 0x3f29a471, 0x3f2b6979, 0x3f2d310d, 0x3f2efb34, 0x3f30c7ec,
+    0x3f329738, 0x3f346915, 0x3f363d8d, 0x3f381492, 0x3f39ee30, 0x3f3bca63, 0x3f3da928, 0x3f3f8a87,
+    0x3f416e83, 0x3f43550c, 0x3f453e39, 0x3f4729f3, 0x3f491855, 0x3f4b093f, 0x3f4cfcd7, 0x3f4ef2f9,
+    0x3f50ebc5, 0x3f52e72b, 0x3f54e526, 0x3f56e5c8, 0x3f58e907, 0x3f5aeee2, 0x3f5cf75d, 0x3f5f0276,
+    0x3f611035, 0x3f632090, 0x3f653394, 0x3f674932, 0x3f69617e, 0x3f6b7c63, 0x3f6d99f2, 0x3f6fba1e,
+    0x3f71dcf8, 0x3f740270, 0x3f762a94, 0x3f785557, 0x3f7a82c8, 0x3f7cb2dc, 0x3f7ee5a1,
+], dtype=np.uint32)
+_SRGB_ONE = int(np.float32(1.0).view(np.uint32))
+_SRGB_BUCKET = 15  # bits >> 15: steps are more than 2**15 ulps apart, so a bucket holds at most one
+
+
+def _srgb_tables() -> tuple[np.ndarray, np.ndarray]:
+    buckets = _SRGB_STEPS >> _SRGB_BUCKET
+    if len(np.unique(buckets)) != len(_SRGB_STEPS) or not (np.diff(_SRGB_STEPS.astype(np.int64)) > 0).all():
+        raise RuntimeError("sRGB step table: steps must increase and fall in distinct buckets")  # pragma: no cover
+    n = (_SRGB_ONE >> _SRGB_BUCKET) + 1
+    below = np.searchsorted(buckets, np.arange(n), side="left").astype(np.uint8)  # steps in lower buckets
+    step = np.full(n, np.iinfo(np.uint32).max, np.uint32)
+    step[buckets] = _SRGB_STEPS
+    return below, step
+
+
+_SRGB_BELOW, _SRGB_STEP = _srgb_tables()
+
+
+def _to_srgb(lin: np.ndarray) -> np.ndarray:
+    """Linear float32 (clipped to [0, 1]) -> gamma-encoded uint8, the same bytes with every library and CPU."""
+    x = np.ascontiguousarray(np.clip(lin, 0.0, 1.0), dtype=np.float32)
+    bits = np.minimum(x.view(np.uint32) & np.uint32(0x7FFFFFFF), np.uint32(_SRGB_ONE))  # -0.0 -> 0; NaN -> 1
+    bucket = bits >> np.uint32(_SRGB_BUCKET)
+    return _SRGB_BELOW.take(bucket) + (bits >= _SRGB_STEP.take(bucket))
 
 
 def cover_class(ratio: float) -> int:
@@ -1076,7 +1211,7 @@ def generate(cfg: SynthConfig, out: str | Path, *, workers: int = 0, force: bool
         "subframe_step_px": SUBFRAME_STEP_PX,
         "gamma": GAMMA,
         "photo_pool": pool,
-        "libraries": _library_versions(),  # the scenes depend on them (module docstring, Determinism)
+        "libraries": _library_versions(),  # what rendered it; the bytes do not depend on them (Determinism)
         "layout": {
             "sharp": "sharp/ (GOT-10k layout; frame = middle sub-frame)",
             "blurred": "blurred/ (GOT-10k layout; frame = mean of the sub-frames in linear intensity)",
