@@ -43,7 +43,7 @@ class LostParams:
     ``enabled``: False is the plain tracker (``lost = score < score_threshold`` per frame, no search).
     ``score_threshold``: a confident frame's score is at least this. ``apce_ratio``: and its peak's APCE is at
     least this share of the running APCE of confident frames (0 turns this test off). None, for either, takes the
-    family's calibrated default (SiamFC: 0.5, the sigmoid's decision boundary, and 0.4; SiamRPN: 0.9 and 0, see
+    family's calibrated default (SiamFC: 0.5, the sigmoid's decision boundary, and 0.4; SiamRPN: 0.5 and 0, see
     :mod:`edgetrack.tracking.siamrpn`). ``lost_after``: consecutive unconfident frames that declare the target
     lost. ``recover_after``: consecutive confident frames on a candidate that end the search.
     ``search_window_influence``: the cosine window's weight while searching. ``global_search``: search tiles over
