@@ -10,6 +10,8 @@
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import statistics
 import time
@@ -64,6 +66,13 @@ def bundle_entries(name: str, path: str | Path, *, shipped: bool, default: bool,
     m = bundle.manifest
     identity = {"model": m.model, "family": m.family, "precision": m.precision, "target": m.target,
                 "manifest_sha256": file_sha256(Path(bundle.path) / MANIFEST_NAME)}
+    # The tracking logic's effective settings belong to the measurement too: a new default in edgetrack's code (the
+    # lost threshold, say) changes the boxes of the same bundle, so it must not reuse the cached figures.
+    probe = Tracker(bundle, device="cpu", deblur="never")
+    identity["tracking"] = json.loads(json.dumps(
+        {"params": dataclasses.asdict(probe.logic.params), "lost": dataclasses.asdict(probe.logic.lost_params)},
+        default=str))
+    probe.close()
     base_spec = f"model:{name}" if shipped else f"bundle:{name}"
     modes = deblur_modes if _has_deblur_stage(bundle) else (None,)
     out = []
