@@ -11,14 +11,24 @@
    the lost threshold, whose box would otherwise freeze at every precision alike and hide any difference.
 4. ``report``: ``precision_auc.md`` and ``precision_auc.json`` in ``--out`` and the table on stdout —
    precision | compute | file MB | max rel err | AUC sharp | AUC blurred | ΔAUC vs fp32 | FPS — with issue 7's
-   targets (fp16 costs at most 0.005 AUC, int8 at most 0.02).
+   targets (fp16 costs at most 0.005 AUC, int8 at most 0.02). A precision not run this time keeps its row from the
+   ``precision_auc.json`` already in ``--out`` when that file measured the same checkpoint, model, target, device,
+   test set, frame limit and tracker settings (``--no-merge``: replace the file); its ΔAUC stays the one measured
+   against that earlier run's fp32 row, and the row says when it was measured.
 
 "max rel err" is the whole chain's (template -> search -> head response) largest error relative to the fp32 ONNX
-response's scale, on real crops of the test set (worst sample). "file MB" is the bundle's graph files together.
+response's scale, on real crops of the test set (worst sample). "file MB" is the bundle's files together (graphs and
+their external weights, ``weights.bin``), the manifest left out.
 
 Example (the shipped model)::
 
     python benchmarks/precision_auc.py --checkpoint runs/hsm/final.safetensors --model siamfc-hsm --out bench/prec
+
+int8 of the shipped SiamRPN (rows merged into the fp16 figures already there)::
+
+    python benchmarks/precision_auc.py --checkpoint /work/ckpt/rpn3/siamrpn-eca/final.safetensors \
+        --model siamrpn-eca --precisions fp32,int8 --test-data synthetic:runs/bench-data/synth-test-seed12-30x120 \
+        --calibration synthetic:/tmp/int8cal --out benchmarks/results/precision-siamrpn-eca --work /tmp/prec-rpn
 
 A quick check on CPU with a tiny model (seconds to minutes)::
 
@@ -71,6 +81,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--calibration-seed", type=int, default=7)
     p.add_argument("--max-frames", type=int, default=None, help="evaluate on the first N frames of each sequence")
     p.add_argument("--workers", type=int, default=1, help="processes rendering the data (default 1)")
+    p.add_argument("--no-merge", action="store_true",
+                   help="replace OUT/precision_auc.json instead of keeping its rows of the precisions not run now")
     p.add_argument("--plain", action="store_true",
                    help="track as plain SiamFC (follow the peak every frame, no lost-target logic): a weak model "
                    "whose scores stay under the lost threshold otherwise freezes its box at every precision alike")
@@ -94,8 +106,9 @@ def _render(folder: Path, args, *, split: str, seed: int, sequences: int) -> str
     return f"synthetic:{folder}"
 
 
-def _graph_mb(bundle) -> float:
-    return sum(p.stat().st_size for p in bundle.graph_paths.values()) / 1e6
+def _bundle_mb(bundle) -> float:
+    """Graph files and their external weights (``weights.bin``), not the manifest."""
+    return sum(p.stat().st_size for p in bundle.path.iterdir() if p.is_file() and p.name != "manifest.json") / 1e6
 
 
 def _chain_error(manifest, precision: str) -> tuple[float | None, str]:
@@ -125,6 +138,53 @@ def _factory(path: Path, device: str, plain: bool):
     return factory
 
 
+def _tracking_settings(factory) -> dict:
+    """The tracking logic's effective settings (parameters and lost-target logic) of the trackers ``factory``
+    makes: a new default in edgetrack's code changes the boxes of the same bundle, so it is part of what a run
+    measured (as in edgetrack.bench's cache keys)."""
+    import dataclasses
+
+    tracker = factory()
+    logic = tracker.logic
+    settings = {"params": dataclasses.asdict(logic.params), "lost": dataclasses.asdict(logic.lost_params)}
+    tracker.close()
+    return json.loads(json.dumps(settings, default=str))
+
+
+# What must agree for a row of an earlier precision_auc.json to stand next to this run's rows.
+_SAME_RUN = ("checkpoint", "model", "target", "device", "scales", "test_data", "max_frames", "tracker", "tracking")
+
+
+def _precision_order(row: dict) -> tuple:
+    order = ("fp32", "fp16", "int8")
+    p = row.get("precision")
+    return (order.index(p) if p in order else len(order), str(p))
+
+
+def _earlier_rows(path: Path, meta: dict, measured: set[str]) -> list[dict]:
+    """Rows of ``path`` (an earlier run's precision_auc.json) for precisions not in ``measured``, if that run
+    measured the same thing (:data:`_SAME_RUN`); otherwise none, said in the log."""
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        log(f"not merging {path}: it is not JSON ({exc})")
+        return []
+    old = data.get("meta") or {}
+    differ = [k for k in _SAME_RUN if old.get(k) != meta.get(k)]
+    if differ:
+        log(f"not merging {path}: it measured another " + ", ".join(f"{k} ({old.get(k)!r})" for k in differ))
+        return []
+    kept = []
+    for row in data.get("rows") or []:
+        if isinstance(row, dict) and row.get("precision") not in measured:
+            kept.append({**row, "date": row.get("date") or old.get("date")})
+    if kept:
+        log(f"keeping the rows {[r['precision'] for r in kept]} of {path}")
+    return kept
+
+
 def _fmt(value, spec: str = ".3f") -> str:
     return "n/a" if value is None else format(value, spec)
 
@@ -149,26 +209,33 @@ def main(argv=None) -> int:
                               sequences=args.calibration_sequences)
     variants = {d.name.split("-")[-1]: d for d in open_dataset(test)}
 
-    # ---- convert and evaluate
+    # ---- convert every bundle first: a conversion that fails its checks stops the run before hours of tracking
     rows = []
+    converted = {}
     for precision in precisions:
         out = work / "bundles" / precision
         argv = ["convert", str(args.checkpoint), "--model", args.model, "--target", args.target,
                 "--precision", precision, "-o", str(out), "--force"]
-        if args.model.startswith("siamfc"):  # search scales and checks on real crops: SiamFC's options so far
-            argv += ["--scales", str(args.scales), "--verify-data", test]
+        if args.model.startswith("siamfc"):  # SiamRPN searches one crop: its anchors cover scale
+            argv += ["--scales", str(args.scales)]
+        argv += ["--verify-data", test]
         if precision == "int8":
             argv += ["--calibration", calibration, "--calibration-frames", str(args.calibration_frames)]
         start = time.perf_counter()
         _cli(argv)
-        convert_s = time.perf_counter() - start
+        converted[precision] = (out, time.perf_counter() - start)
+
+    # ---- evaluate
+    tracking = None
+    for precision, (out, convert_s) in converted.items():
         bundle = load_bundle(out)
         manifest = bundle.manifest
         factory = _factory(out, args.device, args.plain)
+        tracking = tracking or _tracking_settings(factory)
         row = {
             "precision": precision,
             "compute": manifest.source.get("precision", {}).get("compute", "fp32"),
-            "file_mb": _graph_mb(bundle),
+            "file_mb": _bundle_mb(bundle),
             "convert_s": convert_s,
             "notes": manifest.notes,
         }
@@ -186,11 +253,37 @@ def main(argv=None) -> int:
             updates += sum(s.updates for s in result.sequences)
             seconds += sum(s.update_time for s in result.sequences)
         row["fps"] = updates / seconds if seconds > 0 else None
+        row["date"] = time.strftime("%Y-%m-%d %H:%M")
+        if precision == "int8":
+            row["calibration"] = calibration
+            row["calibration_frames"] = args.calibration_frames
         rows.append(row)
 
     # ---- report
-    base = next((r for r in rows if r["precision"] == "fp32"), None)
+    meta = {
+        "checkpoint": str(args.checkpoint),
+        "model": args.model,
+        "target": args.target,
+        "device": args.device,
+        "scales": args.scales,
+        "test_data": test,
+        "calibration": calibration,
+        "calibration_frames": args.calibration_frames,
+        "max_frames": args.max_frames,
+        "tracker": "plain SiamFC, no lost-target logic" if args.plain else "edgetrack.Tracker defaults",
+        "tracking": tracking,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    kept = [] if args.no_merge else _earlier_rows(args.out / "precision_auc.json", meta, {r["precision"] for r in rows})
+    # ΔAUC against this run's fp32 row, or (a run without fp32) against the earlier run's: same checkpoint, test
+    # set and tracker (_SAME_RUN), and fp32 tracking is deterministic.
+    base = next((r for r in rows if r["precision"] == "fp32"), None) or next(
+        (r for r in kept if r["precision"] == "fp32"), None)
     for r in rows:
+        if base is not None:
+            r["fp32_auc"] = {n: base.get(f"auc_{n}") for n in ("sharp", "blurred")}
         for name in ("sharp", "blurred"):
             have = base is not None and r.get(f"auc_{name}") is not None and base.get(f"auc_{name}") is not None
             r[f"delta_auc_{name}"] = r[f"auc_{name}"] - base[f"auc_{name}"] if have else None
@@ -198,6 +291,9 @@ def main(argv=None) -> int:
         deltas = [r[f"delta_auc_{n}"] for n in ("sharp", "blurred") if r.get(f"delta_auc_{n}") is not None]
         r["auc_budget"] = budget
         r["within_budget"] = None if budget is None or not deltas else bool(min(deltas) >= -budget)
+    if kept:
+        meta["merged"] = {r["precision"]: r.get("date") for r in kept}
+        rows = sorted(rows + kept, key=_precision_order)
     header = ("precision", "compute", "file MB", "max rel err", "AUC sharp", "AUC blurred",
               "ΔAUC vs fp32 (sharp / blurred)", "FPS", "issue 7 budget")
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
@@ -212,36 +308,30 @@ def main(argv=None) -> int:
             _fmt(r["fps"], ".1f"), budget,
         )) + " |")
     table = "\n".join(lines)
-    meta = {
-        "checkpoint": str(args.checkpoint),
-        "model": args.model,
-        "target": args.target,
-        "device": args.device,
-        "scales": args.scales,
-        "test_data": test,
-        "calibration": calibration,
-        "calibration_frames": args.calibration_frames,
-        "max_frames": args.max_frames,
-        "tracker": "plain SiamFC, no lost-target logic" if args.plain else "edgetrack.Tracker defaults",
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "python": platform.python_version(),
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-    }
+    int8 = next((r for r in rows if r["precision"] == "int8"), None)
+    calibrated = "" if int8 is None else (f"; int8 calibrated on `{int8.get('calibration', calibration)}` "
+                                          f"({int8.get('calibration_frames', args.calibration_frames)} samples)")
     md = [
         f"# Precision vs tracking: {args.model}",
         "",
         f"Checkpoint `{args.checkpoint}`, target {args.target}, run on {args.device} "
         f"({meta['tracker']}); test set `{test}` "
-        f"(sharp and blurred variants){'' if not args.max_frames else f', first {args.max_frames} frames'}; "
-        f"int8 calibrated on `{calibration}` ({args.calibration_frames} samples).",
+        f"(sharp and blurred variants){'' if not args.max_frames else f', first {args.max_frames} frames'}"
+        f"{calibrated}.",
         "",
         table,
         "",
         "max rel err: the whole chain's response vs the fp32 ONNX chain (fp32 row: vs torch), worst sample, relative "
         "to the reference's largest magnitude; (crops) = real crops of the test set. FPS counts `update` calls "
-        "only, on this machine as loaded at the time. Generated by `benchmarks/precision_auc.py`.",
+        "only, on this machine as loaded at the time of each row (its `date` in the JSON): rows measured at other "
+        "times do not compare; `benchmarks/precision_speed.py` times precisions side by side. Generated by "
+        "`benchmarks/precision_auc.py`.",
         "",
     ]
+    if kept:
+        md[-1:-1] = ["Rows kept from an earlier run of the same checkpoint and test set (ΔAUC against that run's fp32 "
+                     "row): " + ", ".join(f"{r['precision']} ({r.get('date') or 'date not recorded'})" for r in kept)
+                     + ".", ""]
     (args.out / "precision_auc.md").write_text("\n".join(md), encoding="utf-8")
     (args.out / "precision_auc.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n",
                                                 encoding="utf-8")

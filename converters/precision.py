@@ -1,6 +1,6 @@
 """fp32 ONNX graphs -> fp16 or int8 graphs, checked against the fp32 graphs and the framework.
 
-One step of the converter chain (ONNX -> ONNX), run by :func:`edgetrack.converters.torch2onnx.siamfc_bundle` after
+One step of the converter chain (ONNX -> ONNX), run by :func:`edgetrack.converters.torch2onnx.tracker_bundle` after
 the fp32 export. What each ``(target, precision)`` gets, and why:
 
 =====================  ===============================================================================================
@@ -18,16 +18,17 @@ the fp32 export. What each ``(target, precision)`` gets, and why:
                        sums C·k² products (512·5·5 = 12 800 at the paper's width): raw scores in the thousands,
                        which can pass fp16's 65 504 before the 0.001 output scale brings them back.
 ``cpu|cuda``, ``int8`` **static post-training quantization** (``onnxruntime.quantization.quantize_static``, QDQ format,
-                       per-channel weights, MinMax calibration on real crops, see :func:`sample_crops`). Template and
-                       search are quantized, the head stays fp32 (same reason as above; TensorRT also wants int8
-                       convolution weights to be constants, and the head's kernel is a runtime input;
-                       ``apply_precision(int8_head=True)`` quantizes it too, calibrated on what the fp32 template
-                       and search graphs make of the calibration crops). ``cpu`` uses
-                       uint8 activations with int8 weights (ONNX Runtime's x86 choice); ``cuda`` uses symmetric int8
-                       activations and weights (what TensorRT's explicit quantization reads). QDQ with per-channel
-                       axes needs opset 13, so int8 graphs are moved to opset 13 with onnx's version converter.
-                       For Ascend the equivalent tool is AMCT (the CANN toolkit's model compression tool), which
-                       calibrates the ONNX graph itself; it is not driven from here.
+                       per-channel weights, MinMax calibration on real crops cut by the model family's own
+                       tracking code, see :func:`sample_crops`; SiamFC and SiamRPN alike). Template and search are
+                       quantized (channel gates such as ECA's apart, see :func:`quantize_int8`), the head stays fp32
+                       (same reason as above; TensorRT also wants int8 convolution weights to be constants, and the
+                       head's kernel is a runtime input; ``apply_precision(int8_head=True)`` quantizes it too,
+                       calibrated on what the fp32 template and search graphs make of the calibration crops).
+                       ``cpu`` uses uint8 activations with int8 weights (ONNX Runtime's x86 choice); ``cuda`` uses
+                       symmetric int8 activations and weights (what TensorRT's explicit quantization reads). QDQ with
+                       per-channel axes needs opset 13, so int8 graphs are moved to opset 13 with onnx's version
+                       converter. For Ascend the equivalent tool is AMCT (the CANN toolkit's model compression tool),
+                       which calibrates the ONNX graph itself; it is not driven from here.
 =====================  ===============================================================================================
 
 Verification (:func:`apply_precision`): each low-precision graph against the fp32 ONNX graph and against the framework
@@ -59,9 +60,12 @@ __all__ = [
     "INT8_OPSET",
     "CropSet",
     "PrecisionResult",
+    "tracking_class",
     "sample_crops",
     "fp16_storage",
     "fp16_compute",
+    "ChannelGates",
+    "channel_gates",
     "quantize_int8",
     "torch_reference",
     "check_request",
@@ -73,7 +77,8 @@ __all__ = [
 PRECISION_TARGETS = ("cpu", "cuda")
 # Largest max_rel that still counts as "converted correctly" (see the module docstring: sanity, not accuracy).
 # fp16 has a 10-bit mantissa (relative rounding 5e-4 per value): 1e-2 is 20x that. int8 per-channel QDQ on these
-# graphs lands around 1e-2..5e-2 of the output scale; 0.25 means the map is mostly quantization noise.
+# graphs lands around 1e-2..5e-2 of the output scale (siamfc-tiny), 0.13..0.15 on siamrpn-eca's EfficientNet-B0
+# (worst of 8 test-set crops per graph); 0.25 means the map is mostly quantization noise.
 SANITY_BOUNDS = {"fp32": 1e-4, "fp16": 1e-2, "int8": 0.25}
 DEFAULT_CALIBRATION_FRAMES = 200
 DEFAULT_VERIFY_FRAMES = 8
@@ -95,11 +100,12 @@ _CONVERTED = {
 # ------------------------------------------------------------------------------------------------- real crops
 @dataclass(frozen=True)
 class CropSet:
-    """Crops cut by the tracker's own code (:class:`~edgetrack.tracking.siamfc.SiamFCTracking`), stored as uint8
+    """Crops cut by the tracker's own code (the family's tracking class, :func:`tracking_class`), stored as uint8
     (the crops are whole pixel values, so this is lossless and 4x smaller than float32).
 
     ``z``: (N, 3, E, E) template crops of frame ``i - 1`` around its ground-truth box. ``x``: (N, S, 3, I, I) search
-    crops of frame ``i`` around frame ``i - 1``'s box (the crops a tracker that followed perfectly would make).
+    crops of frame ``i`` around frame ``i - 1``'s box (the crops a tracker that followed perfectly would make; S is
+    SiamFC's scale count, 1 for SiamRPN).
     ``z0``: (Q, 3, E, E) each sampled sequence's first-frame template; ``template_of[n]`` indexes ``z0`` for sample
     ``n`` (the head pairs a sequence's initial kernel with later search features, as tracking does).
     ``provenance``: the data set spec, counts and the sampled (sequence, frame) pairs.
@@ -138,16 +144,33 @@ def _spread(total: int, bins: int) -> list[int]:
     return counts
 
 
+def tracking_class(params) -> type:
+    """The tracking class :class:`edgetrack.Tracker` drives for ``params``' family (``SiamFCParams`` ->
+    ``SiamFCTracking``, ``SiamRPNParams`` -> ``SiamRPNTracking``), read from the Tracker's own family table so the
+    crops calibrated and checked here are cut by the code that cuts them at run time, whatever the family."""
+    from edgetrack.tracker import _FAMILIES
+
+    for family in _FAMILIES.values():
+        if isinstance(params, family.params):
+            return family.logic
+    raise InvalidArgumentError(
+        f"params must be one tracker family's tracking parameters "
+        f"({', '.join(f.params.__name__ for f in _FAMILIES.values())}), got {type(params).__name__}",
+        fix="pass the model's own parameters (SiamFCParams(), or SiamRPNConfig.tracking_params())",
+    )
+
+
 def sample_crops(spec: str, frames: int, params, *, phase: float = 0.25) -> CropSet:
     """``frames`` (template, search) crop samples from the data set ``spec`` (``KIND:PATH[#SUBSET]``), spread
     evenly over its sequences (a synthetic set's sharp and blurred variants count as sequences of their own) and
     evenly over each sequence's frames. ``phase`` in [0, 1) shifts the frames picked inside each sequence, so two
-    calls with different phases (calibration 0.25, verification 0.75) take different frames.
+    calls with different phases (calibration 0.25, verification 0.75) take different frames. ``params``: the
+    family's tracking parameters; the crops are cut by that family's tracking class (:func:`tracking_class`).
     """
     from edgetrack.data import open_dataset
     from edgetrack.progress import progress
-    from edgetrack.tracking.siamfc import SiamFCTracking
 
+    logic_type = tracking_class(params)
     if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
         raise InvalidArgumentError(f"the number of crop frames must be a positive integer, got {frames!r}")
     datasets = open_dataset(spec)
@@ -176,7 +199,7 @@ def sample_crops(spec: str, frames: int, params, *, phase: float = 0.25) -> Crop
         keep = np.unique(np.linspace(0, len(plans) - 1, frames).round().astype(int))
         plans = [plans[i] for i in keep]
     counts = _spread(frames, len(plans))
-    logic = SiamFCTracking(params)
+    logic = logic_type(params)
     z, x, z0, template_of = [], [], [], []
     picked: dict[str, list[int]] = {}
     for (seq, first, candidates), k in progress(list(zip(plans, counts)), desc=f"crops from {spec}", unit="seq"):
@@ -196,8 +219,8 @@ def sample_crops(spec: str, frames: int, params, *, phase: float = 0.25) -> Crop
         "sequences": len(z0),
         "samples": len(z),
         "samples_asked": int(frames),
-        "crops": "edgetrack.tracking.siamfc.SiamFCTracking.init/search_crops at the ground-truth box of the "
-        "previous frame; head inputs pair each sequence's first-frame kernel with the search features",
+        "crops": f"{logic_type.__module__}.{logic_type.__qualname__}.init/search_crops at the ground-truth box of "
+        "the previous frame; head inputs pair each sequence's first-frame kernel with the search features",
         "frames": picked,  # "data set/sequence" -> the frames i sampled from it
     }
     return CropSet(np.stack(z), np.stack(x), np.stack(z0), np.asarray(template_of), provenance)
@@ -271,6 +294,58 @@ def fp16_compute(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return Path(dst)
 
 
+# Ops a channel gate's value passes through unchanged between its Sigmoid and the Mul that applies it.
+_RESHAPES = ("Reshape", "Unsqueeze", "Squeeze", "Flatten", "Transpose", "Identity")
+# How far back from a gate's Sigmoid its squeeze (the global pooling) may be: ECA's is pool, reshape, 1-D conv;
+# squeeze-and-excitation's pool, conv, activation, conv.
+_MAX_SQUEEZE_DEPTH = 8
+
+
+@dataclass(frozen=True)
+class ChannelGates:
+    """Squeeze-and-excitation style channel gates of a graph (ECA in the paper's EfficientNet, SE in others):
+    ``map * sigmoid(f(GlobalAveragePool(map)))``, one scale per channel.
+
+    ``squeeze_nodes``: the nodes from the pooling to the gate (pool, 1-D conv or FCs, sigmoid, reshapes), kept in
+    fp32 by :func:`quantize_int8`; ``gates``: the tensors holding the gate values as the ``Mul`` reads them.
+    """
+
+    squeeze_nodes: tuple[str, ...]
+    gates: tuple[str, ...]
+
+
+def channel_gates(model) -> ChannelGates:
+    """The channel gates of the ONNX ``model`` (see :class:`ChannelGates`); none for a graph without them (SiamFC)."""
+    graph = model.graph
+    weights = {i.name for i in graph.initializer}
+    producer = {out: node for node in graph.node for out in node.output}
+    squeeze: list[str] = []
+    gates: list[str] = []
+    for node in graph.node:
+        if node.op_type != "Mul":
+            continue
+        for tensor in node.input:
+            path = []
+            src = producer.get(tensor)
+            while src is not None and src.op_type in _RESHAPES:
+                path.append(src)
+                src = producer.get(src.input[0])
+            if src is None or src.op_type != "Sigmoid":
+                continue
+            path.append(src)
+            for _ in range(_MAX_SQUEEZE_DEPTH):
+                data = [i for i in src.input if i and i not in weights]
+                src = producer.get(data[0]) if data else None
+                if src is None:
+                    break
+                path.append(src)
+                if src.op_type in ("GlobalAveragePool", "ReduceMean"):
+                    squeeze.extend(n.name for n in path if n.name not in squeeze)
+                    gates.append(tensor)
+                    break
+    return ChannelGates(tuple(squeeze), tuple(gates))
+
+
 class _Feeds:
     """The ``CalibrationDataReader`` protocol (``get_next`` -> feed dict or None) over a generator of feeds."""
 
@@ -295,6 +370,13 @@ def quantize_int8(
     ``target``: ``"cpu"`` (uint8 activations, int8 weights) or ``"cuda"`` (symmetric int8 both, for TensorRT).
     The graph is moved to opset :data:`INT8_OPSET` and pre-processed (shape inference, Conv/BN folding) as ONNX
     Runtime's quantization guide asks. Returns ``dst``.
+
+    Channel gates (:func:`channel_gates`: ECA in siamrpn-eca) are handled apart. Their squeeze path stays fp32 (a
+    few hundred values per block, nothing to gain) and each gate is quantized over the sigmoid's whole range [0, 1]
+    instead of the calibrated one. A gate scales a whole channel by a function of that channel's mean, and channel
+    means move far more between scenes than single activations do: on siamrpn-eca, one test-set crop drove a
+    pooled mean to 5.2 against a calibrated range of [-0.25, 1.77] (200 train-split crops), and the clipped gates
+    that followed took the search features' error from about 0.15 to 0.34 of their scale.
     """
     import tempfile
 
@@ -314,6 +396,12 @@ def quantize_int8(
         onnx.save(model, str(moved))
         quant.quant_pre_process(str(moved), str(prepared))
         symmetric = target == "cuda"
+        gates = channel_gates(onnx.load(str(prepared), load_external_data=False))
+        extra = {"ActivationSymmetric": symmetric, "WeightSymmetric": True}
+        if gates.gates:
+            # A sigmoid's range, whatever calibration saw (symmetric int8 for cuda makes it [-1, 1]: a step of
+            # 1/127, still under 1 % of a channel scale).
+            extra["TensorQuantOverrides"] = {g: [{"rmin": np.float32(0), "rmax": np.float32(1)}] for g in gates.gates}
         try:
             quant.quantize_static(
                 str(prepared),
@@ -324,9 +412,10 @@ def quantize_int8(
                 activation_type=quant.QuantType.QInt8 if symmetric else quant.QuantType.QUInt8,
                 weight_type=quant.QuantType.QInt8,
                 calibrate_method=quant.CalibrationMethod.MinMax,
+                nodes_to_exclude=list(gates.squeeze_nodes),
                 # Not CalibMaxIntermediateOutputs: in onnxruntime up to at least 1.31 it drops the ranges collected
                 # before each flush (onnxruntime#18893). MinMax keeps only per-tensor min/max per sample anyway.
-                extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
+                extra_options=extra,
             )
         except ValueError as exc:
             raise ConversionError(f"int8 calibration of {Path(src).name!r} failed: {exc}",
@@ -513,12 +602,13 @@ def apply_precision(
     verify_frames: int = DEFAULT_VERIFY_FRAMES,
     int8_head: bool = False,
 ) -> PrecisionResult:
-    """Convert the fp32 SiamFC graphs ``fp32_paths`` (template, search, head) to ``precision`` for ``target`` and
-    check them; see the module docstring for what each combination builds.
+    """Convert the fp32 graphs ``fp32_paths`` (template, search, head) of a SiamFC or SiamRPN model to ``precision``
+    for ``target`` and check them; see the module docstring for what each combination builds.
 
     ``reference``: the framework's graphs as functions of arrays (:func:`torch_reference`), for the
-    "framework -> low precision" rows; ``params``: the :class:`~edgetrack.tracking.siamfc.SiamFCParams` the crops
-    are cut with. ``calibration``: data set spec for int8 (required there); ``verify_data``: data set spec for the
+    "framework -> low precision" rows; ``params``: the family's tracking parameters (``SiamFCParams``,
+    ``SiamRPNParams``): the crops are cut with them by that family's tracking class (:func:`tracking_class`).
+    ``calibration``: data set spec for int8 (required there); ``verify_data``: data set spec for the
     real-crop checks (default: other frames of ``calibration``). For fp32 the graphs are returned unchanged, and
     checked on real crops against ``reference`` when a data set is given. ``int8_head``: quantize the head too,
     calibrated on the fp32 template/search graphs' outputs for the calibration crops (off by default: see the
@@ -642,7 +732,8 @@ def apply_precision(
     tools = _library_versions(precision, target)
     if precision == "int8":
         tools["int8_onnx_opset"] = INT8_OPSET  # of the quantized graphs; the others keep the export's opset
-        tools["quantizer"] = "onnxruntime.quantization.quantize_static (QDQ, per-channel, MinMax)"
+        tools["quantizer"] = ("onnxruntime.quantization.quantize_static (QDQ, per-channel, MinMax); channel gates "
+                              "(ECA/SE): squeeze path fp32, gates quantized over [0, 1]")
     elif precision == "fp16" and target == "cuda":
         tools["fp16_converter"] = "onnxconverter_common.float16.convert_float_to_float16(keep_io_types=True)"
     elif precision == "fp16":

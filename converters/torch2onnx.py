@@ -360,12 +360,6 @@ def tracker_bundle(
         # Checked before the export too, so the user does not wait for a conversion that cannot be written.
         raise BundleError(f"{str(out)!r} already exists", fix="choose another folder or pass force=True / --force")
     lower.check_request(precision, target, calibration)
-    if family != "siamfc" and (precision == "int8" or calibration or verify_data):
-        # The real-crop samplers cut crops with SiamFC's logic and compare one output; SiamRPN's two come later.
-        raise InvalidArgumentError(
-            f"{family} bundles are built at fp32 or fp16 so far; int8, --calibration and --verify-data are SiamFC-only",
-            fix="use --precision fp32 or fp16 for this model",
-        )
     fam = FAMILIES[family]
     model = _load_model(checkpoint, family)
     params = fam.params(model, scales)

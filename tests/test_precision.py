@@ -1,4 +1,5 @@
-"""fp16 / int8 bundles and --target cuda, on siamfc-tiny at one scale and a two-sequence synthetic data set."""
+"""fp16 / int8 bundles and --target cuda, on siamfc-tiny at one scale (int8 also on siamrpn-tiny) and a two-sequence
+synthetic data set."""
 import json
 
 import numpy as np
@@ -311,3 +312,106 @@ def test_cuda_int8_is_symmetric_and_can_quantize_the_head(tmp_path, ckpt, data):
         # TensorRT reads symmetric int8: every activation zero point is an int8 zero.
         assert zero_points and all(z.dtype == np.int8 and not z.any() for z in zero_points)
     assert all(r["passed"] for r in result.parity["onnx-fp32->int8 crops"].values())
+
+
+# ------------------------------------------------------------------------------------------------ SiamRPN int8
+@pytest.fixture(scope="module")
+def rpn_ckpt(root):
+    from edgetrack.models.torch.siamrpn import build_siamrpn, save_siamrpn
+
+    torch.manual_seed(0)
+    model = build_siamrpn("siamrpn-tiny")
+    for m in model.modules():  # non-trivial BatchNorm statistics, as for siamfc-tiny above
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    return save_siamrpn(model.eval(), root / "rpn-tiny.safetensors")
+
+
+@pytest.fixture(scope="module")
+def rpn_int8(root, rpn_ckpt, data):
+    """`edgetrack convert --precision int8` of a SiamRPN checkpoint, end to end through the CLI."""
+    out = root / "rpn-int8"
+    argv = ["convert", str(rpn_ckpt), "--model", "siamrpn-tiny", "--target", "cpu", "--precision", "int8",
+            "--calibration", data, "--calibration-frames", "4", "-o", str(out)]
+    assert main(argv) == 0
+    return load_bundle(out)
+
+
+def test_crops_are_cut_by_the_family_s_own_tracking_code(data):
+    from edgetrack.converters.precision import tracking_class
+    from edgetrack.data import open_dataset
+    from edgetrack.tracking.siamfc import SiamFCTracking
+    from edgetrack.tracking.siamrpn import SiamRPNParams, SiamRPNTracking
+
+    assert tracking_class(SiamFCParams()) is SiamFCTracking
+    assert tracking_class(SiamRPNParams()) is SiamRPNTracking
+    with pytest.raises(InvalidArgumentError, match="SiamRPNParams"):
+        tracking_class(object())
+    params = SiamRPNParams()
+    crops = sample_crops(data, 2, params)
+    assert crops.x.shape == (2, 1, 3, 255, 255)  # SiamRPN searches one crop, its anchors cover scale
+    assert "SiamRPNTracking" in crops.provenance["crops"]
+    # Sample 0 is exactly what SiamRPNTracking cuts: the template at frame i-1's box, the search around it in frame i.
+    (name, (i,)), = list(crops.provenance["frames"].items())[:1]
+    seq = next(s for d in open_dataset(data) for s in d.sequences if f"{s.dataset}/{s.name}" == name)
+    logic = SiamRPNTracking(params)
+    np.testing.assert_array_equal(crops.template(0), logic.init(seq.frame(i - 1), seq.boxes[i - 1]))
+    np.testing.assert_array_equal(crops.search(0), logic.search_crops(seq.frame(i)))
+
+
+def test_siamrpn_int8_keeps_eca_gates_whole(rpn_int8, fp32):
+    from onnx import numpy_helper
+
+    from edgetrack.converters.precision import channel_gates
+
+    assert channel_gates(onnx.load(str(fp32.graph_path("search")))).gates == ()  # SiamFC has none
+    model = onnx.load(str(rpn_int8.graph_path("search")))
+    nodes = model.graph.node
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    producer = {o: n for n in nodes for o in n.output}
+    consumers = {}
+    for n in nodes:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n.op_type)
+    pools = [n for n in nodes if n.op_type == "GlobalAveragePool"]
+    # ECA's squeeze path (pool, 1-D conv, sigmoid) computes in fp32: the pool's output is never quantized...
+    assert pools and not any("QuantizeLinear" in consumers[p.output[0]] for p in pools)
+    # ...and each gate is quantized over the sigmoid's whole range, not the calibrated one.
+    def made_by(tensor, op):
+        return tensor in producer and producer[tensor].op_type == op
+
+    gates = [n for n in nodes if n.op_type == "QuantizeLinear" and made_by(n.input[0], "Reshape")
+             and made_by(producer[n.input[0]].input[0], "Sigmoid")]
+    assert len(gates) == len(pools)
+    for q in gates:
+        assert inits[q.input[1]] == np.float32(1 / 255) and inits[q.input[2]] == 0
+
+
+def test_siamrpn_int8_bundle_records_its_parity_and_tracks(rpn_int8, data, moving_target_sequence):
+    import edgetrack
+
+    m = rpn_int8.manifest
+    assert (m.family, m.target, m.precision) == ("siamrpn", "cpu", "int8")
+    assert m.source["precision"]["graphs"] == {"template": "int8 compute", "search": "int8 compute", "head": "fp32"}
+    for graph in ("template", "search"):
+        ops = {n.op_type for n in onnx.load(str(rpn_int8.graph_path(graph))).graph.node}
+        assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    calibration = m.source["calibration"]
+    assert calibration["data"] == data and calibration["samples"] == 4
+    assert "SiamRPNTracking" in calibration["crops"]
+    # Both heads' outputs (cls, loc) are compared, graph by graph and through the whole chain, on real crops
+    # (other frames of the calibration set) against fp32 ONNX and torch; random inputs are reported only.
+    for stage in ("onnx-fp32->int8 crops", "torch->int8 crops"):
+        rows = m.parity[stage]
+        assert set(rows) == {"template", "search", "head", "chain"}
+        assert all(r["passed"] and r["samples"] == DEFAULT_VERIFY_FRAMES for r in rows.values())
+    assert m.parity["onnx-fp32->int8 crops"]["head"]["max_abs"] == 0  # the head stays fp32
+    assert all(r["passed"] is None for r in m.parity["onnx-fp32->int8 random"].values())
+
+    seq = moving_target_sequence(n=4)
+    tracker = edgetrack.Tracker(rpn_int8.path)
+    tracker.init(seq.frame(0), seq.init_box)
+    for i in range(1, len(seq)):
+        result = tracker.update(seq.frame(i))
+        assert np.all(np.isfinite(result.box)) and 0 <= result.score <= 1

@@ -9,7 +9,6 @@ pytest.importorskip("onnxruntime")
 from edgetrack import Tracker  # noqa: E402
 from edgetrack.bundle import load_bundle  # noqa: E402
 from edgetrack.converters.torch2onnx import siamrpn_bundle  # noqa: E402
-from edgetrack.errors import InvalidArgumentError  # noqa: E402
 from edgetrack.models.torch.siamrpn import build_siamrpn, graph_modules, save_siamrpn  # noqa: E402
 from edgetrack.tracking.siamrpn import SiamRPNTracking  # noqa: E402
 
@@ -69,9 +68,3 @@ def test_tracker_gives_the_boxes_torch_gives(tiny):
             np.testing.assert_allclose(r.box, box, atol=1e-2)
             assert abs(r.score - score) < 1e-4
             assert r.lost == logic.lost
-
-
-def test_int8_is_refused_for_siamrpn_with_the_fix(tiny, tmp_path):
-    _, ckpt, _ = tiny
-    with pytest.raises(InvalidArgumentError, match="fp32 or fp16"):
-        siamrpn_bundle(ckpt, tmp_path / "b", precision="int8", calibration="synthetic:nowhere")
