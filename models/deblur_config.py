@@ -131,7 +131,8 @@ DEBLURGAN_PRESETS: dict[str, DeblurGANConfig] = {
     "deblurgan-v2": DeblurGANConfig(name="deblurgan-v2"),
     # The CPU edge variant: MobileNetV2 at width 0.5 and half the FPN/head channels (64 / 32). The decoder's
     # full-resolution layers dominate the cost at 255x255, so the channels matter more than the encoder's width:
-    # about an eighth of deblurgan-v2's time per crop on ONNX Runtime's CPU provider (benchmarks/RESULTS.md).
+    # about a tenth of deblurgan-v2's time per 255x255 crop on ONNX Runtime's CPU provider
+    # (benchmarks/results/deblur-lite/).
     "deblurgan-lite": DeblurGANConfig(width=0.5, fpn_channels=64, head_channels=32, name="deblurgan-lite"),
     # The same graph with a few channels and a shallow discriminator pair: for CI (trains in seconds on a CPU).
     "deblurgan-tiny": DeblurGANConfig(width=0.25, fpn_channels=32, head_channels=16, disc_channels=8,
