@@ -2,17 +2,20 @@
 """CPU time of bundles of one model at several precisions, measured side by side: per graph and per tracked frame.
 
 Every bundle is loaded once, through :class:`edgetrack.Tracker` (so its ONNX Runtime sessions have the runtime's own
-options: ``intra_op_num_threads = min(4, cores)``, one inter-op thread). Then, ``--repeats`` times, each bundle in
-turn (the order rotates every repeat, so none always runs first after the others have warmed the caches):
+options: ``intra_op_num_threads = min(4, cores)``, one inter-op thread). The bundles are interleaved call by call,
+the order rotating at every call, so a change of load on a shared machine falls on all of them alike. Each of
+``--repeats`` rounds times:
 
 * **per graph**: ``--graph-runs`` calls of the template, search and head sessions on one fixed real input (the
-  tracker's own crops of the first frame, and the kernel and features those give), median ms per call;
-* **per frame**: ``Tracker.init`` on the first frame of a test sequence, then ``Tracker.update`` on its next
-  ``--frames`` frames (preloaded, so no disk or JPEG decoding is timed), median ms per ``update``.
+  tracker's own crops of the first frame, and the kernel and features those give), each call of each bundle in
+  turn; the round's figure is the median ms per call;
+* **per frame**: every bundle's tracker started on the first frame of a test sequence, then ``Tracker.update`` of
+  each on the next ``--frames`` frames in lockstep (preloaded, so no disk or JPEG decoding is timed); the round's
+  figure is the median ms per ``update``.
 
-The figure reported per bundle is the median over the repeats of each repeat's median; ratios are against the first
-bundle named (``--bundle fp32=...`` first: "int8 / fp32" < 1 means int8 is faster). On a machine shared with other
-work the spread between repeats (min..max of the repeat medians) says how far to trust a ratio.
+The figure reported per bundle is the median over the rounds; ratios are against the first bundle named (``--bundle
+fp32=...`` first: "int8 / fp32" < 1 means int8 is faster), the median of the per-round ratios. The min..max of the
+rounds says how far to trust a figure on a machine shared with other work.
 
 Example (the figures in ``benchmarks/results/precision-siamrpn-eca/precision_speed.md``)::
 
@@ -50,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--frames", type=int, default=60, help="updates per repeat (default 60)")
     p.add_argument("--graph-runs", type=int, default=30, help="calls per graph per repeat (default 30)")
     p.add_argument("--repeats", type=int, default=7, help="rounds over all bundles (default 7)")
+    p.add_argument("--note", action="append", default=[], metavar="TEXT",
+                   help="a paragraph for the markdown, e.g. what a bundle is (repeatable)")
     p.add_argument("--out", type=Path, default=None, help="folder for precision_speed.md / .json (default: print)")
     args = p.parse_args(argv)
     bundles = {}
@@ -83,15 +88,6 @@ def _graph_feeds(tracker, frame, box) -> dict[str, dict]:
     }
 
 
-def _median_ms(fn, calls: int) -> float:
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     import onnxruntime as ort
@@ -110,24 +106,39 @@ def main(argv=None) -> int:
     log(f"{len(names)} bundles, {args.repeats} repeats, {args.graph_runs} calls per graph, {count - 1} updates per "
         f"repeat, {threads} ONNX Runtime threads, sequence {sequence.name} of {args.data}")
 
+    def rotations():
+        k = 0
+        while True:
+            yield names[k % len(names):] + names[:k % len(names)]
+            k += 1
+
     per_graph = {name: {g: [] for g in GRAPHS} for name in names}
     per_frame = {name: [] for name in names}
+    order = rotations()
     for rep in range(args.repeats):
-        order = names[rep % len(names):] + names[:rep % len(names)]
-        for name in order:
-            tracker = trackers[name]
-            for g in GRAPHS:
-                session, feed = tracker._sessions[g], feeds[name][g]
-                session.run(feed)  # the first call after another bundle ran pays for cold caches: not timed
-                per_graph[name][g].append(_median_ms(lambda: session.run(feed), args.graph_runs))
-            tracker.init(frames[0], box)
-            times = []
-            for frame in frames[1:]:
+        for g in GRAPHS:
+            calls = {name: [] for name in names}
+            for name in names:  # warm-up, not timed
+                trackers[name]._sessions[g].run(feeds[name][g])
+            for _ in range(args.graph_runs):
+                for name in next(order):
+                    session, feed = trackers[name]._sessions[g], feeds[name][g]
+                    start = time.perf_counter()
+                    session.run(feed)
+                    calls[name].append(time.perf_counter() - start)
+            for name in names:
+                per_graph[name][g].append(1e3 * statistics.median(calls[name]))
+        updates = {name: [] for name in names}
+        for name in names:
+            trackers[name].init(frames[0], box)
+        for frame in frames[1:]:
+            for name in next(order):
                 start = time.perf_counter()
-                tracker.update(frame)
-                times.append(time.perf_counter() - start)
-            per_frame[name].append(1e3 * statistics.median(times))
-        log(f"repeat {rep + 1}/{args.repeats}: " + ", ".join(
+                trackers[name].update(frame)
+                updates[name].append(time.perf_counter() - start)
+        for name in names:
+            per_frame[name].append(1e3 * statistics.median(updates[name]))
+        log(f"round {rep + 1}/{args.repeats}: " + ", ".join(
             f"{n} {per_frame[n][-1]:.2f} ms/frame" for n in names))
 
     def summary(values: list[float]) -> dict:
@@ -142,8 +153,8 @@ def main(argv=None) -> int:
                "graphs_ms": {g: summary(per_graph[name][g]) for g in GRAPHS},
                "frame_ms": summary(per_frame[name])}
         row["ratio_vs_" + ref] = {
-            **{g: row["graphs_ms"][g]["median_ms"] / statistics.median(per_graph[ref][g]) for g in GRAPHS},
-            "frame": row["frame_ms"]["median_ms"] / statistics.median(per_frame[ref]),
+            **{g: statistics.median(a / b for a, b in zip(per_graph[name][g], per_graph[ref][g])) for g in GRAPHS},
+            "frame": statistics.median(a / b for a, b in zip(per_frame[name], per_frame[ref])),
         }
         rows.append(row)
 
@@ -183,12 +194,14 @@ def main(argv=None) -> int:
         "# CPU time per precision, side by side",
         "",
         f"Bundles loaded by `edgetrack.Tracker` (ONNX Runtime {ort.__version__}, {threads} intra-op threads, "
-        f"{os.cpu_count()} cores), run in turn {args.repeats} times (order rotating). Per graph: median of "
-        f"{args.graph_runs} calls on one real input; per frame: median `Tracker.update` over {count - 1} frames of "
-        f"`{args.data}` sequence {sequence.name} (preloaded). Cells: median of the repeats (min..max).",
+        f"{os.cpu_count()} cores), interleaved call by call (order rotating), {args.repeats} rounds. Per graph: "
+        f"median of {args.graph_runs} calls on one real input; per frame: median `Tracker.update` over "
+        f"{count - 1} frames of `{args.data}` sequence {sequence.name} (preloaded), trackers in lockstep. Cells: "
+        "median of the rounds (min..max); ratios: median of the per-round ratios.",
         "",
         table,
         "",
+        *(line for note in args.note for line in (note, "")),
         f"Command: `{meta['command']}` ({meta['date']}). Generated by `benchmarks/precision_speed.py`.",
         "",
     ]
