@@ -125,10 +125,8 @@ def _factory(path: Path, device: str, plain: bool):
 
     if not plain:
         return bundle_tracker(f"bundle:{path}#{device}")
-    try:
-        from edgetrack.tracking.siamfc import LostParams
-    except ImportError:  # a Tracker without lost-target logic is plain SiamFC already
-        return bundle_tracker(f"bundle:{path}#{device}")
+    from edgetrack.tracking import LostParams
+
     lost = LostParams(enabled=False)
     Tracker(path, device=device, lost_params=lost)  # fail here, not once per sequence
 
@@ -136,19 +134,6 @@ def _factory(path: Path, device: str, plain: bool):
         return Tracker(path, device=device, lost_params=lost)
 
     return factory
-
-
-def _tracking_settings(factory) -> dict:
-    """The tracking logic's effective settings (parameters and lost-target logic) of the trackers ``factory``
-    makes: a new default in edgetrack's code changes the boxes of the same bundle, so it is part of what a run
-    measured (as in edgetrack.bench's cache keys)."""
-    import dataclasses
-
-    tracker = factory()
-    logic = tracker.logic
-    settings = {"params": dataclasses.asdict(logic.params), "lost": dataclasses.asdict(logic.lost_params)}
-    tracker.close()
-    return json.loads(json.dumps(settings, default=str))
 
 
 # What must agree for a row of an earlier precision_auc.json to stand next to this run's rows.
@@ -194,6 +179,8 @@ def main(argv=None) -> int:
     from edgetrack.bundle import load_bundle
     from edgetrack.data import open_dataset
     from edgetrack.evaluation import evaluate, limit
+    from edgetrack.tracker import tracking_settings
+    from edgetrack.tracking import LostParams
 
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     work = args.work or args.out / "work"
@@ -231,7 +218,8 @@ def main(argv=None) -> int:
         bundle = load_bundle(out)
         manifest = bundle.manifest
         factory = _factory(out, args.device, args.plain)
-        tracking = tracking or _tracking_settings(factory)
+        tracking = tracking or tracking_settings(
+            out, lost_params=LostParams(enabled=False) if args.plain else None).to_dict()
         row = {
             "precision": precision,
             "compute": manifest.source.get("precision", {}).get("compute", "fp32"),

@@ -60,7 +60,6 @@ __all__ = [
     "INT8_OPSET",
     "CropSet",
     "PrecisionResult",
-    "tracking_class",
     "sample_crops",
     "fp16_storage",
     "fp16_compute",
@@ -100,7 +99,7 @@ _CONVERTED = {
 # ------------------------------------------------------------------------------------------------- real crops
 @dataclass(frozen=True)
 class CropSet:
-    """Crops cut by the tracker's own code (the family's tracking class, :func:`tracking_class`), stored as uint8
+    """Crops cut by the tracker's own code (the family's tracking class, :func:`edgetrack.tracker.tracking_class`), stored as uint8
     (the crops are whole pixel values, so this is lossless and 4x smaller than float32).
 
     ``z``: (N, 3, E, E) template crops of frame ``i - 1`` around its ground-truth box. ``x``: (N, S, 3, I, I) search
@@ -144,31 +143,16 @@ def _spread(total: int, bins: int) -> list[int]:
     return counts
 
 
-def tracking_class(params) -> type:
-    """The tracking class :class:`edgetrack.Tracker` drives for ``params``' family (``SiamFCParams`` ->
-    ``SiamFCTracking``, ``SiamRPNParams`` -> ``SiamRPNTracking``), read from the Tracker's own family table so the
-    crops calibrated and checked here are cut by the code that cuts them at run time, whatever the family."""
-    from edgetrack.tracker import _FAMILIES
-
-    for family in _FAMILIES.values():
-        if isinstance(params, family.params):
-            return family.logic
-    raise InvalidArgumentError(
-        f"params must be one tracker family's tracking parameters "
-        f"({', '.join(f.params.__name__ for f in _FAMILIES.values())}), got {type(params).__name__}",
-        fix="pass the model's own parameters (SiamFCParams(), or SiamRPNConfig.tracking_params())",
-    )
-
-
 def sample_crops(spec: str, frames: int, params, *, phase: float = 0.25) -> CropSet:
     """``frames`` (template, search) crop samples from the data set ``spec`` (``KIND:PATH[#SUBSET]``), spread
     evenly over its sequences (a synthetic set's sharp and blurred variants count as sequences of their own) and
     evenly over each sequence's frames. ``phase`` in [0, 1) shifts the frames picked inside each sequence, so two
     calls with different phases (calibration 0.25, verification 0.75) take different frames. ``params``: the
-    family's tracking parameters; the crops are cut by that family's tracking class (:func:`tracking_class`).
+    family's tracking parameters; the crops are cut by that family's tracking class (:func:`edgetrack.tracker.tracking_class`).
     """
     from edgetrack.data import open_dataset
     from edgetrack.progress import progress
+    from edgetrack.tracker import tracking_class
 
     logic_type = tracking_class(params)
     if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
@@ -607,7 +591,7 @@ def apply_precision(
 
     ``reference``: the framework's graphs as functions of arrays (:func:`torch_reference`), for the
     "framework -> low precision" rows; ``params``: the family's tracking parameters (``SiamFCParams``,
-    ``SiamRPNParams``): the crops are cut with them by that family's tracking class (:func:`tracking_class`).
+    ``SiamRPNParams``): the crops are cut with them by that family's tracking class (:func:`edgetrack.tracker.tracking_class`).
     ``calibration``: data set spec for int8 (required there); ``verify_data``: data set spec for the
     real-crop checks (default: other frames of ``calibration``). For fp32 the graphs are returned unchanged, and
     checked on real crops against ``reference`` when a data set is given. ``int8_head``: quantize the head too,

@@ -51,7 +51,8 @@ from edgetrack.tracking.blur import DEBLUR_MODES, DEBLUR_SECTION, DeblurSpec, De
 from edgetrack.tracking import siamfc, siamrpn
 from edgetrack.tracking.siamese import LostParams
 
-__all__ = ["Tracker", "TrackResult", "list_models", "DEFAULT_MODEL", "DEFAULT_LOST_THRESHOLD", "bundle_tracker"]
+__all__ = ["Tracker", "TrackResult", "TrackingSettings", "list_models", "tracking_settings", "tracking_class",
+           "DEFAULT_MODEL", "DEFAULT_LOST_THRESHOLD", "bundle_tracker"]
 
 DEFAULT_LOST_THRESHOLD = siamfc.DEFAULT_SCORE_THRESHOLD  # SiamFC's; each family has its own (_FAMILIES)
 
@@ -85,6 +86,90 @@ _FAMILIES: dict[str, _Family] = {
     "siamrpn": _Family(siamrpn.SiamRPNParams, siamrpn.SiamRPNTracking, ("cls", "loc"),
                        siamrpn.SiamRPNTracking.update_from_outputs),
 }
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """What a :class:`Tracker` of a bundle tracks with: its family's tracking parameters and the lost-target logic's
+    (the threshold resolved: argument, ``lost_params``, bundle, family default)."""
+
+    params: object  # SiamFCParams or SiamRPNParams
+    lost: LostParams
+
+    def to_dict(self) -> dict:
+        """Plain JSON types (e.g. for a benchmark's record of what it measured)."""
+        import json
+        from dataclasses import asdict
+
+        return json.loads(json.dumps({"params": asdict(self.params), "lost": asdict(self.lost)}, default=str))
+
+
+def tracking_settings(model=None, *, lost_threshold: float | None = None, lost_params: LostParams | None = None,
+                      tracking: Mapping[str, float] | None = None) -> TrackingSettings:
+    """The settings ``Tracker(model, lost_threshold=..., lost_params=..., tracking=...)`` tracks with, without
+    loading any graph (the arguments mean what they mean to :class:`Tracker`, and bad ones raise the same errors).
+    A new default in edgetrack's code changes them for the same bundle, so a measurement records them."""
+    bundle = _resolve_bundle(model)
+    manifest = bundle.manifest
+    if manifest.family not in _FAMILIES:
+        raise BundleError(
+            f"bundle {str(bundle.path)!r} holds a {manifest.family!r} model, which this Tracker does not "
+            f"run (families: {sorted(_FAMILIES)})",
+            fix="upgrade edgetrack, or convert a checkpoint of a supported family with `edgetrack convert`",
+        )
+    family = _FAMILIES[manifest.family]
+    params_cls = family.params
+    tracking_cfg = dict(manifest.tracking)
+    bundle_threshold = tracking_cfg.pop("lost_threshold", None)
+    if tracking is not None:
+        if not isinstance(tracking, Mapping):
+            raise InvalidArgumentError(f"tracking must be a mapping of parameter names to values, got "
+                                       f"{type(tracking).__name__}", fix="pass e.g. tracking={'penalty_k': 0.1}")
+        known = {f.name for f in fields(params_cls)}
+        unknown = sorted(set(tracking) - known)
+        if unknown:
+            raise InvalidArgumentError(
+                f"tracking parameter(s) {unknown} do not exist for a {manifest.family} model",
+                fix=f"use some of {sorted(known)}")
+        tracking_cfg.update(tracking)
+    try:
+        params = params_cls(**tracking_cfg)
+    except TypeError as exc:
+        raise BundleError(
+            f"bundle {str(bundle.path)!r}: its tracking parameters do not fit {params_cls.__name__} ({exc})",
+            fix="rebuild the bundle with the edgetrack version that runs it",
+        ) from exc
+    if lost_params is not None and not isinstance(lost_params, LostParams):
+        raise InvalidArgumentError(
+            f"lost_params must be edgetrack.tracking.LostParams, got {type(lost_params).__name__}",
+            fix="pass LostParams(...), or None for the defaults",
+        )
+    threshold = lost_threshold
+    if threshold is None and lost_params is not None:
+        threshold = lost_params.score_threshold
+    if threshold is None:
+        threshold = bundle_threshold
+    # None so far: the family's calibrated default (what LostParams' None means to its tracking class).
+    threshold = family.logic.default_score_threshold if threshold is None else threshold
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+        raise InvalidArgumentError(f"lost_threshold must be a number in [0, 1], got {threshold!r}")
+    lost = replace(lost_params or LostParams(), score_threshold=float(threshold))
+    if lost.apce_ratio is None:  # as the tracking class resolves it: what the tracker really uses
+        lost = replace(lost, apce_ratio=family.logic.default_apce_ratio)
+    return TrackingSettings(params, lost)
+
+
+def tracking_class(params) -> type:
+    """The tracking class a :class:`Tracker` drives for ``params``' family (``SiamFCParams`` -> ``SiamFCTracking``,
+    ``SiamRPNParams`` -> ``SiamRPNTracking``): for code that must cut crops exactly as the Tracker does."""
+    for family in _FAMILIES.values():
+        if isinstance(params, family.params):
+            return family.logic
+    raise InvalidArgumentError(
+        f"params must be one tracker family's tracking parameters "
+        f"({', '.join(f.params.__name__ for f in _FAMILIES.values())}), got {type(params).__name__}",
+        fix="pass the model's own parameters (SiamFCParams(), or SiamRPNConfig.tracking_params())",
+    )
 
 
 def _shipped() -> dict[str, Path]:
@@ -193,51 +278,14 @@ class Tracker:
             raise UnknownChoiceError("deblur", deblur, DEBLUR_MODES,
                                      fix="'auto' deblurs blurred crops only, 'always' every crop, 'never' none")
         self.bundle = _resolve_bundle(model)
-        manifest = self.bundle.manifest
-        if manifest.family not in _FAMILIES:
-            raise BundleError(
-                f"bundle {str(self.bundle.path)!r} holds a {manifest.family!r} model, which this Tracker does not "
-                f"run (families: {sorted(_FAMILIES)})",
-                fix="upgrade edgetrack, or convert a checkpoint of a supported family with `edgetrack convert`",
-            )
-        self.family = manifest.family
+        settings = tracking_settings(self.bundle, lost_threshold=lost_threshold, lost_params=lost_params,
+                                     tracking=tracking)
+        self.family = self.bundle.manifest.family
         family = self._family = _FAMILIES[self.family]
-        params_cls, self._head_roles = family.params, family.head_roles
-        tracking_cfg = dict(manifest.tracking)
-        bundle_threshold = tracking_cfg.pop("lost_threshold", None)
-        if tracking is not None:
-            if not isinstance(tracking, Mapping):
-                raise InvalidArgumentError(f"tracking must be a mapping of parameter names to values, got "
-                                           f"{type(tracking).__name__}", fix="pass e.g. tracking={'penalty_k': 0.1}")
-            known = {f.name for f in fields(params_cls)}
-            unknown = sorted(set(tracking) - known)
-            if unknown:
-                raise InvalidArgumentError(
-                    f"tracking parameter(s) {unknown} do not exist for a {self.family} model",
-                    fix=f"use some of {sorted(known)}")
-            tracking_cfg.update(tracking)
-        try:
-            params = params_cls(**tracking_cfg)
-        except TypeError as exc:
-            raise BundleError(
-                f"bundle {str(self.bundle.path)!r}: its tracking parameters do not fit {params_cls.__name__} ({exc})",
-                fix="rebuild the bundle with the edgetrack version that runs it",
-            ) from exc
-        if lost_params is not None and not isinstance(lost_params, LostParams):
-            raise InvalidArgumentError(
-                f"lost_params must be edgetrack.tracking.LostParams, got {type(lost_params).__name__}",
-                fix="pass LostParams(...), or None for the defaults",
-            )
-        threshold = lost_threshold
-        if threshold is None and lost_params is not None:
-            threshold = lost_params.score_threshold
-        if threshold is None:
-            threshold = bundle_threshold
-        # None so far: the family's calibrated default (what LostParams' None means to its tracking class).
-        threshold = family.logic.default_score_threshold if threshold is None else threshold
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
-            raise InvalidArgumentError(f"lost_threshold must be a number in [0, 1], got {threshold!r}")
-        self.lost_threshold = float(threshold)
+        self._head_roles = family.head_roles
+        self.settings = settings
+        params = settings.params
+        self.lost_threshold = settings.lost.score_threshold
         self._check_graphs(params)
 
         if isinstance(backend, str) and backend.strip().lower() in BACKENDS:
@@ -251,7 +299,7 @@ class Tracker:
             name: self._backend.load(self.bundle.graph_path(name), device) for name in _GRAPHS
         }
         self._deblur = self._deblur_stage(deblur, device)
-        self.logic = family.logic(params, replace(lost_params or LostParams(), score_threshold=self.lost_threshold))
+        self.logic = family.logic(params, settings.lost)
         self._kernel: np.ndarray | None = None
 
     @property

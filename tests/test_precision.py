@@ -339,7 +339,7 @@ def rpn_int8(root, rpn_ckpt, data):
 
 
 def test_crops_are_cut_by_the_family_s_own_tracking_code(data):
-    from edgetrack.converters.precision import tracking_class
+    from edgetrack.tracker import tracking_class
     from edgetrack.data import open_dataset
     from edgetrack.tracking.siamfc import SiamFCTracking
     from edgetrack.tracking.siamrpn import SiamRPNParams, SiamRPNTracking

@@ -257,6 +257,16 @@ def test_tracking_overrides_and_spec_options(tiny):
         Tracker(tiny[1], tracking={"penalty_k": 0.1})  # a SiamRPN parameter, not SiamFC's
     with pytest.raises(InvalidArgumentError, match="window_influence"):
         Tracker(tiny[1], tracking={"window_influence": 2.0})
+    # What a Tracker tracks with, known without loading its graphs (benchmarks record it with their figures).
+    from edgetrack.tracker import tracking_settings
+
+    settings = tracking_settings(tiny[1], tracking={"window_influence": 0.0, "scale_lr": 1.0}, lost_threshold=0.3)
+    assert settings.params == tuned.logic.params and settings.lost.score_threshold == 0.3
+    assert tracking_settings(tiny[1]) == Tracker(tiny[1]).settings
+    assert Tracker(tiny[1]).settings.lost == Tracker(tiny[1]).logic.lost_params  # None resolved as the logic does
+    assert tracking_settings(tiny[1]).to_dict()["lost"]["score_threshold"] == Tracker(tiny[1]).lost_threshold
+    with pytest.raises(InvalidArgumentError, match="penalty_k.*do not exist"):
+        tracking_settings(tiny[1], tracking={"penalty_k": 0.1})
 
     factory = bundle_tracker(f"bundle:{tiny[1]}?deblur=never&window_influence=0.0")
     assert factory.tracker_name == "siamfc-tiny-bundle?deblur=never&window_influence=0.0"

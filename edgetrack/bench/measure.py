@@ -10,8 +10,6 @@
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import statistics
 import time
@@ -60,7 +58,7 @@ def bundle_entries(name: str, path: str | Path, *, shipped: bool, default: bool,
                    deblur_modes: tuple[str, ...]) -> list[Entry]:
     """The report's entries for one bundle: one, or one per deblur mode when it has a deblur stage."""
     from edgetrack.bundle import MANIFEST_NAME, load_bundle
-    from edgetrack.tracker import Tracker
+    from edgetrack.tracker import Tracker, tracking_settings
 
     bundle = load_bundle(path)  # verifies every graph's hash: what the identity says is what runs
     m = bundle.manifest
@@ -68,11 +66,7 @@ def bundle_entries(name: str, path: str | Path, *, shipped: bool, default: bool,
                 "manifest_sha256": file_sha256(Path(bundle.path) / MANIFEST_NAME)}
     # The tracking logic's effective settings belong to the measurement too: a new default in edgetrack's code (the
     # lost threshold, say) changes the boxes of the same bundle, so it must not reuse the cached figures.
-    probe = Tracker(bundle, device="cpu", deblur="never")
-    identity["tracking"] = json.loads(json.dumps(
-        {"params": dataclasses.asdict(probe.logic.params), "lost": dataclasses.asdict(probe.logic.lost_params)},
-        default=str))
-    probe.close()
+    identity["tracking"] = tracking_settings(bundle).to_dict()
     base_spec = f"model:{name}" if shipped else f"bundle:{name}"
     modes = deblur_modes if _has_deblur_stage(bundle) else (None,)
     out = []
