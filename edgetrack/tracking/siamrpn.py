@@ -42,8 +42,9 @@ with :class:`~edgetrack.tracking.LostParams` meaning the same:
 
 * **Confidence of a frame**: the chosen anchor's target probability is at least ``score_threshold``, by default
   :data:`DEFAULT_SCORE_THRESHOLD` = 0.5, the softmax's decision boundary. Recalibrated on the shipped
-  ``siamrpn-eca`` (the model trained with the second recipe): on 8 validation sequences (seed 14, sharp and
-  blurred, 1 920 frames) thresholds 0.9 / 0.7 / 0.5 flagged 78 / 11 / 0 % of the 18 hidden frames lost, and
+  ``siamrpn-eca`` (the model trained with the second recipe) by ``benchmarks/lost_threshold.py``
+  (``benchmarks/results/lost-threshold/``): on 8 validation sequences (seed 14, sharp and blurred, 1 920 frames)
+  thresholds 0.9 / 0.7 / 0.5 flagged 78 / 11 / 0 % of the 18 hidden frames lost, and
   0.9 / 0.5 / 0.2 % of well-tracked frames (IoU > 0.5); AUC sharp / blurred 0.677 / 0.657, 0.692 / 0.682,
   0.692 / 0.689 (no search at all: 0.697 / 0.673). On the report's 30 test sequences (seed 12) 0.9 gave
   0.637 / 0.613 and 0.5 gives 0.669 / 0.665. This model's probability stays high on a blurred, fast target as on a
