@@ -49,11 +49,15 @@ from _checkout import log, use_checkout  # noqa: E402 - benchmarks/ is on sys.pa
 
 use_checkout()
 
-# The paper's HSM loss settings (Tables 2-3 sweep them: --models siamfc-hsm:hsm:gamma=0,...).
-HSM_DEFAULTS = {"gamma": 2.0, "alpha": 0.6}
+from edgetrack.models.training import HSM_ALPHA, HSM_GAMMA  # noqa: E402 - framework-free
+
+# The paper's HSM loss settings, the trainers' defaults (Tables 2-3 sweep them: --models siamfc-hsm:hsm:gamma=0,...).
+HSM_DEFAULTS = {"gamma": HSM_GAMMA, "alpha": HSM_ALPHA}
 # (label, preset, loss, gamma, alpha)
-FULL_MODELS = (("siamfc-hsm", "siamfc-hsm", "hsm", 2.0, 0.6), ("siamfc", "siamfc", "logistic", 2.0, 0.6))
-TINY_MODELS = (("tiny-hsm", "siamfc-tiny", "hsm", 2.0, 0.6), ("tiny-logistic", "siamfc-tiny", "logistic", 2.0, 0.6))
+FULL_MODELS = (("siamfc-hsm", "siamfc-hsm", "hsm", HSM_GAMMA, HSM_ALPHA),
+               ("siamfc", "siamfc", "logistic", HSM_GAMMA, HSM_ALPHA))
+TINY_MODELS = (("tiny-hsm", "siamfc-tiny", "hsm", HSM_GAMMA, HSM_ALPHA),
+               ("tiny-logistic", "siamfc-tiny", "logistic", HSM_GAMMA, HSM_ALPHA))
 STAGES = ("data", "train", "eval", "report")
 METRICS = (("AUC", "success_auc"), ("P@20", "precision_20"), ("P@15", "precision_15"), ("S@0.6", "success_60"),
            ("AO", "ao"))

@@ -19,6 +19,9 @@ from edgetrack.models.pairs import PairConfig
 # The training-state file's format: momentum buffers under ``momentum.<checkpoint key>``, the same in both SGDs.
 TRAIN_STATE_FORMAT = "edgetrack-train-state-1"
 DEFAULT_LOSS = {"siamfc": "logistic"}  # every other preset: the paper's HSM loss
+# The HSM loss's settings the paper picks (Tables 2-3), every trainer's default.
+HSM_ALPHA = 0.6
+HSM_GAMMA = 2.0
 _EPOCH_FILE = re.compile(r"^epoch-(\d+)\.safetensors$")
 
 

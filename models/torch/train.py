@@ -61,7 +61,7 @@ except ImportError as exc:  # pragma: no cover - exercised on installs without t
                                  detail=str(exc)) from exc
 
 from edgetrack.models.pairs import CropCache, PairConfig, PairSampler, cache_file, open_sequences
-from edgetrack.models.training import SiamFCFamily, SiamRPNFamily
+from edgetrack.models.training import HSM_ALPHA, HSM_GAMMA, SiamFCFamily, SiamRPNFamily
 from edgetrack.models.training import family_of as _family_of
 from edgetrack.models.training import (  # the run folder, schedule and checks both trainers share
     TRAIN_STATE_FORMAT,
@@ -134,8 +134,8 @@ class TrainConfig:
 
     model: str = "siamfc-hsm"
     loss: str | None = None
-    alpha: float = 0.6
-    gamma: float = 2.0
+    alpha: float = HSM_ALPHA
+    gamma: float = HSM_GAMMA
     epochs: int = 50
     steps_per_epoch: int | None = None
     batch_size: int = 8
