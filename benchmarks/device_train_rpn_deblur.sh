@@ -12,6 +12,10 @@
 # --patch-photos`). Deblurrers: deblurgan-v2 and/or deblurgan-lite in RUNS, first learning rate LR_DEBLUR (Adam,
 # cosine to 1e-7), WORKERS_DEBLUR loader processes each.
 #
+# A SiamRPN entry of RUNS may name its loss as MODEL:LOSS (`rpn`, the default, or `rpn-hsm`); its run folder is then
+# MODEL-LOSS, e.g. RUNS="siamrpn-eca:rpn-hsm siamrpn-eca-lite:rpn-hsm" trains into siamrpn-eca-rpn-hsm/ and
+# siamrpn-eca-lite-rpn-hsm/.
+#
 # The shipped siamrpn-eca (second recipe, issue #4): more and more varied targets, mirrored/channel-swapped pairs
 # (RPN_PAIRS), 6000 steps of batch 32:
 #   OUT=/tmp/out RUNS="siamrpn-eca siamrpn-alexnet" SEQS=240 PATCHES=0.6 PATCH_PHOTOS=all BATCH_RPN=32 \
@@ -34,6 +38,7 @@ WORKERS_ALEX=${WORKERS_ALEX:-5}
 WORKERS_DEBLUR=${WORKERS_DEBLUR:-4}
 LR_DEBLUR=${LR_DEBLUR:-1e-4}
 wants() { [[ " $RUNS " == *" $1 "* ]]; }
+run_dir() { if [[ "$1" == *:* ]]; then echo "${1%%:*}-${1#*:}"; else echo "$1"; fi; }
 CORES=$(nproc)
 et() { python3 -m edgetrack "$@"; }
 export EDGETRACK_NO_PROGRESS=1 PYTHONUNBUFFERED=1
@@ -43,7 +48,7 @@ say() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 
 # Data: the tracker's training set (as the shipped siamfc-hsm: seed 11), a smaller deblurring set and its held-out
 # test split (the deblurrer keeps decoded frame pairs in memory).
-trackers() { wants siamrpn-eca || wants siamrpn-alexnet; }
+trackers() { [[ " $RUNS " == *" siamrpn"* ]]; }
 if trackers; then
   [ -f "$W/train/synth.json" ] || et data synth --out "$W/train" --sequences "$SEQS" --frames "$FRAMES" --seed 11 \
     --split train --patches "$PATCHES" --patch-photos "$PATCH_PHOTOS" --workers "$CORES" --no-pairs --no-contact-sheet \
@@ -64,13 +69,21 @@ if trackers; then
   say "crop cache ready"
 fi
 
-rpn() {  # name workers
-  timeout "$TIMEOUT" python3 -m edgetrack train --model "$1" --data "synthetic:$W/train" --cache "$W/rpn-cache.npz" \
-    --out "$W/$1" --device cuda --amp --batch-size "$BATCH_RPN" --epochs 10 --steps-per-epoch $((STEPS_RPN / 10)) \
-    --workers "$2" --seed 0 --log-every 200 --frame-stride "$FRAME_STRIDE" > "$W/$1.log" 2>&1 || echo "$1 exited with $?" >> "$W/$1.log"
+rpn() {  # MODEL[:LOSS] workers
+  local model=${1%%:*} loss=rpn dir
+  [[ "$1" == *:* ]] && loss=${1#*:}
+  dir=$(run_dir "$1")
+  timeout "$TIMEOUT" python3 -m edgetrack train --model "$model" --loss "$loss" --data "synthetic:$W/train" \
+    --cache "$W/rpn-cache.npz" --out "$W/$dir" --device cuda --amp --batch-size "$BATCH_RPN" --epochs 10 \
+    --steps-per-epoch $((STEPS_RPN / 10)) --workers "$2" --seed 0 --log-every 200 --frame-stride "$FRAME_STRIDE" \
+    > "$W/$dir.log" 2>&1 || echo "$dir exited with $?" >> "$W/$dir.log"
 }
-if wants siamrpn-eca; then rpn siamrpn-eca "$WORKERS_ECA" & fi
-if wants siamrpn-alexnet; then rpn siamrpn-alexnet "$WORKERS_ALEX" & fi
+for run in $RUNS; do
+  case "$run" in
+    siamrpn-alexnet*) rpn "$run" "$WORKERS_ALEX" & ;;
+    siamrpn*) rpn "$run" "$WORKERS_ECA" & ;;
+  esac
+done
 for d in deblurgan-v2 deblurgan-lite; do
   wants "$d" || continue
   timeout "$TIMEOUT" python3 -m edgetrack train --model "$d" --data "synthetic:$W/dtrain" \
@@ -82,7 +95,8 @@ wait
 say "training done"
 
 pack=()
-for run in $RUNS; do
+for entry in $RUNS; do
+  run=$(run_dir "$entry")
   tail -3 "$W/$run.log"
   ckpt="$W/$run/final.safetensors"
   [ -f "$ckpt" ] || ckpt=$(ls -t "$W/$run"/checkpoints/*.safetensors 2>/dev/null | grep -v state | head -1 || true)

@@ -83,6 +83,15 @@ class _Family:
 
         return RPN_IO
 
+    def graph_modules(self, model, runtime_weights: bool = False) -> dict:
+        """The model's export graphs. ``runtime_weights``: the head may be a Conv whose weight is computed at run
+        time (ONNX Runtime and PyTorch take it): SiamRPN then correlates with one grouped Conv instead of the
+        elementwise form NPU converters need (``models/torch/siamrpn.py``); SiamFC's head is such a Conv anyway."""
+        module = self.torch_module()
+        if self.name == "siamrpn":
+            return module.graph_modules(model, head="grouped" if runtime_weights else "elementwise")
+        return module.graph_modules(model)
+
     def params(self, model, scales: int):
         """The runtime's tracking parameters for ``model`` (SiamFC searches ``scales`` crops per frame)."""
         if self.name == "siamfc":
@@ -165,23 +174,26 @@ def export_siamfc_onnx(
     exemplar: int = 127,
     instance: int = 255,
     scales: int = 3,
+    runtime_weights: bool = False,
 ) -> dict[str, Path]:
     """Export the three graphs to ``out_dir/{template,search,head}.onnx`` and run onnx's checker on each.
 
-    No numerical check: :func:`verify_siamfc_onnx` does that (:func:`siamfc_to_onnx` runs both).
+    ``runtime_weights``: the head may hold a Conv whose weight is a graph input (:meth:`_Family.graph_modules`;
+    for ONNX Runtime targets, not for NPU converters). No numerical check: :func:`verify_siamfc_onnx` does that
+    (:func:`siamfc_to_onnx` runs both).
     """
     torch = _torch()
     onnx = require("onnx", feature="ONNX export", extra="torch")
 
     model = _load_model(checkpoint_or_model)
     family = family_of(model)
-    graph_modules, io = family.torch_module().graph_modules, family.graph_io
+    io = family.graph_io
     _check_sizes(model, exemplar, instance, scales)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     examples = _example_inputs(model, exemplar, instance, scales)
     paths: dict[str, Path] = {}
-    for name, module in graph_modules(model).items():
+    for name, module in family.graph_modules(model, runtime_weights).items():
         inputs, outputs = io[name]
         path = out / f"{name}.onnx"
         try:
@@ -331,11 +343,15 @@ def tracker_bundle(
     calibration_frames: int | None = None,
     verify_data: str | None = None,
     share: bool = True,
+    runtime_weights: bool = True,
 ) -> Path:
     """Checkpoint -> verified ONNX graphs -> a bundle folder (see :mod:`edgetrack.bundle`) for ONNX Runtime.
 
     ``family``: "siamfc" or "siamrpn" (:data:`FAMILIES`). ``share``: store the template and search graphs'
     weights (the same backbone) once, in ``weights.bin`` (:mod:`edgetrack.converters.onnx_weights`).
+    ``runtime_weights``: SiamRPN's head correlates with one grouped Conv whose weight is the template's kernel
+    (ONNX Runtime and PyTorch run it, 9× faster on a CPU); False keeps the elementwise form the NPU converters
+    need, which ``edgetrack convert --target ascend...`` asks for (:meth:`_Family.graph_modules`).
 
     ``target`` "cpu" or "cuda" (the same ONNX graphs; the manifest says which device they were built for),
     ``precision`` "fp32", "fp16" or "int8"; ``calibration`` (a data set spec, required for int8),
@@ -365,7 +381,7 @@ def tracker_bundle(
     params = fam.params(model, scales)
     sizes = dict(exemplar=params.exemplar_size, instance=params.instance_size, scales=search_batch(params))
     with tempfile.TemporaryDirectory(prefix="edgetrack-onnx-") as tmp:
-        paths = export_siamfc_onnx(model, tmp, opset=opset, **sizes)
+        paths = export_siamfc_onnx(model, tmp, opset=opset, runtime_weights=runtime_weights, **sizes)
         parity = verify_siamfc_onnx(model, paths, **sizes)
         lowered = lower.apply_precision(
             paths, tmp, precision=precision, target=target, params=params,
@@ -414,7 +430,10 @@ def tracker_bundle(
             },
             parity={"torch->onnx": parity, **lowered.parity},
             device_files_built=True,  # for targets "cpu" and "cuda" the ONNX graphs are the device files
-            notes=" ".join(filter(None, [lowered.notes, shared and (
+            notes=" ".join(filter(None, [lowered.notes, fam.name == "siamrpn" and (
+                "the head correlates with one grouped Conv whose weight is the template's kernel (for ONNX Runtime "
+                "and PyTorch; an Ascend --target exports the elementwise form)" if runtime_weights else
+                "the head correlates with Slice/Mul/Add only (the form NPU converters take)"), shared and (
                 f"template and search share one copy of their weights in {DATA_FILE} (ONNX external data, "
                 f"{shared['bytes'] / 1e6:.1f} MB; {shared['saved_bytes'] / 1e6:.1f} MB not stored twice)")])),
         )

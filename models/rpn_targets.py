@@ -30,7 +30,7 @@ from edgetrack.models.pairs import PairConfig
 from edgetrack.tracking.crop import box_center
 
 __all__ = ["AnchorTargetConfig", "RPN_PAIRS", "anchor_iou", "encode", "anchor_targets", "batch_targets",
-           "RPNTargets", "POSITIVE", "NEGATIVE", "IGNORED"]
+           "RPNTargets", "ANCHOR_TARGETS", "POSITIVE", "NEGATIVE", "IGNORED"]
 
 POSITIVE, NEGATIVE, IGNORED = 1, 0, -1
 
@@ -50,12 +50,17 @@ _TARGET_STREAM = 0x52504E
 
 @dataclass(frozen=True)
 class AnchorTargetConfig:
-    """IoU thresholds and sampling of the anchor assignment (SiamRPN's values)."""
+    """IoU thresholds and sampling of the anchor assignment (SiamRPN's values).
+
+    ``total=None`` keeps every negative anchor instead of sampling (for the ``rpn-hsm`` loss, which weighs each
+    anchor by how hard it is: a look-alike's anchors are among the few that count, and random sampling keeps one of
+    them in about half of the pairs).
+    """
 
     pos_iou: float = 0.6
     neg_iou: float = 0.3
     max_pos: int = 16
-    total: int = 64
+    total: int | None = 64
 
     def __post_init__(self):
         if not (0 <= self.neg_iou <= self.pos_iou <= 1):
@@ -63,10 +68,17 @@ class AnchorTargetConfig:
                                        f"{self.neg_iou}, {self.pos_iou}")
         for name in ("max_pos", "total"):
             value = getattr(self, name)
+            if name == "total" and value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InvalidArgumentError(f"AnchorTargetConfig.{name} must be a positive integer, got {value!r}")
-        if self.max_pos > self.total:
+        if self.total is not None and self.max_pos > self.total:
             raise InvalidArgumentError(f"AnchorTargetConfig.max_pos ({self.max_pos}) exceeds total ({self.total})")
+
+
+# The anchor assignment each SiamRPN training loss expects: the papers' cross-entropy on 64 sampled anchors per
+# pair, the HSM loss on every labelled anchor.
+ANCHOR_TARGETS = {"rpn": AnchorTargetConfig(), "rpn-hsm": AnchorTargetConfig(total=None)}
 
 
 def _box_cxcywh(box) -> tuple[float, float, float, float]:
@@ -115,7 +127,8 @@ def anchor_targets(anchors: np.ndarray, box, rng: np.random.Generator,
         if len(hard) > cfg.max_pos:
             hard = rng.choice(hard, cfg.max_pos, replace=False)
         rest = np.setdiff1d(np.arange(flat.size), hard)
-        rest = rng.choice(rest, min(len(rest), cfg.total - len(hard)), replace=False)
+        if cfg.total is not None:
+            rest = rng.choice(rest, min(len(rest), cfg.total - len(hard)), replace=False)
         flat[hard] = NEGATIVE
         flat[rest] = NEGATIVE
         return {"cls": cls, "loc": encode(anchors, box).astype(np.float32),
@@ -124,7 +137,7 @@ def anchor_targets(anchors: np.ndarray, box, rng: np.random.Generator,
     neg = np.flatnonzero(iou.reshape(-1) < cfg.neg_iou)
     if len(pos) > cfg.max_pos:
         pos = rng.choice(pos, cfg.max_pos, replace=False)
-    n_neg = cfg.total - len(pos)
+    n_neg = len(neg) if cfg.total is None else cfg.total - len(pos)
     if len(neg) > n_neg:
         neg = rng.choice(neg, n_neg, replace=False)
     flat[pos] = POSITIVE
@@ -155,6 +168,7 @@ class RPNTargets:
     """
 
     def __init__(self, anchors: np.ndarray, seed, cfg: AnchorTargetConfig | None = None):
+        """``cfg``: the assignment (:data:`ANCHOR_TARGETS` by loss name; None: sampled, SiamRPN's)."""
         self.anchors = np.asarray(anchors, dtype=np.float64)
         self.seed = tuple(int(s) for s in (seed if isinstance(seed, (tuple, list)) else (seed,)))
         self.cfg = AnchorTargetConfig() if cfg is None else cfg

@@ -178,6 +178,10 @@ class SiamFCFamily(SiameseFamily):
         return None  # the sampler's label maps are all the loss needs
 
 
+# The rpn-hsm loss starts every anchor at this target probability (RetinaNet's prior; see prior_bias).
+RPN_HSM_PRIOR = 0.01
+
+
 class SiamRPNFamily(SiameseFamily):
     """SiamRPN (EfficientNet-ECA, AlexNet): classification + regression over anchors, targets per batch."""
 
@@ -190,10 +194,26 @@ class SiamRPNFamily(SiameseFamily):
         return SIAMRPN_PRESETS
 
     def losses(self):
-        return {"rpn": None}
+        # rpn: the papers' cross-entropy on sampled anchors; rpn-hsm: HSM-SiamFC's loss on every anchor (alpha, gamma).
+        from edgetrack.models.rpn_targets import ANCHOR_TARGETS
+
+        return dict.fromkeys(ANCHOR_TARGETS)
 
     def default_loss(self, model: str) -> str:
         return "rpn"
+
+    def build(self, cfg):
+        model = super().build(cfg)
+        if cfg.loss == "rpn-hsm":
+            model.set_prior(RPN_HSM_PRIOR)
+        return model
+
+    @staticmethod
+    def cls_loss(cfg) -> dict:
+        """The RPN loss's classification term for ``cfg.loss`` (keyword arguments of ``rpn_loss`` / ``RPNLoss``)."""
+        if cfg.loss == "rpn-hsm":
+            return {"cls_loss": "hsm", "alpha": cfg.alpha, "gamma": cfg.gamma}
+        return {"cls_loss": "ce"}
 
     def default_pairs(self) -> PairConfig:
         from edgetrack.models.rpn_targets import RPN_PAIRS
@@ -201,10 +221,10 @@ class SiamRPNFamily(SiameseFamily):
         return RPN_PAIRS
 
     def batch_transform(self, cfg, model, seed):
-        from edgetrack.models.rpn_targets import RPNTargets
+        from edgetrack.models.rpn_targets import ANCHOR_TARGETS, RPNTargets
         from edgetrack.tracking.siamrpn import anchor_grid
 
-        return RPNTargets(anchor_grid(model.config.tracking_params()), seed)
+        return RPNTargets(anchor_grid(model.config.tracking_params()), seed, ANCHOR_TARGETS[cfg.loss])
 
 
 def family_of(families: dict, model: str):

@@ -68,3 +68,42 @@ def test_tracker_gives_the_boxes_torch_gives(tiny):
             np.testing.assert_allclose(r.box, box, atol=1e-2)
             assert abs(r.score - score) < 1e-4
             assert r.lost == logic.lost
+
+
+def _conv_weights_from_inputs(path):
+    import onnx
+
+    g = onnx.load(str(path), load_external_data=False).graph
+    constant = {t.name for t in g.initializer} | {o for n in g.node if n.op_type == "Constant" for o in n.output}
+    return [n for n in g.node if n.op_type == "Conv" and n.input[1] not in constant], {n.op_type for n in g.node}
+
+
+def test_head_form_follows_the_runtime(tiny, tmp_path):
+    """ONNX Runtime bundles correlate with one grouped Conv whose weight is the kernel input; the form for NPU converters
+    (``runtime_weights=False``, what an Ascend --target exports) has no such Conv. Both track alike."""
+    model, ckpt, out = tiny
+    grouped, _ = _conv_weights_from_inputs(load_bundle(out).path / "head.onnx")
+    assert len(grouped) == 1
+    assert {a.name: a.i for a in grouped[0].attribute}["group"] == 2 * model.config.corr_channels
+    assert "grouped Conv" in load_bundle(out).manifest.notes
+
+    npu = siamrpn_bundle(ckpt, tmp_path / "npu", runtime_weights=False)
+    runtime_convs, ops = _conv_weights_from_inputs(load_bundle(npu).path / "head.onnx")
+    assert not runtime_convs and {"Slice", "Mul", "Add"} <= ops
+    assert "Slice/Mul/Add only" in load_bundle(npu).manifest.notes
+
+    frames, boxes = _frames()
+    a, b = Tracker(out), Tracker(npu)
+    a.init(frames[0], boxes[0])
+    b.init(frames[0], boxes[0])
+    for f in frames[1:]:
+        ra, rb = a.update(f), b.update(f)
+        np.testing.assert_allclose(ra.box, rb.box, atol=1e-3)
+        assert abs(ra.score - rb.score) < 1e-5
+
+
+def test_unknown_head_form_is_refused(tiny):
+    from edgetrack.errors import UnknownChoiceError
+
+    with pytest.raises(UnknownChoiceError, match="elementwise"):
+        graph_modules(tiny[0], head="im2col")

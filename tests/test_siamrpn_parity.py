@@ -7,6 +7,8 @@ to 1e-4 of its scale. The measured errors are printed (``pytest -s`` or ``-rP`` 
 properties. The loss and a training step (train-mode BN, gradients, SGD with momentum and weight decay) are compared
 on the tiny model, the full-size models' forward passes under ``slow``.
 """
+import math
+
 import numpy as np
 import pytest
 
@@ -183,6 +185,34 @@ def test_rpn_loss_equals_the_pytorch_loss():
                                                  ms.Tensor(t["loc"]), ms.Tensor(t["loc_weight"]))
         assert float(ours) == pytest.approx(float(theirs), rel=1e-6)
         assert float(cell) == pytest.approx(float(theirs), rel=1e-6)
+
+
+def test_rpn_hsm_loss_equals_the_pytorch_loss():
+    from edgetrack.models.rpn_targets import AnchorTargetConfig
+
+    rng = np.random.default_rng(6)
+    grid = anchor_grid(TINY.tracking_params())
+    t = batch_targets(grid, np.array([[100.0, 90, 60, 40], [80, 110, 50, 70]]), rng, AnchorTargetConfig(total=None))
+    cls = (rng.normal(size=(2, 10, 25, 25)) * 3).astype(np.float32)
+    cls[0, :2, 0, :3] = (-60.0, 60.0, 25.0)
+    loc = (t["loc"].reshape(2, 20, 25, 25) + rng.normal(size=(2, 20, 25, 25)) * 0.3).astype(np.float32)
+    for alpha, gamma in ((0.6, 2.0), (0.5, 0.0), (0.25, 3.0)):
+        kw = dict(cls_loss="hsm", alpha=alpha, gamma=gamma)
+        theirs = torch_rpn.rpn_loss(torch.from_numpy(cls), torch.from_numpy(loc), *(torch.from_numpy(t[k]) for k in
+                                    ("cls", "loc", "loc_weight")), **kw)
+        ours = ms_rpn.rpn_loss(ms.Tensor(cls), ms.Tensor(loc), t["cls"], t["loc"], t["loc_weight"], **kw)
+        cell = ms_rpn.RPNLoss(**kw)(ms.Tensor(cls), ms.Tensor(loc), ms.Tensor(t["cls"].astype(np.float32)),
+                                    ms.Tensor(t["loc"]), ms.Tensor(t["loc_weight"]))
+        assert float(ours) == pytest.approx(float(theirs), rel=1e-5)
+        assert float(cell) == pytest.approx(float(theirs), rel=1e-5)
+
+
+def test_prior_bias_is_the_same_in_both_twins():
+    tm, mm = torch_rpn.SiamRPN(TINY), ms_rpn.SiamRPN(TINY)
+    tm.set_prior(0.01)
+    mm.set_prior(0.01)
+    np.testing.assert_array_equal(tm.head.cls_head[-1].bias.detach().numpy(), mm.head.cls_head[3].bias.asnumpy())
+    assert tm.head.cls_head[-1].bias[TINY.num_anchors:].detach().numpy() == pytest.approx(math.log(0.01 / 0.99))
 
 
 def test_two_training_steps_agree(tiny_checkpoint):

@@ -380,6 +380,49 @@ def test_rpn_loss_counts_only_sampled_anchors_and_positives():
     assert float(loss) == pytest.approx(math.log(2) + 1.2 * 4 * (1 - 0.5 / 9), rel=1e-5)
 
 
+def test_rpn_hsm_loss_weighs_every_anchor_by_its_difficulty():
+    from edgetrack.models.rpn_targets import ANCHOR_TARGETS
+
+    grid = anchor_grid(TINY.tracking_params())
+    t = batch_targets(grid, np.array([_anchor_box(grid, 2, 12, 12)]), np.random.default_rng(0),
+                      ANCHOR_TARGETS["rpn-hsm"])
+    cls_t, loc_t, w = (torch.from_numpy(t[k]) for k in ("cls", "loc", "loc_weight"))
+    iou = anchor_iou(grid, _anchor_box(grid, 2, 12, 12))
+    assert int((cls_t == NEGATIVE).sum()) == int((iou < 0.3).sum())  # every negative labelled, none sampled away
+    n_pos = int((cls_t == POSITIVE).sum())
+    # Even odds everywhere: every labelled anchor costs alpha_t · 0.5^gamma · ln 2, summed over the positives' count.
+    n_neg = int((cls_t == NEGATIVE).sum())
+    loss = rpn_loss(torch.zeros(1, 10, 25, 25), loc_t.reshape(1, 20, 25, 25), cls_t, loc_t, w, cls_loss="hsm",
+                    alpha=0.6, gamma=2.0)
+    expected = (0.6 * n_pos + 0.4 * n_neg) * 0.25 * math.log(2) / n_pos
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    # One confident mistake on a negative (a look-alike) costs nearly its full log-loss; easy ones almost nothing.
+    logits = torch.where(cls_t == POSITIVE, 8.0, -8.0).float()
+    cls = torch.stack([-logits, logits], 1).reshape(1, 10, 25, 25)
+    easy = float(rpn_loss(cls, loc_t.reshape(1, 20, 25, 25), cls_t, loc_t, w, cls_loss="hsm"))
+    a, r, c = map(int, torch.nonzero(cls_t[0] == NEGATIVE)[0])
+    logits[0, a, r, c] = 8.0
+    cls = torch.stack([-logits, logits], 1).reshape(1, 10, 25, 25)
+    hard = float(rpn_loss(cls, loc_t.reshape(1, 20, 25, 25), cls_t, loc_t, w, cls_loss="hsm"))
+    assert easy < 1e-4 and hard - easy == pytest.approx(0.4 * 16.0 / n_pos, rel=1e-3)
+    with pytest.raises(UnknownChoiceError, match="hsm"):
+        rpn_loss(cls, loc_t.reshape(1, 20, 25, 25), cls_t, loc_t, w, cls_loss="focal")
+
+
+def test_rpn_hsm_training_starts_every_anchor_at_the_prior():
+    from edgetrack.models.torch.train import TrainConfig, family_of
+    from edgetrack.models.training import RPN_HSM_PRIOR
+
+    torch.manual_seed(0)
+    model = family_of("siamrpn-tiny").build(TrainConfig(model="siamrpn-tiny", loss="rpn-hsm")).eval()
+    with torch.no_grad():
+        cls, _ = model(torch.rand(1, 3, 127, 127) * 255, torch.rand(1, 3, 255, 255) * 255)
+    p = torch.softmax(cls.reshape(1, 2, -1), 1)[:, 1]
+    assert float(p.mean()) == pytest.approx(RPN_HSM_PRIOR, rel=0.2)
+    plain = family_of("siamrpn-tiny").build(TrainConfig(model="siamrpn-tiny"))
+    assert float(plain.head.cls_head[-1].bias.abs().max()) == 0.0  # the papers' loss keeps even odds
+
+
 def test_loss_falls_on_a_fixed_batch(moving_target_sequence):
     cache = CropCache.build([moving_target_sequence("a", n=4)], RPN_PAIRS, progress=False)
     sampler = PairSampler(cache, seed=0)
@@ -408,8 +451,9 @@ def test_train_config_resolves_the_family_defaults():
     assert (cfg.loss, cfg.reg_weight, cfg.pairs) == ("rpn", 1.2, RPN_PAIRS)
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     assert TrainConfig(model="siamfc-hsm").reg_weight is None and TrainConfig().pairs == PairConfig()
-    with pytest.raises(UnknownChoiceError, match="rpn"):
+    with pytest.raises(UnknownChoiceError, match="rpn-hsm"):
         TrainConfig(model="siamrpn-tiny", loss="hsm")
+    assert TrainConfig(model="siamrpn-tiny", loss="rpn-hsm", gamma=1.0).gamma == 1.0
     with pytest.raises(InvalidArgumentError, match="regression branch"):
         TrainConfig(model="siamfc-tiny", reg_weight=1.0)
     with pytest.raises(InvalidArgumentError, match="reg_weight"):
@@ -439,21 +483,22 @@ def _write_got10k(root, n_seq=2, n=8):
     return root
 
 
-def test_cli_trains_siamrpn_tiny_with_falling_loss(tmp_path):
+@pytest.mark.parametrize("loss_name", ["rpn", "rpn-hsm"])
+def test_cli_trains_siamrpn_tiny_with_falling_loss(tmp_path, loss_name):
     from edgetrack.cli import main
 
     data = _write_got10k(tmp_path / "got")
     out = tmp_path / "run"
     argv = ["train", "--model", "siamrpn-tiny", "--data", f"got10k:{data}", "--out", str(out), "--epochs", "2",
             "--steps-per-epoch", "10", "--batch-size", "4", "--lr-start", "3e-2", "--lr-end", "3e-3",
-            "--log-every", "1", "--reg-weight", "1.0"]
+            "--log-every", "1", "--reg-weight", "1.0", "--loss", loss_name]
     assert main(argv) == 0
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == list(range(1, 21))
     loss = np.array([e["loss"] for e in log])
     assert np.isfinite(loss).all() and loss[-5:].mean() < 0.85 * loss[:5].mean(), loss
     config = json.loads((out / "config.json").read_text())
-    assert (config["model"], config["loss"], config["reg_weight"]) == ("siamrpn-tiny", "rpn", 1.0)
+    assert (config["model"], config["loss"], config["reg_weight"]) == ("siamrpn-tiny", loss_name, 1.0)
     assert config["pairs"]["scale_jitter"] == RPN_PAIRS.scale_jitter
     model = load_siamrpn(out / "final.safetensors")
     assert model.config == TINY

@@ -40,7 +40,7 @@ PRECISIONS = ("fp32", "fp16", "int8")
 IMPLEMENTED_PRECISIONS = ("fp32", "fp16", "int8")
 
 # family -> "module:function" with siamfc_bundle's signature (checkpoint, out_dir, force, *, opset, scales,
-# target, precision, calibration, calibration_frames, verify_data).
+# target, precision, calibration, calibration_frames, verify_data, runtime_weights).
 BUNDLERS = {
     "siamfc": "edgetrack.converters.torch2onnx:siamfc_bundle",
     "siamrpn": "edgetrack.converters.torch2onnx:siamrpn_bundle",
@@ -223,7 +223,8 @@ def _run_ascend(args: argparse.Namespace, bundler) -> int:
 
     with tempfile.TemporaryDirectory(prefix="edgetrack-convert-") as tmp:
         print(f"exporting and checking the ONNX graphs ({args.model}) ...")
-        onnx_bundle = bundler(args.checkpoint, Path(tmp) / "onnx", False, opset=args.opset, scales=args.scales)
+        onnx_bundle = bundler(args.checkpoint, Path(tmp) / "onnx", False, opset=args.opset, scales=args.scales,
+                              runtime_weights=False)
         if args.deblur is not None:
             from edgetrack.converters.deblur2onnx import add_deblur
 

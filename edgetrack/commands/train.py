@@ -23,6 +23,7 @@ MODELS: dict[str, str] = {
     "siamfc": "siamfc",
     "siamfc-tiny": "siamfc",
     "siamrpn-eca": "siamrpn",
+    "siamrpn-eca-lite": "siamrpn",
     "siamrpn-alexnet": "siamrpn",
     "siamrpn-tiny": "siamrpn",
     "deblurgan-v2": "deblurgan",
@@ -75,7 +76,8 @@ def register(sub) -> None:
     p.add_argument("--lr-end", type=float, default=None, metavar="LR", help="last learning rate (default 1e-5)")
     p.add_argument("--loss", default=None, metavar="NAME",
                    help="hsm or logistic for SiamFC models (default: logistic for siamfc, hsm for the others); "
-                   "rpn for SiamRPN models (the default)")
+                   "rpn (the default: cross-entropy on sampled anchors) or rpn-hsm (the HSM loss on every anchor) "
+                   "for SiamRPN models")
     p.add_argument("--alpha", type=float, default=None, help="HSM loss alpha (default 0.6)")
     p.add_argument("--gamma", type=float, default=None, help="HSM loss gamma (default 2)")
     p.add_argument("--reg-weight", type=float, default=None, metavar="LAMBDA",

@@ -45,9 +45,11 @@ from edgetrack.models.siamrpn_config import (
     SiamRPNConfig,
     eca_kernel_size,
     effnet_stages,
+    prior_bias,
 )
 
 __all__ = [
+    "RPN_CLS_LOSSES",
     "SiamRPNConfig",
     "SIAMRPN_PRESETS",
     "GRAPH_IO",
@@ -318,6 +320,12 @@ class SiamRPN(nn.Cell):
             fill(layer.weight, Normal(sigma=std))
             fill(layer.bias, Zero())
 
+    def set_prior(self, prob: float) -> None:
+        """Start every anchor at target probability ``prob`` (:func:`~edgetrack.models.siamrpn_config.prior_bias`;
+        the trainers do it for the ``rpn-hsm`` loss)."""
+        bias = self.head.cls_head[3].bias
+        ops.assign(bias, ms.Tensor(prior_bias(self.config.num_anchors, prob), bias.dtype))
+
     def template(self, z):
         """(N, 3, 127, 127) exemplar crops -> (N, 2C, k, k) correlation kernels."""
         f = self.backbone(z)
@@ -392,16 +400,28 @@ def graph_modules(model: SiamRPN) -> dict[str, nn.Cell]:
 
 
 # ------------------------------------------------------------------------------------------------ loss
-def _rpn_loss(cls, loc, cls_target, loc_target, loc_weight, reg_weight: float, sigma: float):
+RPN_CLS_LOSSES = ("ce", "hsm")
+
+
+def _rpn_loss(cls, loc, cls_target, loc_target, loc_weight, reg_weight: float, sigma: float, cls_loss: str = "ce",
+              alpha: float = 0.6, gamma: float = 2.0):
     n, a2, r, r2 = cls.shape
     a = a2 // 2
-    logp = ops.log_softmax(cls.reshape(n, 2, a, r, r2), axis=1)
+    pair = cls.reshape(n, 2, a, r, r2)
     target = cls_target.astype(cls.dtype)
     sampled = (target >= 0).astype(cls.dtype)
     positive = (target > 0).astype(cls.dtype)
-    # Two classes: gathering class t's log-probability is a blend of the two.
-    nll = -(logp[:, 1] * positive + logp[:, 0] * (1.0 - positive))
-    l_cls = (nll * sampled).sum() / ops.maximum(sampled.sum(), 1.0)
+    if cls_loss == "hsm":
+        y = positive * 2.0 - 1.0
+        yv = y * (pair[:, 1] - pair[:, 0])
+        alpha_t = positive * alpha + (1.0 - positive) * (1.0 - alpha)
+        focal = alpha_t * ops.pow(ops.sigmoid(-yv), gamma) * ops.softplus(-yv)
+        l_cls = (focal * sampled).sum() / ops.maximum(positive.sum(), 1.0)
+    else:
+        logp = ops.log_softmax(pair, axis=1)
+        # Two classes: gathering class t's log-probability is a blend of the two.
+        nll = -(logp[:, 1] * positive + logp[:, 0] * (1.0 - positive))
+        l_cls = (nll * sampled).sum() / ops.maximum(sampled.sum(), 1.0)
     diff = ops.abs(loc.reshape(n, 4, a, r, r2) - loc_target.astype(loc.dtype))
     beta = 1.0 / (sigma * sigma)
     smooth = ops.where(diff < beta, 0.5 * diff * diff / beta, diff - 0.5 * beta).sum(axis=1)
@@ -410,9 +430,14 @@ def _rpn_loss(cls, loc, cls_target, loc_target, loc_weight, reg_weight: float, s
     return l_cls + reg_weight * l_reg
 
 
-def _check_loss_args(reg_weight: float, sigma: float) -> None:
+def _check_loss_args(reg_weight: float, sigma: float, cls_loss: str = "ce", alpha: float = 0.6,
+                     gamma: float = 2.0) -> None:
     if not (reg_weight >= 0 and sigma > 0):
         raise InvalidArgumentError(f"the RPN loss needs reg_weight >= 0 and sigma > 0, got {reg_weight}, {sigma}")
+    if cls_loss not in RPN_CLS_LOSSES:
+        raise UnknownChoiceError("cls_loss", cls_loss, RPN_CLS_LOSSES)
+    if not (0 <= alpha <= 1 and gamma >= 0):
+        raise InvalidArgumentError(f"the RPN loss needs 0 <= alpha <= 1 and gamma >= 0, got {alpha}, {gamma}")
 
 
 def _as_tensor(value, dtype):
@@ -421,26 +446,33 @@ def _as_tensor(value, dtype):
     return ms.Tensor(np.asarray(value), dtype)
 
 
-def rpn_loss(cls, loc, cls_target, loc_target, loc_weight, reg_weight: float = 1.2, sigma: float = 3.0):
+def rpn_loss(cls, loc, cls_target, loc_target, loc_weight, reg_weight: float = 1.2, sigma: float = 3.0,
+             cls_loss: str = "ce", alpha: float = 0.6, gamma: float = 2.0):
     """SiamRPN's loss (the paper's eq. 2-4), as the twin's :func:`~edgetrack.models.torch.siamrpn.rpn_loss`:
-    two-class cross-entropy over the sampled anchors + ``reg_weight`` · smooth-L1 (σ) over the positives' offsets.
+    ``cls_loss`` ``"ce"`` (two-class cross-entropy over the sampled anchors) or ``"hsm"`` (the HSM loss on
+    ``cls₁ − cls₀`` of every labelled anchor over the number of positives) + ``reg_weight`` · smooth-L1 (σ) over the
+    positives' offsets.
 
     Targets (NumPy arrays or tensors) from :mod:`edgetrack.models.rpn_targets`: ``cls_target`` (N, A, R, R)
     1 / 0 / −1, ``loc_target`` (N, 4, A, R, R), ``loc_weight`` (N, A, R, R).
     """
-    _check_loss_args(reg_weight, sigma)
+    _check_loss_args(reg_weight, sigma, cls_loss, alpha, gamma)
     return _rpn_loss(cls, loc, _as_tensor(cls_target, ms.float32), _as_tensor(loc_target, ms.float32),
-                     _as_tensor(loc_weight, ms.float32), float(reg_weight), float(sigma))
+                     _as_tensor(loc_weight, ms.float32), float(reg_weight), float(sigma), cls_loss, float(alpha),
+                     float(gamma))
 
 
 class RPNLoss(nn.Cell):
-    def __init__(self, reg_weight: float = 1.2, sigma: float = 3.0):
+    def __init__(self, reg_weight: float = 1.2, sigma: float = 3.0, cls_loss: str = "ce", alpha: float = 0.6,
+                 gamma: float = 2.0):
         super().__init__()
-        _check_loss_args(reg_weight, sigma)
+        _check_loss_args(reg_weight, sigma, cls_loss, alpha, gamma)
         self.reg_weight, self.sigma = float(reg_weight), float(sigma)
+        self.cls_loss, self.alpha, self.gamma = cls_loss, float(alpha), float(gamma)
 
     def construct(self, cls, loc, cls_target, loc_target, loc_weight):
-        return _rpn_loss(cls, loc, cls_target, loc_target, loc_weight, self.reg_weight, self.sigma)
+        return _rpn_loss(cls, loc, cls_target, loc_target, loc_weight, self.reg_weight, self.sigma, self.cls_loss,
+                         self.alpha, self.gamma)
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints

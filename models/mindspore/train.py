@@ -124,7 +124,7 @@ class _SiamRPNFamily(SiamRPNFamily):
     def objective(self, cfg: "TrainConfig"):
         from edgetrack.models.mindspore.siamrpn import RPNLoss
 
-        loss = RPNLoss(reg_weight=cfg.reg_weight)
+        loss = RPNLoss(reg_weight=cfg.reg_weight, **self.cls_loss(cfg))
 
         def objective(outputs, cls_target, loc_target, loc_weight):
             return loss(outputs[0], outputs[1], cls_target, loc_target, loc_weight)

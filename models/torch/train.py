@@ -106,7 +106,7 @@ class _SiamRPNFamily(SiamRPNFamily):
         def compute(outputs, batch):
             cls, loc = outputs
             return rpn_loss(cls.float(), loc.float(), _to(batch["cls"], device), _to(batch["loc"], device),
-                            _to(batch["loc_weight"], device), reg_weight=cfg.reg_weight)
+                            _to(batch["loc_weight"], device), reg_weight=cfg.reg_weight, **self.cls_loss(cfg))
 
         return compute
 
