@@ -431,10 +431,10 @@ def tracker_bundle(
             parity={"torch->onnx": parity, **lowered.parity},
             device_files_built=True,  # for targets "cpu" and "cuda" the ONNX graphs are the device files
             notes=" ".join(filter(None, [lowered.notes, fam.name == "siamrpn" and (
-                "the head correlates with one grouped Conv whose weight is the template's kernel (for ONNX Runtime "
-                "and PyTorch; an Ascend --target exports the elementwise form)" if runtime_weights else
-                "the head correlates with Slice/Mul/Add only (the form NPU converters take)"), shared and (
-                f"template and search share one copy of their weights in {DATA_FILE} (ONNX external data, "
-                f"{shared['bytes'] / 1e6:.1f} MB; {shared['saved_bytes'] / 1e6:.1f} MB not stored twice)")])),
+                "The head correlates with one grouped Conv whose weight is the template's kernel (for ONNX Runtime "
+                "and PyTorch; an Ascend --target exports the elementwise form)." if runtime_weights else
+                "The head correlates with Slice/Mul/Add only (the form NPU converters take)."), shared and (
+                f"Template and search share one copy of their weights in {DATA_FILE} (ONNX external data, "
+                f"{shared['bytes'] / 1e6:.1f} MB; {shared['saved_bytes'] / 1e6:.1f} MB not stored twice).")])),
         )
         return write_bundle(out, manifest, paths, force=force, extra_files=extra)
