@@ -285,16 +285,24 @@ def rewrite_nearest_resize(model) -> list[str]:
 def prepare_onnx_for_ascend(src: str | os.PathLike, dst: str | os.PathLike, *, seed: int = 0) -> dict | None:
     """Copy ``src`` to ``dst`` in the form ATC computes as ONNX does; returns the check record if it changed.
 
+    ``dst`` holds its weights itself, also where ``src`` keeps them in an external file beside it (the shared
+    ``weights.bin`` of an ONNX Runtime bundle).
+
     A rewritten graph is checked with onnx's checker and against the original in ONNX Runtime on random inputs
     (0..255); any difference is a :class:`ConversionError`.
     """
     onnx = require("onnx", feature="preparing ONNX graphs for Ascend", extra="torch")
     src, dst = Path(src), Path(dst)
-    model = onnx.load(str(src))
+    model = onnx.load(str(src))  # with its external data (a bundle's shared weights.bin), read from src's folder
+    external = any(t.data_location == onnx.TensorProto.EXTERNAL
+                   for t in onnx.load(str(src), load_external_data=False).graph.initializer)
     changes = rewrite_nearest_resize(model)
     dst.parent.mkdir(parents=True, exist_ok=True)
     if not changes:
-        shutil.copyfile(src, dst)
+        if external:  # dst stands alone: ATC and the audit read it without src's weights file
+            onnx.save(model, str(dst))
+        else:
+            shutil.copyfile(src, dst)
         return None
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(dst))

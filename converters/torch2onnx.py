@@ -101,6 +101,9 @@ class _Family:
         return model.config.tracking_params()
 
 
+# Which twin loads a checkpoint and exports its graphs (tracker_bundle's ``framework``).
+FRAMEWORKS = ("torch", "mindspore")
+
 FAMILIES = {
     "siamfc": _Family("siamfc", "edgetrack.models.torch.siamfc", "SiamFC", "load_siamfc"),
     "siamrpn": _Family("siamrpn", "edgetrack.models.torch.siamrpn", "SiamRPN", "load_siamrpn"),
@@ -319,6 +322,29 @@ def _graph_specs(model, exemplar: int, instance: int, scales: int) -> dict[str, 
     return specs
 
 
+def _graph_specs_from_onnx(paths: dict, io: dict) -> dict[str, GraphSpec]:
+    """The graphs' tensor specs read from the exported ONNX files (static shapes, float32)."""
+    import onnx
+
+    specs = {}
+    for name in ("template", "search", "head"):
+        graph = onnx.load(str(paths[name]), load_external_data=False).graph
+        shapes = {v.name: tuple(d.dim_value for d in v.type.tensor_type.shape.dim)
+                  for v in (*graph.input, *graph.output)}
+        inputs, outputs = io[name]
+        specs[name] = GraphSpec(name, f"{name}.onnx", "",
+                                tuple(TensorSpec(n, shapes[n], "float32") for n in inputs),
+                                tuple(TensorSpec(n, shapes[n], "float32") for n in outputs))
+    return specs
+
+
+def _opset(path) -> int:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
 def siamfc_bundle(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, force: bool = False, **kwargs) -> Path:
     """:func:`tracker_bundle` for a SiamFC (HSM-SiamFC) checkpoint."""
     return tracker_bundle(checkpoint, out_dir, force, family="siamfc", **kwargs)
@@ -344,13 +370,18 @@ def tracker_bundle(
     verify_data: str | None = None,
     share: bool = True,
     runtime_weights: bool = True,
+    framework: str = "torch",
 ) -> Path:
     """Checkpoint -> verified ONNX graphs -> a bundle folder (see :mod:`edgetrack.bundle`) for ONNX Runtime.
+
+    ``framework``: which twin loads the checkpoint and exports the graphs, ``"torch"`` (``torch.onnx.export``) or
+    ``"mindspore"`` (``mindspore.export``, :mod:`edgetrack.converters.ms2onnx`; no PyTorch needed). Each graph is
+    checked against that framework, and the rest of the chain is the same for both.
 
     ``family``: "siamfc" or "siamrpn" (:data:`FAMILIES`). ``share``: store the template and search graphs'
     weights (the same backbone) once, in ``weights.bin`` (:mod:`edgetrack.converters.onnx_weights`).
     ``runtime_weights``: SiamRPN's head correlates with one grouped Conv whose weight is the template's kernel
-    (ONNX Runtime and PyTorch run it, 9× faster on a CPU); False keeps the elementwise form the NPU converters
+    (ONNX Runtime and PyTorch run it; about 7× faster on a CPU); False keeps the elementwise form the NPU converters
     need, which ``edgetrack convert --target ascend...`` asks for (:meth:`_Family.graph_modules`).
 
     ``target`` "cpu" or "cuda" (the same ONNX graphs; the manifest says which device they were built for),
@@ -359,7 +390,10 @@ def tracker_bundle(
     """
     from edgetrack.converters import precision as lower
 
-    torch = _torch()
+    if framework not in FRAMEWORKS:
+        raise InvalidArgumentError(f"unknown framework {framework!r}; frameworks: {', '.join(FRAMEWORKS)}",
+                                   fix="use torch or mindspore")
+    torch = _torch() if framework == "torch" else None
     import onnx
     import onnxruntime
 
@@ -377,15 +411,34 @@ def tracker_bundle(
         raise BundleError(f"{str(out)!r} already exists", fix="choose another folder or pass force=True / --force")
     lower.check_request(precision, target, calibration)
     fam = FAMILIES[family]
-    model = _load_model(checkpoint, family)
+    if framework == "torch":
+        model = _load_model(checkpoint, family)
+    else:
+        from edgetrack.converters import ms2onnx
+
+        model = ms2onnx.load_mindspore_model(checkpoint, family)
     params = fam.params(model, scales)
     sizes = dict(exemplar=params.exemplar_size, instance=params.instance_size, scales=search_batch(params))
     with tempfile.TemporaryDirectory(prefix="edgetrack-onnx-") as tmp:
-        paths = export_siamfc_onnx(model, tmp, opset=opset, runtime_weights=runtime_weights, **sizes)
-        parity = verify_siamfc_onnx(model, paths, **sizes)
+        if framework == "torch":
+            paths = export_siamfc_onnx(model, tmp, opset=opset, runtime_weights=runtime_weights, **sizes)
+            parity = verify_siamfc_onnx(model, paths, **sizes)
+            reference = lower.torch_reference(model)
+            specs = _graph_specs(model, **sizes)
+            exporter = {"torch": torch.__version__, "onnx_opset": opset, "exporter": "torch.onnx.export(dynamo=False)"}
+        else:
+            import mindspore
+
+            runtime_weights = False  # the MindSpore twin has the elementwise correlation only
+            paths = ms2onnx.export_mindspore_onnx(model, family, tmp, fam.graph_io, **sizes)
+            parity = ms2onnx.verify_mindspore_onnx(model, family, paths, **sizes)
+            reference = ms2onnx.mindspore_reference(model, family)
+            specs = _graph_specs_from_onnx(paths, fam.graph_io)
+            exporter = {"mindspore": mindspore.__version__, "onnx_opset": _opset(paths["search"]),
+                        "exporter": "mindspore.export"}
         lowered = lower.apply_precision(
             paths, tmp, precision=precision, target=target, params=params,
-            reference=lower.torch_reference(model), calibration=calibration,
+            reference=reference, reference_name=framework, calibration=calibration,
             calibration_frames=calibration_frames or lower.DEFAULT_CALIBRATION_FRAMES, verify_data=verify_data,
         )
         paths = dict(lowered.paths)
@@ -399,7 +452,7 @@ def tracker_bundle(
             model=model.config.name,
             target=target,
             precision=precision,
-            graphs=_graph_specs(model, **sizes),
+            graphs=specs,
             preprocessing={
                 "template_size": [params.exemplar_size, params.exemplar_size],
                 "search_size": [params.instance_size, params.instance_size],
@@ -414,21 +467,19 @@ def tracker_bundle(
             source={
                 "checkpoint": Path(checkpoint).name,
                 "checkpoint_sha256": sha256_file(checkpoint),
-                "framework": "torch",
+                "framework": framework,
                 "config": model.config.to_dict(),
                 **lowered.source,
             },
             tools={
                 "edgetrack": edgetrack.__version__,
                 "python": platform.python_version(),
-                "torch": torch.__version__,
                 "onnx": onnx.__version__,
                 "onnxruntime": onnxruntime.__version__,
-                "onnx_opset": opset,
-                "exporter": "torch.onnx.export(dynamo=False)",
+                **exporter,
                 **lowered.tools,
             },
-            parity={"torch->onnx": parity, **lowered.parity},
+            parity={f"{framework}->onnx": parity, **lowered.parity},
             device_files_built=True,  # for targets "cpu" and "cuda" the ONNX graphs are the device files
             notes=" ".join(filter(None, [lowered.notes, fam.name == "siamrpn" and (
                 "The head correlates with one grouped Conv whose weight is the template's kernel (for ONNX Runtime "

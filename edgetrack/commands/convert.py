@@ -1,7 +1,7 @@
 """``edgetrack convert``: a trained checkpoint -> a verified device bundle (manifest.json + graphs).
 
-This version builds ONNX bundles for ``--target cpu|cuda`` at ``--precision fp32|fp16|int8`` (PyTorch -> ONNX, each
-graph checked in ONNX Runtime against PyTorch; fp16/int8 by :mod:`edgetrack.converters.precision`, int8 calibrated
+This version builds ONNX bundles for ``--target cpu|cuda`` at ``--precision fp32|fp16|int8`` (PyTorch -> ONNX, or
+MindSpore -> ONNX with ``--framework mindspore``, each graph checked in ONNX Runtime against the framework; fp16/int8 by :mod:`edgetrack.converters.precision`, int8 calibrated
 on ``--calibration`` crops), and Ascend bundles for ``--target ascend310|ascend310b|ascend310p|ascend910`` at fp16
 (the same checked ONNX graphs, audited against the chip's operator list, with AIPP configs and the exact ATC or
 converter_lite commands, run when the tool is on PATH: :mod:`edgetrack.converters.onnx2om`). The other targets
@@ -37,10 +37,11 @@ ASCEND_PRECISIONS = ("fp16",)
 TOOLCHAINS = ("atc", "converter_lite")
 IMPLEMENTED_TARGETS = ("cpu", "cuda", *ASCEND_TARGETS)
 PRECISIONS = ("fp32", "fp16", "int8")
+FRAMEWORKS = ("torch", "mindspore")
 IMPLEMENTED_PRECISIONS = ("fp32", "fp16", "int8")
 
 # family -> "module:function" with siamfc_bundle's signature (checkpoint, out_dir, force, *, opset, scales,
-# target, precision, calibration, calibration_frames, verify_data, runtime_weights).
+# target, precision, calibration, calibration_frames, verify_data, runtime_weights, framework).
 BUNDLERS = {
     "siamfc": "edgetrack.converters.torch2onnx:siamfc_bundle",
     "siamrpn": "edgetrack.converters.torch2onnx:siamrpn_bundle",
@@ -71,7 +72,11 @@ def register(sub) -> None:
                    f"{', '.join(IMPLEMENTED_PRECISIONS)}; Ascend: {', '.join(ASCEND_PRECISIONS)})")
     p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="bundle folder to write")
     p.add_argument("--force", action="store_true", help="replace an existing bundle folder")
-    p.add_argument("--opset", type=int, default=11, metavar="N", help="ONNX opset (default 11, what ATC reads)")
+    p.add_argument("--framework", default="torch", metavar="NAME",
+                   help="twin that loads the checkpoint and exports the graphs: torch (torch.onnx.export, the "
+                   "default) or mindspore (mindspore.export; no PyTorch needed). The checkpoint file is the same")
+    p.add_argument("--opset", type=int, default=11, metavar="N",
+                   help="ONNX opset of the PyTorch export (default 11, what ATC reads; MindSpore exports its own)")
     p.add_argument("--scales", type=int, default=3, metavar="N",
                    help="search scales the graphs are built for (odd; default 3)")
     p.add_argument("--calibration", metavar="SPEC",
@@ -126,19 +131,20 @@ def check_choices(model: str, target: str, precision: str) -> str:
     return family
 
 
-def _require_torch_stack(model: str) -> None:
-    for package in _NEEDS:
+def _require_torch_stack(model: str, framework: str = "torch") -> None:
+    label, extra = ("PyTorch", "torch") if framework == "torch" else ("MindSpore", "mindspore")
+    for package in (framework, *_NEEDS[1:]):
         try:
             found = importlib.util.find_spec(package) is not None
         except (ImportError, ValueError):
             found = False
         if not found:
-            raise MissingDependencyError(f"converting {model} from PyTorch", package, extra="torch")
+            raise MissingDependencyError(f"converting {model} from {label}", package, extra=extra)
 
 
 def check_checkpoint(path: Path, model: str, family: str) -> None:
     """Refuse a checkpoint whose stored family/config is not ``model`` (metadata only; weights are not read)."""
-    from edgetrack.models.torch.checkpoint import read_metadata
+    from edgetrack.models.checkpoint_format import read_metadata
 
     meta = read_metadata(path)
     stored_family = meta.get("family")
@@ -224,7 +230,7 @@ def _run_ascend(args: argparse.Namespace, bundler) -> int:
     with tempfile.TemporaryDirectory(prefix="edgetrack-convert-") as tmp:
         print(f"exporting and checking the ONNX graphs ({args.model}) ...")
         onnx_bundle = bundler(args.checkpoint, Path(tmp) / "onnx", False, opset=args.opset, scales=args.scales,
-                              runtime_weights=False)
+                              runtime_weights=False, framework=getattr(args, "framework", "torch"))
         if args.deblur is not None:
             from edgetrack.converters.deblur2onnx import add_deblur
 
@@ -253,7 +259,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.checkpoint.is_file():
         raise CheckpointError(f"checkpoint {str(args.checkpoint)!r} does not exist", fix="check the path")
     _check_precision_options(args)
-    _require_torch_stack(args.model)
+    framework = getattr(args, "framework", "torch")
+    if framework not in FRAMEWORKS:
+        raise UnknownChoiceError("framework", framework, FRAMEWORKS, fix="use --framework torch or mindspore")
+    if framework != "torch" and args.deblur is not None:
+        raise EdgetrackError("--deblur exports the DeblurGAN-v2 stage with PyTorch only so far",
+                             fix="convert with --framework torch, or leave out --deblur")
+    _require_torch_stack(args.model, framework)
     check_checkpoint(args.checkpoint, args.model, family)
 
     import importlib
@@ -266,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_ascend(args, bundler)
     kwargs = dict(opset=args.opset, scales=args.scales, target=args.target, precision=args.precision,
                   calibration=args.calibration, calibration_frames=args.calibration_frames,
-                  verify_data=args.verify_data)
+                  verify_data=args.verify_data, framework=framework)
     if args.deblur is None:
         path = bundler(args.checkpoint, out, args.force, **kwargs)
     else:

@@ -1,0 +1,169 @@
+"""MindSpore twin of a checkpoint -> the three tracker graphs as ONNX (``mindspore.export``), checked in ONNX Runtime.
+
+The MindSpore half of the chain's first step; :mod:`edgetrack.converters.torch2onnx` is the PyTorch half. One
+safetensors checkpoint loads into either twin (same parameter names), and both halves write graphs with the same
+names, static shapes and tensor names (``GRAPH_IO``). Everything after this step is shared: precision, shared
+weights, the bundle, ATC / converter_lite. So a team that trains on an Ascend 910 with MindSpore converts without
+PyTorch: ``edgetrack convert CKPT --model M --framework mindspore --target ...``
+(:func:`edgetrack.converters.torch2onnx.tracker_bundle` with ``framework="mindspore"``).
+
+The MindSpore twins are built from export-safe operators (DESIGN.md: no bilinear resize, no transposed
+convolution). SiamRPN's head is the elementwise correlation that NPU converters take, whatever the target.
+``mindspore.onnx.export`` is given the bundle's tensor names (older MindSpore's ``mindspore.export`` names inputs
+after the ``construct`` arguments and numbers the outputs: those graphs are renamed by position), and
+``onnx.checker`` runs after that.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from edgetrack.errors import ConversionError, InvalidArgumentError, require
+
+__all__ = ["MS_MODULES", "load_mindspore_model", "mindspore_reference", "export_mindspore_onnx",
+           "verify_mindspore_onnx"]
+
+# family -> the MindSpore twin's module (load_<family>, graph_modules)
+MS_MODULES = {"siamfc": "edgetrack.models.mindspore.siamfc", "siamrpn": "edgetrack.models.mindspore.siamrpn"}
+
+
+def _ms():
+    return require("mindspore", feature="converting with MindSpore", extra="mindspore")
+
+
+def _module(family: str):
+    import importlib
+
+    if family not in MS_MODULES:
+        raise InvalidArgumentError(f"unknown tracker family {family!r}; families: {sorted(MS_MODULES)}")
+    return importlib.import_module(MS_MODULES[family])
+
+
+def load_mindspore_model(checkpoint: str | os.PathLike, family: str):
+    """The MindSpore twin of ``checkpoint`` (either framework's safetensors file), in inference mode."""
+    _ms()
+    if not Path(checkpoint).is_file():
+        raise InvalidArgumentError(f"checkpoint {str(checkpoint)!r} does not exist", fix="pass the .safetensors file")
+    return getattr(_module(family), f"load_{family}")(checkpoint)
+
+
+def _outputs(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
+def _graphs(model, family: str) -> dict:
+    return _module(family).graph_modules(model)
+
+
+def _examples(model, family: str, exemplar: int, instance: int, scales: int, seed: int) -> dict[str, tuple]:
+    """Random crops in the input convention, and the kernel/features the model makes of them (head inputs)."""
+    ms = _ms()
+    rng = np.random.default_rng(seed)
+    z = ms.Tensor((rng.random((1, 3, exemplar, exemplar)) * 255).astype(np.float32))
+    x = ms.Tensor((rng.random((scales, 3, instance, instance)) * 255).astype(np.float32))
+    graphs = _graphs(model, family)
+    return {"template": (z,), "search": (x,), "head": (graphs["template"](z), graphs["search"](x))}
+
+
+def mindspore_reference(model, family: str) -> dict:
+    """Graph name -> function of float32 arrays returning the MindSpore graph's outputs joined into one array (the
+    form :func:`edgetrack.converters.precision.apply_precision` compares against)."""
+    ms = _ms()
+    from edgetrack.converters.precision import _joined
+
+    def runner(cell):
+        def run(*arrays):
+            out = cell(*(ms.Tensor(np.ascontiguousarray(a, dtype=np.float32)) for a in arrays))
+            return _joined([t.asnumpy() for t in _outputs(out)])
+
+        return run
+
+    return {name: runner(cell) for name, cell in _graphs(model, family).items()}
+
+
+def _rename(proto, names: list[str], new: tuple[str, ...], what: str, graph: str) -> None:
+    if len(names) != len(new):
+        raise ConversionError(f"mindspore.export wrote graph {graph!r} with {len(names)} {what}s, expected {len(new)}")
+    mapping = dict(zip(names, new))
+    for node in proto.graph.node:
+        node.input[:] = [mapping.get(n, n) for n in node.input]
+        node.output[:] = [mapping.get(n, n) for n in node.output]
+    for value in (*proto.graph.input, *proto.graph.output):
+        value.name = mapping.get(value.name, value.name)
+
+
+def _export(ms, cell, args: tuple, file_name: Path, inputs, outputs) -> None:
+    """``mindspore.onnx.export`` (MindSpore 2.7+, names the tensors), else ``mindspore.export(file_format="ONNX")``,
+    which MindSpore deprecates in its favour."""
+    onnx_api = getattr(ms, "onnx", None)
+    if onnx_api is not None and hasattr(onnx_api, "export"):
+        onnx_api.export(cell, *args, file_name=str(file_name), input_names=list(inputs), output_names=list(outputs))
+    else:
+        ms.export(cell, *args, file_name=str(file_name), file_format="ONNX")
+
+
+def export_mindspore_onnx(model, family: str, out_dir: str | os.PathLike, graph_io: dict, *, exemplar: int = 127,
+                          instance: int = 255, scales: int = 1) -> dict[str, Path]:
+    """Export the three graphs with ``mindspore.export`` to ``out_dir/{template,search,head}.onnx``, renamed to
+    ``graph_io``'s tensor names, each checked by ``onnx.checker``. No numerical check (:func:`verify_mindspore_onnx`)."""
+    ms = _ms()
+    onnx = require("onnx", feature="ONNX export", extra="mindspore")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    examples = _examples(model, family, exemplar, instance, scales, seed=0)
+    paths: dict[str, Path] = {}
+    for name, cell in _graphs(model, family).items():
+        inputs, outputs = graph_io[name]
+        path = out / f"{name}.onnx"
+        try:
+            _export(ms, cell, examples[name], out / name, inputs, outputs)
+            proto = onnx.load(str(path))
+            constants = {t.name for t in proto.graph.initializer}
+            _rename(proto, [i.name for i in proto.graph.input if i.name not in constants], inputs, "input", name)
+            _rename(proto, [o.name for o in proto.graph.output], outputs, "output", name)
+            onnx.checker.check_model(proto, full_check=True)
+            onnx.save(proto, str(path))
+        except ConversionError:
+            raise
+        except Exception as exc:
+            raise ConversionError(
+                f"exporting {family} graph {name!r} with mindspore.export failed: {exc}",
+                fix="the MindSpore twins are export-safe as edgetrack builds them; check the checkpoint's family",
+            ) from exc
+        paths[name] = path
+    return paths
+
+
+def verify_mindspore_onnx(model, family: str, paths: dict, *, exemplar: int = 127, instance: int = 255,
+                          scales: int = 1, tolerance: float = 1e-4) -> dict[str, dict]:
+    """Each graph in ONNX Runtime (CPU) against MindSpore on other random inputs than the export's: the same rows
+    as :func:`edgetrack.converters.torch2onnx.verify_siamfc_onnx` (max_abs, max_rel to the output's scale).
+    Raises :class:`ConversionError` naming the graph when ``max_rel`` exceeds ``tolerance``."""
+    ort = require("onnxruntime", feature="checking ONNX graphs")
+    examples = _examples(model, family, exemplar, instance, scales, seed=1)
+    cells = _graphs(model, family)
+    parity: dict[str, dict] = {}
+    for name, path in paths.items():
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        arrays = [t.asnumpy() for t in examples[name]]
+        got_all = session.run(None, {i.name: a for i, a in zip(session.get_inputs(), arrays)})
+        expected_all = [t.asnumpy().astype(np.float64) for t in _outputs(cells[name](*examples[name]))]
+        max_abs = max_rel = scale = 0.0
+        for got, expected in zip(got_all, expected_all, strict=True):
+            if got.shape != expected.shape:
+                raise ConversionError(f"ONNX graph {name!r} gives shape {got.shape}, MindSpore {expected.shape}")
+            a = float(np.max(np.abs(got.astype(np.float64) - expected)))
+            s_ = float(np.max(np.abs(expected)))
+            max_abs, scale = max(max_abs, a), max(scale, s_)
+            max_rel = max(max_rel, a / s_ if s_ > 0 else a)  # each output against its own scale
+        parity[name] = {"reference": "mindspore", "runtime": f"onnxruntime {ort.__version__} CPUExecutionProvider",
+                        "max_abs": max_abs, "max_rel": max_rel, "scale": scale, "tolerance": tolerance,
+                        "passed": max_rel <= tolerance}
+        if not max_rel <= tolerance:
+            raise ConversionError(
+                f"ONNX graph {name!r} disagrees with MindSpore: max abs error {max_abs:.3g}, {max_rel:.3g} of the "
+                f"output scale {scale:.3g} (tolerance {tolerance:g})",
+                fix="report this as a bug with the checkpoint")
+    return parity
