@@ -127,3 +127,22 @@ def test_bad_options_are_errors_that_say_what_to_do(setup, capsys):
     with pytest.raises(SystemExit):
         main(["bench", "--bundle", "no-equals-sign"])
     assert "NAME=PATH" in capsys.readouterr().err
+
+
+def test_cpu_deblur_target_reads_the_deblur_model_when_the_default_has_none():
+    """The default model has no deblur stage: the target row says so and gives the shipped deblur model's rate."""
+    from edgetrack.bench.claims import TARGET_CPU_FPS, Prior, all_targets
+
+    speed = {"variants": {"synthetic-blurred": {
+        "siamrpn-eca": {"fps": 32.3, "deblurred_share": None},
+        "deblur-siamrpn": {"fps": 17.8, "deblurred_share": 0.58},
+        "deblur-siamrpn (deblur always)": {"fps": 13.9, "deblurred_share": 1.0},
+    }, "synthetic-sharp": {}}}
+    rows = {t.target: t for t in all_targets(Prior(None), {}, speed, "siamrpn-eca", False, None)}
+    row = next(t for goal, t in rows.items() if "with deblurring" in goal)
+    assert "siamrpn-eca has no deblur stage" in row.measured and "deblur-siamrpn, with its deblur stage: 17.8" in row.measured
+    assert row.status == ("not met with deblurring" if 17.8 < TARGET_CPU_FPS else "met with deblurring")
+    speed["variants"]["synthetic-blurred"].pop("deblur-siamrpn")
+    speed["variants"]["synthetic-blurred"].pop("deblur-siamrpn (deblur always)")
+    rows = {t.target: t for t in all_targets(Prior(None), {}, speed, "siamrpn-eca", False, None)}
+    assert next(t for goal, t in rows.items() if "with deblurring" in goal).status == "not measured"

@@ -410,7 +410,7 @@ def all_claims(prior: Prior, accuracy: dict, speed: dict | None, base: Path | No
 class Target:
     target: str
     measured: str
-    status: str  # met / not met / not measured
+    status: str  # met / not met / not measured (/ "… with deblurring")
     source: str
 
 
@@ -500,8 +500,17 @@ def all_targets(prior: Prior, accuracy: dict, speed: dict | None, default_name: 
     if row is None or row.get("fps") is None:
         out.append(Target(goal, "–", "not measured", "section 2"))
     elif not default_has_deblur:
-        out.append(Target(goal, f"{row['fps']:.1f} FPS without deblurring: {default_name} has no deblur stage",
-                          "not measured", "section 2"))
+        # The shipped model with a deblur stage (its gated, plain-named row) is what "with deblurring" would cost.
+        with_deblur = next(((name, r) for name, r in blurred.items() if "(" not in name and r.get("fps")
+                            and r.get("deblurred_share") is not None), None)
+        figure = f"{row['fps']:.1f} FPS without deblurring: {default_name} has no deblur stage"
+        status = "not measured"
+        if with_deblur is not None:
+            name, r = with_deblur
+            figure += (f"; {name}, with its deblur stage: {r['fps']:.1f} FPS "
+                       f"({_fmt(r.get('deblurred_share'), '.0%')} of frames deblurred)")
+            status = "met with deblurring" if r["fps"] >= TARGET_CPU_FPS else "not met with deblurring"
+        out.append(Target(goal, figure, status, "section 2"))
     else:
         out.append(Target(goal, f"{row['fps']:.1f} FPS ({_fmt(row.get('deblurred_share'), '.0%')} of frames deblurred)",
                           "met" if row["fps"] >= TARGET_CPU_FPS else "not met", "section 2"))
