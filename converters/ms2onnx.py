@@ -8,7 +8,8 @@ PyTorch: ``edgetrack convert CKPT --model M --framework mindspore --target ...``
 (:func:`edgetrack.converters.torch2onnx.tracker_bundle` with ``framework="mindspore"``).
 
 The MindSpore twins are built from export-safe operators (DESIGN.md: no bilinear resize, no transposed
-convolution). SiamRPN's head is the elementwise correlation that NPU converters take, whatever the target.
+convolution). SiamRPN's head takes the form the target's runtime needs, as in the PyTorch half: one grouped Conv
+for ONNX Runtime, the elementwise correlation for NPU converters.
 ``mindspore.onnx.export`` is given the bundle's tensor names (older MindSpore's ``mindspore.export`` names inputs
 after the ``construct`` arguments and numbers the outputs: those graphs are renamed by position), and
 ``onnx.checker`` runs after that.
@@ -53,7 +54,11 @@ def _outputs(value) -> tuple:
     return tuple(value) if isinstance(value, (tuple, list)) else (value,)
 
 
-def _graphs(model, family: str) -> dict:
+def _graphs(model, family: str, runtime_weights: bool = False) -> dict:
+    """The twin's export graphs; ``runtime_weights``: SiamRPN's head as one grouped Conv (ONNX Runtime, PyTorch)
+    instead of the elementwise form NPU converters take (SiamFC's head is such a Conv anyway)."""
+    if family == "siamrpn":
+        return _module(family).graph_modules(model, head="grouped" if runtime_weights else "elementwise")
     return _module(family).graph_modules(model)
 
 
@@ -105,16 +110,17 @@ def _export(ms, cell, args: tuple, file_name: Path, inputs, outputs) -> None:
 
 
 def export_mindspore_onnx(model, family: str, out_dir: str | os.PathLike, graph_io: dict, *, exemplar: int = 127,
-                          instance: int = 255, scales: int = 1) -> dict[str, Path]:
+                          instance: int = 255, scales: int = 1, runtime_weights: bool = False) -> dict[str, Path]:
     """Export the three graphs with ``mindspore.export`` to ``out_dir/{template,search,head}.onnx``, renamed to
-    ``graph_io``'s tensor names, each checked by ``onnx.checker``. No numerical check (:func:`verify_mindspore_onnx`)."""
+    ``graph_io``'s tensor names, each checked by ``onnx.checker``. ``runtime_weights``: see :func:`_graphs`. No
+    numerical check (:func:`verify_mindspore_onnx`)."""
     ms = _ms()
     onnx = require("onnx", feature="ONNX export", extra="mindspore")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     examples = _examples(model, family, exemplar, instance, scales, seed=0)
     paths: dict[str, Path] = {}
-    for name, cell in _graphs(model, family).items():
+    for name, cell in _graphs(model, family, runtime_weights).items():
         inputs, outputs = graph_io[name]
         path = out / f"{name}.onnx"
         try:

@@ -429,8 +429,8 @@ def tracker_bundle(
         else:
             import mindspore
 
-            runtime_weights = False  # the MindSpore twin has the elementwise correlation only
-            paths = ms2onnx.export_mindspore_onnx(model, family, tmp, fam.graph_io, **sizes)
+            paths = ms2onnx.export_mindspore_onnx(model, family, tmp, fam.graph_io, runtime_weights=runtime_weights,
+                                                  **sizes)
             parity = ms2onnx.verify_mindspore_onnx(model, family, paths, **sizes)
             reference = ms2onnx.mindspore_reference(model, family)
             specs = _graph_specs_from_onnx(paths, fam.graph_io)

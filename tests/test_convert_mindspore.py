@@ -61,6 +61,15 @@ def test_mindspore_export_tracks_as_the_pytorch_export(checkpoints, tmp_path, fa
 
     assert io(m) == io(load_bundle(torch_bundle).manifest)
 
+    if family == "siamrpn":  # the head in the ONNX Runtime form, as the PyTorch export's
+        import onnx
+
+        head = onnx.load(str(load_bundle(ms_bundle).path / "head.onnx"), load_external_data=False)
+        constant = {t.name for t in head.graph.initializer} | {
+            o for n in head.graph.node if n.op_type == "Constant" for o in n.output}
+        assert sum(n.op_type == "Conv" and n.input[1] not in constant for n in head.graph.node) == 1
+        assert "grouped Conv" in m.notes
+
     frames, boxes = _frames()
     a, b = Tracker(ms_bundle), Tracker(torch_bundle)
     a.init(frames[0], boxes[0])
@@ -90,6 +99,12 @@ def test_cli_mindspore_fp16_and_bad_framework(checkpoints, tmp_path, capsys):
 
     with pytest.raises(InvalidArgumentError, match="frameworks: torch, mindspore"):
         tracker_bundle(checkpoints["siamrpn"], tmp_path / "e", family="siamrpn", framework="jax")
+
+    from edgetrack.errors import UnknownChoiceError
+    from edgetrack.models.mindspore.siamrpn import graph_modules, load_siamrpn
+
+    with pytest.raises(UnknownChoiceError, match="grouped"):
+        graph_modules(load_siamrpn(checkpoints["siamrpn"]), head="im2col")
 
 
 @pytest.mark.parametrize("framework", ["torch", "mindspore"])

@@ -50,6 +50,7 @@ from edgetrack.models.siamrpn_config import (
 
 __all__ = [
     "RPN_CLS_LOSSES",
+    "HEAD_FORMS",
     "SiamRPNConfig",
     "SIAMRPN_PRESETS",
     "GRAPH_IO",
@@ -377,26 +378,37 @@ class _SearchGraph(nn.Cell):
         return self.model.search(x)
 
 
-class _HeadGraph(nn.Cell):
-    """The head with the export form of the correlation (constant-weight operators only)."""
+HEAD_FORMS = ("elementwise", "grouped")
 
-    def __init__(self, model: SiamRPN):
+
+class _HeadGraph(nn.Cell):
+    """The head with the correlation in one of :data:`HEAD_FORMS` (the twin's ``_HeadGraph``)."""
+
+    def __init__(self, model: SiamRPN, form: str = "elementwise"):
         super().__init__(auto_prefix=False)
         self.model = model
+        self.grouped = form == "grouped"
         self.kernel_size = model.config.kernel_size
         self.score_size = model.config.score_size
 
     def construct(self, kernel, features):
-        corr = xcorr_depthwise_export(kernel, features, self.kernel_size, self.score_size)
+        if self.grouped:
+            corr = _xcorr_grouped(kernel, features)
+        else:
+            corr = xcorr_depthwise_export(kernel, features, self.kernel_size, self.score_size)
         return self.model.head.predict(corr)
 
 
-def graph_modules(model: SiamRPN) -> dict[str, nn.Cell]:
+def graph_modules(model: SiamRPN, head: str = "elementwise") -> dict[str, nn.Cell]:
     """The three graphs a deployment exports, named as :data:`GRAPH_IO`: ``template`` (z -> kernel), ``search``
-    (x -> features), ``head`` ((kernel, features) -> (cls, loc), export-safe correlation)."""
+    (x -> features), ``head`` ((kernel, features) -> (cls, loc)); ``head`` the correlation's form, as the twin's
+    :func:`~edgetrack.models.torch.siamrpn.graph_modules` (``elementwise`` for NPU converters, ``grouped`` for
+    runtimes that take a Conv weight computed at run time)."""
     if not isinstance(model, SiamRPN):
         raise InvalidArgumentError(f"graph_modules needs a SiamRPN, got {type(model).__name__}")
-    return {"template": _TemplateGraph(model), "search": _SearchGraph(model), "head": _HeadGraph(model)}
+    if head not in HEAD_FORMS:
+        raise UnknownChoiceError("head form", head, HEAD_FORMS)
+    return {"template": _TemplateGraph(model), "search": _SearchGraph(model), "head": _HeadGraph(model, head)}
 
 
 # ------------------------------------------------------------------------------------------------ loss
