@@ -127,5 +127,19 @@ def test_convert_with_a_deblur_stage_makes_one_bundle_the_tracker_runs(tmp_path,
     tracker.init(frame, (40, 30, 30, 24))
     tracker.update(frame)
     assert tracker.stats.deblurred == 1 and tracker.stats.template_deblurred
+
+    # int8: the tracker's graphs quantized on the calibration crops, the deblur stage kept at fp16.
+    from edgetrack.data.synth import SynthConfig, generate
+
+    data = generate(SynthConfig(sequences=2, frames=6, size=(160, 120), seed=3, pairs=False), tmp_path / "synth",
+                    progress=False)
+    out8 = tmp_path / "int8"
     assert main(["convert", str(rpn), "--model", "siamrpn-tiny", "--target", "cpu", "--precision", "int8",
-                 "--calibration", f"synthetic:{tmp_path}", "--deblur", str(deblur), "-o", str(tmp_path / "x")]) == 2
+                 "--calibration", f"synthetic:{data}", "--calibration-frames", "4", "--deblur", str(deblur),
+                 "-o", str(out8)]) == 0
+    m8 = load_bundle(out8).manifest
+    assert m8.precision == "int8" and m8.preprocessing["deblur"]["precision"].startswith("fp16")
+    assert all(r["passed"] is not False for rows in m8.parity.values() for r in rows.values())
+    tracker = Tracker(out8, deblur="always")
+    tracker.init(frame, (40, 30, 30, 24))
+    assert np.all(np.isfinite(tracker.update(frame).box)) and tracker.stats.deblurred == 1

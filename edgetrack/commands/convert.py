@@ -95,7 +95,8 @@ def register(sub) -> None:
                    "--calibration)")
     p.add_argument("--deblur", type=Path, default=None, metavar="CKPT",
                    help="add a DeblurGAN-v2 checkpoint as the bundle's deblur stage (run on the crops behind a blur "
-                   "gate by edgetrack.Tracker; e.g. siamrpn-eca + deblurgan-v2 = deblur-siamrpn)")
+                   "gate by edgetrack.Tracker; e.g. siamrpn-eca + deblurgan-v2 = deblur-siamrpn; with --precision int8 the "
+                   "deblur stage stays fp16)")
     p.add_argument("--name", default=None, metavar="NAME",
                    help="model name recorded in the bundle (default: the model's; deblur-<family> with --deblur)")
     p.set_defaults(func=run)
@@ -286,13 +287,12 @@ def run(args: argparse.Namespace) -> int:
 
         from edgetrack.converters.deblur2onnx import add_deblur
 
-        if args.precision == "int8":
-            raise EdgetrackError("a bundle with a deblur stage is built at fp32 or fp16 so far",
-                                 fix="use --precision fp32 or fp16 with --deblur")
+        # The generator's output is an image, not a score: an int8 bundle keeps its deblur stage at fp16.
+        deblur_precision = "fp16" if args.precision == "int8" else args.precision
         with tempfile.TemporaryDirectory(prefix="edgetrack-convert-") as tmp:
             tracker = bundler(args.checkpoint, Path(tmp) / "tracker", False, **kwargs)
-            print(f"adding the deblur stage ({args.deblur.name}) ...")
-            path = add_deblur(tracker, args.deblur, out, force=args.force, precision=args.precision,
+            print(f"adding the deblur stage ({args.deblur.name}, {deblur_precision}) ...")
+            path = add_deblur(tracker, args.deblur, out, force=args.force, precision=deblur_precision,
                               model=args.name)
     manifest = load_bundle(path).manifest
     print(format_parity(manifest.parity))
