@@ -1,4 +1,5 @@
-"""MindSpore twin of a checkpoint -> the three tracker graphs as ONNX (``mindspore.export``), checked in ONNX Runtime.
+"""MindSpore twin of a checkpoint -> the three tracker graphs as ONNX (``mindspore.onnx.export``), checked in ONNX
+Runtime.
 
 The MindSpore half of the chain's first step; :mod:`edgetrack.converters.torch2onnx` is the PyTorch half. One
 safetensors checkpoint loads into either twin (same parameter names), and both halves write graphs with the same
@@ -10,9 +11,8 @@ PyTorch: ``edgetrack convert CKPT --model M --framework mindspore --target ...``
 The MindSpore twins are built from export-safe operators (DESIGN.md: no bilinear resize, no transposed
 convolution). SiamRPN's head takes the form the target's runtime needs, as in the PyTorch half: one grouped Conv
 for ONNX Runtime, the elementwise correlation for NPU converters.
-``mindspore.onnx.export`` is given the bundle's tensor names (older MindSpore's ``mindspore.export`` names inputs
-after the ``construct`` arguments and numbers the outputs: those graphs are renamed by position), and
-``onnx.checker`` runs after that.
+``mindspore.onnx.export`` (MindSpore 2.10, the pinned version; it replaces ``mindspore.export(file_format="ONNX")``)
+names the tensors as the bundle needs, and ``onnx.checker`` runs after it.
 """
 from __future__ import annotations
 
@@ -88,30 +88,9 @@ def mindspore_reference(model, family: str) -> dict:
     return {name: runner(cell) for name, cell in _graphs(model, family).items()}
 
 
-def _rename(proto, names: list[str], new: tuple[str, ...], what: str, graph: str) -> None:
-    if len(names) != len(new):
-        raise ConversionError(f"mindspore.export wrote graph {graph!r} with {len(names)} {what}s, expected {len(new)}")
-    mapping = dict(zip(names, new))
-    for node in proto.graph.node:
-        node.input[:] = [mapping.get(n, n) for n in node.input]
-        node.output[:] = [mapping.get(n, n) for n in node.output]
-    for value in (*proto.graph.input, *proto.graph.output):
-        value.name = mapping.get(value.name, value.name)
-
-
-def _export(ms, cell, args: tuple, file_name: Path, inputs, outputs) -> None:
-    """``mindspore.onnx.export`` (MindSpore 2.7+, names the tensors), else ``mindspore.export(file_format="ONNX")``,
-    which MindSpore deprecates in its favour."""
-    onnx_api = getattr(ms, "onnx", None)
-    if onnx_api is not None and hasattr(onnx_api, "export"):
-        onnx_api.export(cell, *args, file_name=str(file_name), input_names=list(inputs), output_names=list(outputs))
-    else:
-        ms.export(cell, *args, file_name=str(file_name), file_format="ONNX")
-
-
 def export_mindspore_onnx(model, family: str, out_dir: str | os.PathLike, graph_io: dict, *, exemplar: int = 127,
                           instance: int = 255, scales: int = 1, runtime_weights: bool = False) -> dict[str, Path]:
-    """Export the three graphs with ``mindspore.export`` to ``out_dir/{template,search,head}.onnx``, renamed to
+    """Export the three graphs with ``mindspore.onnx.export`` to ``out_dir/{template,search,head}.onnx`` under
     ``graph_io``'s tensor names, each checked by ``onnx.checker``. ``runtime_weights``: see :func:`_graphs`. No
     numerical check (:func:`verify_mindspore_onnx`)."""
     ms = _ms()
@@ -124,18 +103,12 @@ def export_mindspore_onnx(model, family: str, out_dir: str | os.PathLike, graph_
         inputs, outputs = graph_io[name]
         path = out / f"{name}.onnx"
         try:
-            _export(ms, cell, examples[name], out / name, inputs, outputs)
-            proto = onnx.load(str(path))
-            constants = {t.name for t in proto.graph.initializer}
-            _rename(proto, [i.name for i in proto.graph.input if i.name not in constants], inputs, "input", name)
-            _rename(proto, [o.name for o in proto.graph.output], outputs, "output", name)
-            onnx.checker.check_model(proto, full_check=True)
-            onnx.save(proto, str(path))
-        except ConversionError:
-            raise
+            ms.onnx.export(cell, *examples[name], file_name=str(out / name), input_names=list(inputs),
+                           output_names=list(outputs))
+            onnx.checker.check_model(str(path), full_check=True)
         except Exception as exc:
             raise ConversionError(
-                f"exporting {family} graph {name!r} with mindspore.export failed: {exc}",
+                f"exporting {family} graph {name!r} with mindspore.onnx.export failed: {exc}",
                 fix="the MindSpore twins are export-safe as edgetrack builds them; check the checkpoint's family",
             ) from exc
         paths[name] = path
@@ -150,26 +123,14 @@ def verify_mindspore_onnx(model, family: str, paths: dict, *, exemplar: int = 12
     ort = require("onnxruntime", feature="checking ONNX graphs")
     examples = _examples(model, family, exemplar, instance, scales, seed=1)
     cells = _graphs(model, family)
+    from edgetrack.converters.torch2onnx import graph_parity
+
     parity: dict[str, dict] = {}
     for name, path in paths.items():
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        arrays = [t.asnumpy() for t in examples[name]]
-        got_all = session.run(None, {i.name: a for i, a in zip(session.get_inputs(), arrays)})
-        expected_all = [t.asnumpy().astype(np.float64) for t in _outputs(cells[name](*examples[name]))]
-        max_abs = max_rel = scale = 0.0
-        for got, expected in zip(got_all, expected_all, strict=True):
-            if got.shape != expected.shape:
-                raise ConversionError(f"ONNX graph {name!r} gives shape {got.shape}, MindSpore {expected.shape}")
-            a = float(np.max(np.abs(got.astype(np.float64) - expected)))
-            s_ = float(np.max(np.abs(expected)))
-            max_abs, scale = max(max_abs, a), max(scale, s_)
-            max_rel = max(max_rel, a / s_ if s_ > 0 else a)  # each output against its own scale
-        parity[name] = {"reference": "mindspore", "runtime": f"onnxruntime {ort.__version__} CPUExecutionProvider",
-                        "max_abs": max_abs, "max_rel": max_rel, "scale": scale, "tolerance": tolerance,
-                        "passed": max_rel <= tolerance}
-        if not max_rel <= tolerance:
-            raise ConversionError(
-                f"ONNX graph {name!r} disagrees with MindSpore: max abs error {max_abs:.3g}, {max_rel:.3g} of the "
-                f"output scale {scale:.3g} (tolerance {tolerance:g})",
-                fix="report this as a bug with the checkpoint")
+        got_all = session.run(None, {i.name: t.asnumpy() for i, t in zip(session.get_inputs(), examples[name])})
+        expected_all = [t.asnumpy() for t in _outputs(cells[name](*examples[name]))]
+        parity[name] = graph_parity(name, [o.name for o in session.get_outputs()], got_all, expected_all,
+                                    "mindspore", f"onnxruntime {ort.__version__} CPUExecutionProvider", tolerance,
+                                    fix="report this as a bug with the checkpoint")
     return parity

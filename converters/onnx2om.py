@@ -293,9 +293,12 @@ def prepare_onnx_for_ascend(src: str | os.PathLike, dst: str | os.PathLike, *, s
     """
     onnx = require("onnx", feature="preparing ONNX graphs for Ascend", extra="torch")
     src, dst = Path(src), Path(dst)
-    model = onnx.load(str(src))  # with its external data (a bundle's shared weights.bin), read from src's folder
-    external = any(t.data_location == onnx.TensorProto.EXTERNAL
-                   for t in onnx.load(str(src), load_external_data=False).graph.initializer)
+    model = onnx.load(str(src), load_external_data=False)
+    external = any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+    if external:  # a bundle's shared weights.bin, read from src's folder into the model
+        from onnx.external_data_helper import load_external_data_for_model
+
+        load_external_data_for_model(model, str(src.parent))
     changes = rewrite_nearest_resize(model)
     dst.parent.mkdir(parents=True, exist_ok=True)
     if not changes:

@@ -256,32 +256,33 @@ def verify_siamfc_onnx(
             expected_all = [t.numpy() for t in _outputs(modules[name](*examples[name]))]
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         feeds = {n: t.numpy() for n, t in zip(inputs, examples[name])}
-        got_all = session.run(list(outputs), feeds)
-        max_abs = max_rel = scale = 0.0
-        for out_name, got, expected in zip(outputs, got_all, expected_all):
-            if got.shape != expected.shape:
-                raise ConversionError(
-                    f"ONNX graph {name!r} gives {out_name} of shape {got.shape}, torch gives {expected.shape}")
-            a = float(np.max(np.abs(got.astype(np.float64) - expected)))
-            s_ = float(np.max(np.abs(expected)))
-            max_abs, scale = max(max_abs, a), max(scale, s_)
-            max_rel = max(max_rel, a / s_ if s_ > 0 else a)  # each output against its own scale
-        parity[name] = {
-            "reference": "torch",
-            "runtime": f"onnxruntime {ort.__version__} CPUExecutionProvider",
-            "max_abs": max_abs,
-            "max_rel": max_rel,
-            "scale": scale,
-            "tolerance": tolerance,
-            "passed": max_rel <= tolerance,
-        }
-        if not max_rel <= tolerance:
-            raise ConversionError(
-                f"ONNX graph {name!r} disagrees with torch: max abs error {max_abs:.3g}, "
-                f"{max_rel:.3g} of the output scale {scale:.3g} (tolerance {tolerance:g})",
-                fix="report this as a bug with the checkpoint; try another opset",
-            )
+        parity[name] = graph_parity(name, outputs, session.run(list(outputs), feeds), expected_all, "torch",
+                                    f"onnxruntime {ort.__version__} CPUExecutionProvider", tolerance,
+                                    fix="report this as a bug with the checkpoint; try another opset")
     return parity
+
+
+def graph_parity(graph: str, names, got_all, expected_all, reference: str, runtime: str, tolerance: float,
+                 fix: str) -> dict:
+    """One graph's parity row: ONNX Runtime's outputs ``got_all`` against the framework's ``expected_all``, each
+    output against its own scale (``max_rel`` = max |got − expected| / max |expected|). Raises
+    :class:`ConversionError` naming the graph on a shape mismatch or when ``max_rel`` exceeds ``tolerance``."""
+    max_abs = max_rel = scale = 0.0
+    for out_name, got, expected in zip(names, got_all, expected_all, strict=True):
+        expected = np.asarray(expected, dtype=np.float64)
+        if got.shape != expected.shape:
+            raise ConversionError(
+                f"ONNX graph {graph!r} gives {out_name} of shape {got.shape}, {reference} gives {expected.shape}")
+        a = float(np.max(np.abs(got.astype(np.float64) - expected)))
+        s_ = float(np.max(np.abs(expected)))
+        max_abs, scale = max(max_abs, a), max(scale, s_)
+        max_rel = max(max_rel, a / s_ if s_ > 0 else a)
+    if not max_rel <= tolerance:
+        raise ConversionError(
+            f"ONNX graph {graph!r} disagrees with {reference}: max abs error {max_abs:.3g}, "
+            f"{max_rel:.3g} of the output scale {scale:.3g} (tolerance {tolerance:g})", fix=fix)
+    return {"reference": reference, "runtime": runtime, "max_abs": max_abs, "max_rel": max_rel, "scale": scale,
+            "tolerance": tolerance, "passed": True}
 
 
 def siamfc_to_onnx(
@@ -304,26 +305,9 @@ def siamfc_to_onnx(
     return paths
 
 
-def _graph_specs(model, exemplar: int, instance: int, scales: int) -> dict[str, GraphSpec]:
-    torch = _torch()
-    io = family_of(model).graph_io
-    examples = _example_inputs(model, exemplar, instance, scales)
-    modules = family_of(model).torch_module().graph_modules(model)
-    specs = {}
-    for name in ("template", "search", "head"):
-        with torch.no_grad():
-            outs = _outputs(modules[name](*examples[name]))
-        inputs, outputs = io[name]
-        specs[name] = GraphSpec(
-            name, f"{name}.onnx", "",
-            tuple(TensorSpec(n, tuple(t.shape), "float32") for n, t in zip(inputs, examples[name])),
-            tuple(TensorSpec(n, tuple(t.shape), "float32") for n, t in zip(outputs, outs)),
-        )
-    return specs
-
-
-def _graph_specs_from_onnx(paths: dict, io: dict) -> dict[str, GraphSpec]:
-    """The graphs' tensor specs read from the exported ONNX files (static shapes, float32)."""
+def _graph_specs(paths: dict, io: dict) -> dict[str, GraphSpec]:
+    """The graphs' tensor specs read from the exported fp32 ONNX files (static shapes, float32), whichever
+    framework wrote them."""
     import onnx
 
     specs = {}
@@ -424,7 +408,6 @@ def tracker_bundle(
             paths = export_siamfc_onnx(model, tmp, opset=opset, runtime_weights=runtime_weights, **sizes)
             parity = verify_siamfc_onnx(model, paths, **sizes)
             reference = lower.torch_reference(model)
-            specs = _graph_specs(model, **sizes)
             exporter = {"torch": torch.__version__, "onnx_opset": opset, "exporter": "torch.onnx.export(dynamo=False)"}
         else:
             import mindspore
@@ -433,9 +416,9 @@ def tracker_bundle(
                                                   **sizes)
             parity = ms2onnx.verify_mindspore_onnx(model, family, paths, **sizes)
             reference = ms2onnx.mindspore_reference(model, family)
-            specs = _graph_specs_from_onnx(paths, fam.graph_io)
             exporter = {"mindspore": mindspore.__version__, "onnx_opset": _opset(paths["search"]),
                         "exporter": "mindspore.export"}
+        specs = _graph_specs(paths, fam.graph_io)
         lowered = lower.apply_precision(
             paths, tmp, precision=precision, target=target, params=params,
             reference=reference, reference_name=framework, calibration=calibration,
