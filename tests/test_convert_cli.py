@@ -135,15 +135,9 @@ def test_convert_with_a_deblur_stage_makes_one_bundle_the_tracker_runs(tmp_path,
                     progress=False)
     # The seeded model of tests/test_precision.py, whose int8 graphs pass the sanity bounds on these crops (an
     # untrained model's int8 error depends on its random weights).
-    import torch
+    from torch_helpers import tiny_siamrpn
 
-    torch.manual_seed(0)
-    model = build_siamrpn("siamrpn-tiny")
-    for layer in model.modules():
-        if isinstance(layer, torch.nn.BatchNorm2d):
-            layer.running_mean.uniform_(-1, 1)
-            layer.running_var.uniform_(0.5, 2)
-    rpn = save_siamrpn(model.eval(), tmp_path / "rpn-seeded.safetensors")
+    rpn = save_siamrpn(tiny_siamrpn(), tmp_path / "rpn-seeded.safetensors")
     out8 = tmp_path / "int8"
     assert main(["convert", str(rpn), "--model", "siamrpn-tiny", "--target", "cpu", "--precision", "int8",
                  "--calibration", f"synthetic:{data}", "--calibration-frames", "4", "--deblur", str(deblur),

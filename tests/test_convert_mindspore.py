@@ -1,6 +1,5 @@
 """`edgetrack convert --framework mindspore`: the MindSpore twin exports the graphs (mindspore.onnx.export), each is
 checked against MindSpore, and the bundle tracks as the PyTorch-exported one does (the checkpoint file is shared)."""
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -14,37 +13,18 @@ from edgetrack.cli import main  # noqa: E402
 from edgetrack.converters.torch2onnx import tracker_bundle  # noqa: E402
 from edgetrack.errors import InvalidArgumentError  # noqa: E402
 from edgetrack.models.torch.siamfc import build_siamfc, save_siamfc  # noqa: E402
-from edgetrack.models.torch.siamrpn import build_siamrpn, save_siamrpn  # noqa: E402
+from edgetrack.models.torch.siamrpn import save_siamrpn  # noqa: E402
 
-
-def _randomised(model):
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-1, 1)
-            m.running_var.uniform_(0.5, 2)
-    return model.eval()
+from bundle_helpers import assert_track_alike, moving_texture_frames, runtime_weight_convs  # noqa: E402
+from torch_helpers import randomise_bn, tiny_siamrpn  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp("ms-convert")
-    torch.manual_seed(0)
-    rpn = save_siamrpn(_randomised(build_siamrpn("siamrpn-tiny")), root / "rpn.safetensors")
-    fc = save_siamfc(_randomised(build_siamfc("siamfc-tiny")), root / "fc.safetensors")
+    rpn = save_siamrpn(tiny_siamrpn(), root / "rpn.safetensors")
+    fc = save_siamfc(randomise_bn(build_siamfc("siamfc-tiny")), root / "fc.safetensors")  # seeded by tiny_siamrpn
     return {"siamrpn": rpn, "siamfc": fc}
-
-
-def _frames(n=5):
-    rng = np.random.default_rng(3)
-    texture = rng.integers(0, 255, (24, 30, 3), np.uint8)
-    frames, boxes = [], []
-    for i in range(n):
-        f = np.full((120, 160, 3), 100, np.uint8)
-        x, y = 40 + 5 * i, 30 + 3 * i
-        f[y:y + 24, x:x + 30] = texture
-        frames.append(f)
-        boxes.append((x, y, 30, 24))
-    return frames, boxes
 
 
 @pytest.mark.parametrize("family", ["siamrpn", "siamfc"])
@@ -56,28 +36,18 @@ def test_mindspore_export_tracks_as_the_pytorch_export(checkpoints, tmp_path, fa
     assert "mindspore" in m.tools and "torch" not in m.tools
     assert set(m.parity["mindspore->onnx"]) == {"template", "search", "head"}
     assert all(r["passed"] and r["reference"] == "mindspore" for r in m.parity["mindspore->onnx"].values())
+
     def io(manifest):  # tensor names, shapes and files (the hashes differ: other exporters)
         return {n: (g.file, g.inputs, g.outputs) for n, g in manifest.graphs.items()}
 
     assert io(m) == io(load_bundle(torch_bundle).manifest)
 
     if family == "siamrpn":  # the head in the ONNX Runtime form, as the PyTorch export's
-        import onnx
-
-        head = onnx.load(str(load_bundle(ms_bundle).path / "head.onnx"), load_external_data=False)
-        constant = {t.name for t in head.graph.initializer} | {
-            o for n in head.graph.node if n.op_type == "Constant" for o in n.output}
-        assert sum(n.op_type == "Conv" and n.input[1] not in constant for n in head.graph.node) == 1
+        assert len(runtime_weight_convs(load_bundle(ms_bundle).path / "head.onnx")[0]) == 1
         assert "grouped Conv" in m.notes
 
-    frames, boxes = _frames()
-    a, b = Tracker(ms_bundle), Tracker(torch_bundle)
-    a.init(frames[0], boxes[0])
-    b.init(frames[0], boxes[0])
-    for f in frames[1:]:
-        ra, rb = a.update(f), b.update(f)
-        np.testing.assert_allclose(ra.box, rb.box, atol=1e-2)
-        assert abs(ra.score - rb.score) < 1e-3
+    assert_track_alike(Tracker(ms_bundle), Tracker(torch_bundle), *moving_texture_frames(5), box_atol=1e-2,
+                       score_tol=1e-3)
 
 
 def test_cli_mindspore_fp16_and_bad_framework(checkpoints, tmp_path, capsys):
@@ -119,11 +89,8 @@ def test_ascend_target_from_either_framework(checkpoints, tmp_path, framework):
                  "--target", "ascend310", "-o", str(out)]) == 0
     b = load_bundle(out)
     assert (b.manifest.target, b.manifest.precision) == ("ascend310", "fp16")
-    head = onnx.load(str(b.path / b.manifest.graphs["head"].file))
-    constant = {t.name for t in head.graph.initializer} | {
-        o for n in head.graph.node if n.op_type == "Constant" for o in n.output}
-    assert all(n.input[1] in constant for n in head.graph.node if n.op_type == "Conv")
-    assert {"Slice", "Mul", "Add"} <= {n.op_type for n in head.graph.node}
+    runtime_convs, ops = runtime_weight_convs(b.path / b.manifest.graphs["head"].file)
+    assert not runtime_convs and {"Slice", "Mul", "Add"} <= ops
     for name, spec in b.manifest.graphs.items():
         proto = onnx.load(str(b.path / spec.file), load_external_data=False)
         assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer), name

@@ -1,25 +1,14 @@
 """benchmarks/failure_modes.py: the on-target split that tells a drifting tracker from a badly boxing one."""
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-
-def _module():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "failure_modes.py"
-    if str(path.parent) not in sys.path:  # as when run as a script: its folder first, for benchmarks/_checkout.py
-        sys.path.insert(0, str(path.parent))
-    spec = importlib.util.spec_from_file_location("failure_modes", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from bundle_helpers import load_benchmark
 
 
 def test_on_target_split_and_size_bias():
-    fm = _module()
+    fm = load_benchmark("failure_modes")
     truth = np.array([[100.0, 100, 40, 40]] * 5)
     boxes = truth.copy()
     boxes[1] = (100, 100, 60, 40)      # on target (centre 10 px off, under half of 40), 1.5 times as wide

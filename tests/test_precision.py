@@ -317,15 +317,10 @@ def test_cuda_int8_is_symmetric_and_can_quantize_the_head(tmp_path, ckpt, data):
 # ------------------------------------------------------------------------------------------------ SiamRPN int8
 @pytest.fixture(scope="module")
 def rpn_ckpt(root):
-    from edgetrack.models.torch.siamrpn import build_siamrpn, save_siamrpn
+    from edgetrack.models.torch.siamrpn import save_siamrpn
+    from torch_helpers import tiny_siamrpn
 
-    torch.manual_seed(0)
-    model = build_siamrpn("siamrpn-tiny")
-    for m in model.modules():  # non-trivial BatchNorm statistics, as for siamfc-tiny above
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-1, 1)
-            m.running_var.uniform_(0.5, 2)
-    return save_siamrpn(model.eval(), root / "rpn-tiny.safetensors")
+    return save_siamrpn(tiny_siamrpn(), root / "rpn-tiny.safetensors")  # non-trivial BN statistics, as siamfc-tiny
 
 
 @pytest.fixture(scope="module")

@@ -9,35 +9,19 @@ pytest.importorskip("onnxruntime")
 from edgetrack import Tracker  # noqa: E402
 from edgetrack.bundle import load_bundle  # noqa: E402
 from edgetrack.converters.torch2onnx import siamrpn_bundle  # noqa: E402
-from edgetrack.models.torch.siamrpn import build_siamrpn, graph_modules, save_siamrpn  # noqa: E402
+from edgetrack.models.torch.siamrpn import graph_modules, save_siamrpn  # noqa: E402
 from edgetrack.tracking.siamrpn import SiamRPNTracking  # noqa: E402
+
+from bundle_helpers import assert_track_alike, moving_texture_frames, runtime_weight_convs  # noqa: E402
+from torch_helpers import tiny_siamrpn  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    torch.manual_seed(0)
-    model = build_siamrpn("siamrpn-tiny")
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-1, 1)
-            m.running_var.uniform_(0.5, 2)
-    model.eval()
+    model = tiny_siamrpn()
     root = tmp_path_factory.mktemp("rpn")
     ckpt = save_siamrpn(model, root / "tiny.safetensors")
     return model, ckpt, siamrpn_bundle(ckpt, root / "bundle")
-
-
-def _frames(n=6):
-    frames, boxes = [], []
-    rng = np.random.default_rng(3)
-    texture = rng.integers(0, 255, (24, 30, 3), np.uint8)
-    for i in range(n):
-        f = np.full((120, 160, 3), 100, np.uint8)
-        x, y = 40 + 5 * i, 30 + 3 * i
-        f[y:y + 24, x:x + 30] = texture
-        frames.append(f)
-        boxes.append((x, y, 30, 24))
-    return frames, boxes
 
 
 def test_bundle_holds_three_graphs_sharing_one_weights_file(tiny):
@@ -52,7 +36,7 @@ def test_bundle_holds_three_graphs_sharing_one_weights_file(tiny):
 
 def test_tracker_gives_the_boxes_torch_gives(tiny):
     model, _, out = tiny
-    frames, boxes = _frames()
+    frames, boxes = moving_texture_frames()
     tracker = Tracker(out)
     tracker.init(frames[0], boxes[0])
     got = [tracker.update(f) for f in frames[1:]]
@@ -70,36 +54,21 @@ def test_tracker_gives_the_boxes_torch_gives(tiny):
             assert r.lost == logic.lost
 
 
-def _conv_weights_from_inputs(path):
-    import onnx
-
-    g = onnx.load(str(path), load_external_data=False).graph
-    constant = {t.name for t in g.initializer} | {o for n in g.node if n.op_type == "Constant" for o in n.output}
-    return [n for n in g.node if n.op_type == "Conv" and n.input[1] not in constant], {n.op_type for n in g.node}
-
-
 def test_head_form_follows_the_runtime(tiny, tmp_path):
     """ONNX Runtime bundles correlate with one grouped Conv whose weight is the kernel input; the form for NPU converters
     (``runtime_weights=False``, what an Ascend --target exports) has no such Conv. Both track alike."""
     model, ckpt, out = tiny
-    grouped, _ = _conv_weights_from_inputs(load_bundle(out).path / "head.onnx")
+    grouped, _ = runtime_weight_convs(load_bundle(out).path / "head.onnx")
     assert len(grouped) == 1
     assert {a.name: a.i for a in grouped[0].attribute}["group"] == 2 * model.config.corr_channels
     assert "grouped Conv" in load_bundle(out).manifest.notes
 
     npu = siamrpn_bundle(ckpt, tmp_path / "npu", runtime_weights=False)
-    runtime_convs, ops = _conv_weights_from_inputs(load_bundle(npu).path / "head.onnx")
+    runtime_convs, ops = runtime_weight_convs(load_bundle(npu).path / "head.onnx")
     assert not runtime_convs and {"Slice", "Mul", "Add"} <= ops
     assert "Slice/Mul/Add only" in load_bundle(npu).manifest.notes
 
-    frames, boxes = _frames()
-    a, b = Tracker(out), Tracker(npu)
-    a.init(frames[0], boxes[0])
-    b.init(frames[0], boxes[0])
-    for f in frames[1:]:
-        ra, rb = a.update(f), b.update(f)
-        np.testing.assert_allclose(ra.box, rb.box, atol=1e-3)
-        assert abs(ra.score - rb.score) < 1e-5
+    assert_track_alike(Tracker(out), Tracker(npu), *moving_texture_frames(), box_atol=1e-3, score_tol=1e-5)
 
 
 def test_unknown_head_form_is_refused(tiny):

@@ -414,16 +414,9 @@ def test_tracker_on_cuda_follows_onnxruntime(bundles, ieee_fp32):
 
 # -- benchmarks/gpu_speed.py -----------------------------------------------------------------------------------------
 def _gpu_speed():
-    import importlib.util
-    from pathlib import Path
+    from bundle_helpers import load_benchmark
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_speed.py"
-    if str(path.parent) not in sys.path:  # as when run as a script: its folder first, for benchmarks/_checkout.py
-        sys.path.insert(0, str(path.parent))
-    spec = importlib.util.spec_from_file_location("gpu_speed", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("gpu_speed")
 
 
 def test_gpu_speed_peak_table_and_share():

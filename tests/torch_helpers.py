@@ -33,3 +33,27 @@ def trained_like_deblurgan(seed: int = 0, bn_affine: bool = True):
         torch.nn.init.normal_(g.final.weight, 0, 0.05)
         torch.nn.init.normal_(g.final.bias, 0, 0.05)
     return g.eval()
+
+
+def randomise_bn(model):
+    """``model`` in eval mode with non-trivial BatchNorm statistics (mean U(−1, 1), variance U(0.5, 2)), so an
+    untrained model's BN layers are not the identity an export or a quantizer could get away with."""
+    import torch
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+    return model.eval()
+
+
+def tiny_siamrpn(seed: int = 0):
+    """``siamrpn-tiny`` built after ``torch.manual_seed(seed)``, with :func:`randomise_bn`: the same weights every
+    run (int8 tests depend on them staying within the sanity bounds)."""
+    import torch
+
+    from edgetrack.models.torch.siamrpn import build_siamrpn
+
+    torch.manual_seed(seed)
+    return randomise_bn(build_siamrpn("siamrpn-tiny"))
