@@ -1,7 +1,8 @@
 """``edgetrack convert``: a trained checkpoint -> a verified device bundle (manifest.json + graphs).
 
 This version builds ONNX bundles for ``--target cpu|cuda`` at ``--precision fp32|fp16|int8`` (PyTorch -> ONNX, or
-MindSpore -> ONNX with ``--framework mindspore``, each graph checked in ONNX Runtime against the framework; fp16/int8 by :mod:`edgetrack.converters.precision`, int8 calibrated
+MindSpore -> ONNX with ``--framework mindspore``, each graph checked in ONNX Runtime against the framework;
+fp16/int8 by :mod:`edgetrack.converters.precision`, int8 calibrated
 on ``--calibration`` crops), and Ascend bundles for ``--target ascend310|ascend310b|ascend310p|ascend910`` at fp16
 (the same checked ONNX graphs, audited against the chip's operator list, with AIPP configs and the exact ATC or
 converter_lite commands, run when the tool is on PATH: :mod:`edgetrack.converters.onnx2om`). The other targets
@@ -37,7 +38,6 @@ ASCEND_PRECISIONS = ("fp16",)
 TOOLCHAINS = ("atc", "converter_lite")
 IMPLEMENTED_TARGETS = ("cpu", "cuda", *ASCEND_TARGETS)
 PRECISIONS = ("fp32", "fp16", "int8")
-FRAMEWORKS = ("torch", "mindspore")
 IMPLEMENTED_PRECISIONS = ("fp32", "fp16", "int8")
 
 # family -> "module:function" with siamfc_bundle's signature (checkpoint, out_dir, force, *, opset, scales,
@@ -48,7 +48,7 @@ BUNDLERS = {
 }
 
 # Libraries the PyTorch -> ONNX path imports; all come with the [torch] extra.
-_NEEDS = ("torch", "safetensors", "onnx")
+_NEEDS = ("safetensors", "onnx")  # besides the framework that exports (FRAMEWORKS)
 
 
 def register(sub) -> None:
@@ -74,7 +74,7 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing bundle folder")
     p.add_argument("--framework", default="torch", metavar="NAME",
                    help="twin that loads the checkpoint and exports the graphs: torch (torch.onnx.export, the "
-                   "default) or mindspore (mindspore.export; no PyTorch needed). The checkpoint file is the same")
+                   "default) or mindspore (mindspore.onnx.export; no PyTorch needed). The checkpoint file is the same")
     p.add_argument("--opset", type=int, default=11, metavar="N",
                    help="ONNX opset of the PyTorch export (default 11, what ATC reads; MindSpore exports its own)")
     p.add_argument("--scales", type=int, default=3, metavar="N",
@@ -132,9 +132,9 @@ def check_choices(model: str, target: str, precision: str) -> str:
     return family
 
 
-def _require_torch_stack(model: str, framework: str = "torch") -> None:
-    label, extra = ("PyTorch", "torch") if framework == "torch" else ("MindSpore", "mindspore")
-    for package in (framework, *_NEEDS[1:]):
+def _require_export_stack(model: str, framework: str) -> None:
+    label, extra = {"torch": ("PyTorch", "torch"), "mindspore": ("MindSpore", "mindspore")}[framework]
+    for package in (framework, *_NEEDS):
         try:
             found = importlib.util.find_spec(package) is not None
         except (ImportError, ValueError):
@@ -220,7 +220,7 @@ def _check_ascend_options(args: argparse.Namespace) -> None:
                                    fix="drop --soc-version or pick an Ascend --target")
 
 
-def _run_ascend(args: argparse.Namespace, bundler) -> int:
+def _run_ascend(args: argparse.Namespace, bundler, framework: str) -> int:
     """Checkpoint -> checked ONNX bundle (temporary) -> Ascend bundle (audit, AIPP, ATC/converter_lite)."""
     import tempfile
 
@@ -231,7 +231,7 @@ def _run_ascend(args: argparse.Namespace, bundler) -> int:
     with tempfile.TemporaryDirectory(prefix="edgetrack-convert-") as tmp:
         print(f"exporting and checking the ONNX graphs ({args.model}) ...")
         onnx_bundle = bundler(args.checkpoint, Path(tmp) / "onnx", False, opset=args.opset, scales=args.scales,
-                              runtime_weights=False, framework=getattr(args, "framework", "torch"))
+                              runtime_weights=False, framework=framework)
         if args.deblur is not None:
             from edgetrack.converters.deblur2onnx import add_deblur
 
@@ -260,13 +260,15 @@ def run(args: argparse.Namespace) -> int:
     if not args.checkpoint.is_file():
         raise CheckpointError(f"checkpoint {str(args.checkpoint)!r} does not exist", fix="check the path")
     _check_precision_options(args)
+    from edgetrack.converters.torch2onnx import FRAMEWORKS
+
     framework = getattr(args, "framework", "torch")
     if framework not in FRAMEWORKS:
         raise UnknownChoiceError("framework", framework, FRAMEWORKS, fix="use --framework torch or mindspore")
     if framework != "torch" and args.deblur is not None:
         raise EdgetrackError("--deblur exports the DeblurGAN-v2 stage with PyTorch only so far",
                              fix="convert with --framework torch, or leave out --deblur")
-    _require_torch_stack(args.model, framework)
+    _require_export_stack(args.model, framework)
     check_checkpoint(args.checkpoint, args.model, family)
 
     import importlib
@@ -276,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
     module_name, func = BUNDLERS[family].split(":")
     bundler = getattr(importlib.import_module(module_name), func)
     if args.target in ASCEND_TARGETS:
-        return _run_ascend(args, bundler)
+        return _run_ascend(args, bundler, framework)
     kwargs = dict(opset=args.opset, scales=args.scales, target=args.target, precision=args.precision,
                   calibration=args.calibration, calibration_frames=args.calibration_frames,
                   verify_data=args.verify_data, framework=framework)
