@@ -248,8 +248,9 @@ class SiamRPNConfig:
 SIAMRPN_PRESETS: dict[str, SiamRPNConfig] = {
     # The paper's tracker: EfficientNet-B0 with ECA at full width and depth.
     "siamrpn-eca": SiamRPNConfig(backbone="effnet-eca", name="siamrpn-eca"),
-    # Half the width and depth (0.26 M parameters, a fifth of the search branch's multiply-adds: 0.19 vs 0.97 G):
-    # the edge CPU's model.
+    # Half the width and depth: 0.26 M parameters, a fifth of the search graph's multiply-adds (0.19 vs 0.97 G by
+    # edgetrack.backends.simulator.graph_cost). Measured at 0.37x siamrpn-eca's CPU time per frame and 0.07-0.08 AUC
+    # below it (benchmarks/results/rpn-loss-lite/), so it is not shipped.
     "siamrpn-eca-lite": SiamRPNConfig(backbone="effnet-eca", width=0.5, depth=0.5, corr_channels=64,
                                       name="siamrpn-eca-lite"),
     # The baseline: the original SiamRPN's AlexNet under the same head.

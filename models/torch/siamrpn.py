@@ -59,7 +59,7 @@ and every ``Conv`` in the head has a constant weight. Training uses :func:`xcorr
 grouped convolution (faster); ``tests/test_siamrpn_torch.py`` checks they agree. Runtimes that take a Conv weight
 computed at run time (ONNX Runtime, PyTorch) get that grouped form in their bundles too (``graph_modules(model,
 head="grouped")``; ``edgetrack convert --target cpu|cuda``): 1.7 against 12.2 ms per frame for ``siamrpn-eca``'s
-head on a 2-core CPU.
+head on a 2-core CPU (``benchmarks/precision_speed.py`` with a bundle of each form, side by side).
 """
 from __future__ import annotations
 
