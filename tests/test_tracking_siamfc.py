@@ -15,6 +15,7 @@ from edgetrack.tracking import (
     check_frame,
     context_size,
     crop_and_resize,
+    reaches_outside,
     mean_color,
 )
 
@@ -75,6 +76,32 @@ def test_crop_pads_outside_the_frame_with_the_mean_colour():
     # Entirely outside: every pixel is the padding colour.
     far = crop_and_resize(frame, (500, -300), 30, 16, pad_color=(1, 2, 3))
     assert far.reshape(-1, 3).tolist() == [[1, 2, 3]] * 256
+
+
+def test_crops_inside_the_frame_never_read_the_padding_colour():
+    """The frame's mean colour is computed only for crops that reach outside (reaches_outside): for every other crop
+    the padding colour must not change a single pixel, also at sub-pixel centres right at the margin."""
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    inside = outside = 0
+    for _ in range(400):
+        out = int(rng.integers(5, 40))
+        size = float(rng.uniform(4, 70))
+        center = rng.uniform(-5, 85), rng.uniform(-5, 65)
+        black = crop_and_resize(frame, center, size, out, pad_color=(0, 0, 0))
+        white = crop_and_resize(frame, center, size, out, pad_color=(255, 255, 255))
+        if not reaches_outside(frame.shape, center, size, out):
+            inside += 1
+            assert np.array_equal(black, white), (center, size, out)
+            assert np.array_equal(black, crop_and_resize(frame, center, size, out))  # default: no mean needed
+        else:
+            outside += 1
+            assert np.array_equal(crop_and_resize(frame, center, size, out),
+                                  crop_and_resize(frame, center, size, out, pad_color=mean_color(frame)))
+    assert inside > 50 and outside > 50
+    # The margin is one pixel: samples spanning rows 1..58 of a 60-row frame are inside, a tenth of a pixel more not.
+    assert not reaches_outside((60, 80, 3), (39.5, 29.5), 2 * 28.5 * 11 / 10, 11)
+    assert reaches_outside((60, 80, 3), (39.5, 29.5), 2 * 28.6 * 11 / 10, 11)
 
 
 def test_crop_rejects_bad_geometry():

@@ -9,7 +9,9 @@ siamfc-pytorch uses after converting OTB's 1-based boxes.
 A crop of side ``size`` (frame pixels) around centre ``c`` covers ``[c - size/2, c + size/2]`` around the centre
 point and is resampled to ``out_size × out_size`` with one affine map (bilinear, 1/32-pixel sub-pixel accuracy in
 OpenCV), so no rounding of the centre or the size happens anywhere. Whatever falls outside the frame takes
-``pad_color``, by SiamFC's convention the frame's per-channel mean colour.
+``pad_color``, by SiamFC's convention the frame's per-channel mean colour. That mean is computed only for a crop
+that samples outside the frame (:func:`reaches_outside`): on a 1920×1080 frame it costs about as much as the crop
+itself, and a target well inside the frame never needs it.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ __all__ = [
     "box_center",
     "context_size",
     "mean_color",
+    "reaches_outside",
     "crop_and_resize",
 ]
 
@@ -162,6 +165,21 @@ def mean_color(frame: np.ndarray) -> tuple[float, float, float]:
     return (b, g, r)
 
 
+def reaches_outside(frame_shape: Sequence[int], center_xy: Sequence[float], size_in_frame: float,
+                    out_size: int) -> bool:
+    """Whether :func:`crop_and_resize` with these arguments can sample a pixel outside the frame (so its result
+    depends on the padding colour).
+
+    The samples span ``c ± k · (out_size − 1) / 2`` (``k = size_in_frame / out_size``); bilinear interpolation also
+    reads the next pixel, and OpenCV rounds the sample position to 1/32 px, so the test keeps a one-pixel margin
+    on each side: False guarantees the padding colour is never read, True may be cautious by a pixel.
+    """
+    h, w = int(frame_shape[0]), int(frame_shape[1])
+    reach = size_in_frame / out_size * (out_size - 1) / 2
+    cx, cy = (float(v) for v in center_xy)
+    return not (cx - reach >= 1 and cy - reach >= 1 and cx + reach <= w - 2 and cy + reach <= h - 2)
+
+
 def crop_and_resize(
     frame: np.ndarray,
     center_xy: Sequence[float],
@@ -174,7 +192,8 @@ def crop_and_resize(
     ``center_xy`` is in pixel-index coordinates (pixel ``i``'s centre is ``i``). Output pixel ``u`` samples the
     frame at ``cx + (u - (out_size - 1) / 2) · size_in_frame / out_size``: the output's pixels tile the crop
     exactly, and its centre (``(out_size - 1) / 2``) lands on ``center_xy``. Regions outside the frame take
-    ``pad_color`` (default: the frame's mean colour). Returns an array of the frame's dtype, out_size×out_size×3.
+    ``pad_color`` (default: the frame's mean colour, computed only when the crop reaches outside the frame: see
+    :func:`reaches_outside`). Returns an array of the frame's dtype, out_size×out_size×3.
     """
     import cv2
 
@@ -187,7 +206,8 @@ def crop_and_resize(
         raise InvalidArgumentError(f"crop centre ({cx}, {cy}) must be finite")
     out_size = int(out_size)
     if pad_color is None:
-        pad_color = mean_color(frame)
+        reaches = reaches_outside(frame.shape, (cx, cy), size_in_frame, out_size)
+        pad_color = mean_color(frame) if reaches else (0.0, 0.0, 0.0)  # (never read when inside)
     k = size_in_frame / out_size
     half = (out_size - 1) / 2
     # Destination -> source map, applied as is (WARP_INVERSE_MAP): src = k · dst + (c - k · half).

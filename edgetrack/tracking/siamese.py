@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgetrack.errors import InvalidArgumentError, TrackerStateError
-from edgetrack.tracking.crop import box_center, check_box, check_frame, context_size, crop_and_resize, mean_color
+from edgetrack.tracking.crop import box_center, check_box, check_frame, context_size, crop_and_resize
 
 __all__ = ["SiameseTracking", "LostParams", "Confidence", "TileSweep", "apce", "tile_centres", "to_nchw"]
 
@@ -254,7 +254,7 @@ class SiameseTracking:
         self._pending = False
         self._reset_lost_state()
         self._anchor = (self._center.copy(), self._size.copy())
-        crop = crop_and_resize(frame, self._center, self.exemplar_side, self.params.exemplar_size, mean_color(frame))
+        crop = crop_and_resize(frame, self._center, self.exemplar_side, self.params.exemplar_size)
         return to_nchw(crop[None])
 
     # -- the lost state, for the subclasses ----------------------------------------------------------------------

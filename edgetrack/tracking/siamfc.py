@@ -75,7 +75,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgetrack.errors import InvalidArgumentError, TrackerStateError
-from edgetrack.tracking.crop import check_frame, crop_and_resize, mean_color
+from edgetrack.tracking.crop import check_frame, crop_and_resize, mean_color, reaches_outside
 from edgetrack.tracking.siamese import LostParams, SiameseTracking, to_nchw
 
 __all__ = ["SiamFCParams", "LostParams", "SiamFCTracking", "DEFAULT_SCORE_THRESHOLD", "DEFAULT_APCE_RATIO",
@@ -193,14 +193,17 @@ class SiamFCTracking(SiameseTracking):
         self._require_init("search_crops")
         frame = check_frame(frame)
         self._frame_wh = (frame.shape[1], frame.shape[0])
-        pad = mean_color(frame)  # once per frame, shared by the scales
         side = self.search_side
         size = self.params.instance_size
         if self._searching:
             self._windows = self._search_windows()
-            crops = np.stack([crop_and_resize(frame, c, side, size, pad) for c in self._windows])
+            regions = [(c, side) for c in self._windows]
         else:
-            crops = np.stack([crop_and_resize(frame, self._center, side * f, size, pad) for f in self._scale_factors])
+            regions = [(self._center, side * f) for f in self._scale_factors]
+        # The frame's mean colour once per frame, shared by the crops, and only if one of them needs padding.
+        needed = any(reaches_outside(frame.shape, c, s, size) for c, s in regions)
+        pad = mean_color(frame) if needed else None
+        crops = np.stack([crop_and_resize(frame, c, s, size, pad) for c, s in regions])
         self._pending = True
         return to_nchw(crops)
 

@@ -83,7 +83,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgetrack.errors import InvalidArgumentError, TrackerStateError
-from edgetrack.tracking.crop import check_frame, crop_and_resize, mean_color
+from edgetrack.tracking.crop import check_frame, crop_and_resize
 from edgetrack.tracking.siamese import LostParams, SiameseTracking, to_nchw
 
 __all__ = ["SiamRPNParams", "SiamRPNTracking", "anchor_shapes", "anchor_grid", "decode", "INPUT_CHANNEL_ORDER",
@@ -273,8 +273,7 @@ class SiamRPNTracking(SiameseTracking):
             self._crop_center, self._zoom = self._search_window()
         else:
             self._crop_center, self._zoom = self._center.copy(), 1.0
-        crop = crop_and_resize(frame, self._crop_center, self.search_side, self.params.instance_size,
-                               mean_color(frame))
+        crop = crop_and_resize(frame, self._crop_center, self.search_side, self.params.instance_size)
         self._pending = True
         return to_nchw(crop[None])
 
