@@ -24,6 +24,13 @@ Example (the shipped model)::
 
     python benchmarks/precision_auc.py --checkpoint runs/hsm/final.safetensors --model siamfc-hsm --out bench/prec
 
+The shipped deblur-siamrpn (the tracker at each precision, its deblur stage at fp16 in the int8 bundle)::
+
+    python benchmarks/precision_auc.py --checkpoint /work/ckpt/rpn3/siamrpn-eca/final.safetensors \
+        --model siamrpn-eca --deblur /work/ckpt/s4/deblurgan-lite/checkpoints/epoch-0005.safetensors \
+        --test-data synthetic:runs/bench-data/synth-test-seed12-30x120 \
+        --calibration synthetic:runs/bench-data/synth-train-seed11-8x60 --out benchmarks/results/precision-deblur-siamrpn
+
 int8 of the shipped SiamRPN (rows merged into the fp16 figures already there)::
 
     python benchmarks/precision_auc.py --checkpoint /work/ckpt/rpn3/siamrpn-eca/final.safetensors \
@@ -83,6 +90,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1, help="processes rendering the data (default 1)")
     p.add_argument("--no-merge", action="store_true",
                    help="replace OUT/precision_auc.json instead of keeping its rows of the precisions not run now")
+    p.add_argument("--deblur", type=Path, default=None, metavar="CKPT",
+                   help="add this DeblurGAN-v2 checkpoint as every bundle's deblur stage (edgetrack convert --deblur; "
+                   "an int8 bundle keeps the stage at fp16) and track with the Tracker's default blur gate")
     p.add_argument("--plain", action="store_true",
                    help="track as plain SiamFC (follow the peak every frame, no lost-target logic): a weak model "
                    "whose scores stay under the lost threshold otherwise freezes its box at every precision alike")
@@ -137,7 +147,8 @@ def _factory(path: Path, device: str, plain: bool):
 
 
 # What must agree for a row of an earlier precision_auc.json to stand next to this run's rows.
-_SAME_RUN = ("checkpoint", "model", "target", "device", "scales", "test_data", "max_frames", "tracker", "tracking")
+_SAME_RUN = ("checkpoint", "deblur", "model", "target", "device", "scales", "test_data", "max_frames", "tracker",
+             "tracking")
 
 
 def _precision_order(row: dict) -> tuple:
@@ -206,6 +217,8 @@ def main(argv=None) -> int:
         if args.model.startswith("siamfc"):  # SiamRPN searches one crop: its anchors cover scale
             argv += ["--scales", str(args.scales)]
         argv += ["--verify-data", test]
+        if args.deblur is not None:
+            argv += ["--deblur", str(args.deblur)]
         if precision == "int8":
             argv += ["--calibration", calibration, "--calibration-frames", str(args.calibration_frames)]
         start = time.perf_counter()
@@ -250,6 +263,7 @@ def main(argv=None) -> int:
     # ---- report
     meta = {
         "checkpoint": str(args.checkpoint),
+        "deblur": None if args.deblur is None else str(args.deblur),
         "model": args.model,
         "target": args.target,
         "device": args.device,
@@ -300,9 +314,10 @@ def main(argv=None) -> int:
     calibrated = "" if int8 is None else (f"; int8 calibrated on `{int8.get('calibration', calibration)}` "
                                           f"({int8.get('calibration_frames', args.calibration_frames)} samples)")
     md = [
-        f"# Precision vs tracking: {args.model}",
+        f"# Precision vs tracking: {args.model}{'' if args.deblur is None else ' with a deblur stage'}",
         "",
-        f"Checkpoint `{args.checkpoint}`, target {args.target}, run on {args.device} "
+        f"Checkpoint `{args.checkpoint}`"
+        f"{'' if args.deblur is None else f' with the deblur stage `{args.deblur}` (int8: the stage stays fp16)'}, target {args.target}, run on {args.device} "
         f"({meta['tracker']}); test set `{test}` "
         f"(sharp and blurred variants){'' if not args.max_frames else f', first {args.max_frames} frames'}"
         f"{calibrated}.",

@@ -1,4 +1,4 @@
-"""DeblurGAN-v2 generator (PyTorch checkpoint) -> two static ONNX graphs, and a tracker bundle with a deblur stage.
+"""DeblurGAN-v2 generator (either framework's twin) -> two static ONNX graphs, and a tracker bundle with a deblur stage.
 
 The deblur stage of Deblur-SiamRPN (issue #4) runs on the tracker's crops, not on whole frames (the speed choice for
 the edge): the 127×127 template crop once at ``init`` and the search crop batch every frame. Static shapes per graph
@@ -9,17 +9,35 @@ the edge): the 127×127 template crop once at ``init`` and the search crop batch
 
 with E, I and n read from the tracker bundle's own template and search graphs (SiamFC: n = its scales; SiamRPN: 1).
 Input and output are float32 NCHW BGR 0..255, the convention of every graph in a bundle, so a deblurred crop feeds the
-tracker's graph unchanged (:mod:`edgetrack.models.torch.deblurgan` puts the [-1, 1] scaling inside the graph).
-Export as :mod:`edgetrack.converters.torch2onnx` does it: the TorchScript exporter at opset 11, checked by onnx's
-checker and against torch in ONNX Runtime (max error ≤ 1e-4 of the output's scale).
+tracker's graph unchanged (the generator puts the [-1, 1] scaling inside the graph).
+
+Either twin exports, as for the trackers (``framework``, :data:`~edgetrack.converters.torch2onnx.FRAMEWORKS`): the
+checkpoint file is the same, and the graphs get the same names, shapes and tensor names whichever framework wrote them.
+
+- ``"torch"`` (:mod:`edgetrack.models.torch.deblurgan`): the TorchScript exporter at ``opset`` (11 by default), as
+  :mod:`edgetrack.converters.torch2onnx` does it. BatchNorm is folded into the convolutions.
+- ``"mindspore"`` (:mod:`edgetrack.models.mindspore.deblurgan`): ``mindspore.onnx.export``, as
+  :mod:`edgetrack.converters.ms2onnx` exports the MindSpore trackers; no PyTorch needed. The twin is built from
+  export-safe forms (nearest resize through the ``ResizeNearestNeighbor`` primitive, no transposed convolution,
+  explicit symmetric Conv padding: its module docstring); MindSpore writes its own opset (11 in 2.10, recorded in the
+  manifest) and keeps the ``BatchNormalization`` nodes, which ONNX Runtime and ATC both run. Its nearest Resizes take
+  constant ``sizes``; they are rewritten to the same Resizes by integer ``scales``, PyTorch's form, which the Ascend
+  preparation knows (:func:`_resize_sizes_to_scales`).
+
+Each graph passes onnx's checker and is checked against the framework that exported it in ONNX Runtime on other random
+crops than the export's (:func:`edgetrack.converters.torch2onnx.graph_parity`: max error ≤ 1e-4 of the output's
+scale at fp32). Only :class:`_TorchTwin` and :class:`_MindSporeTwin` (with the MindSpore export's two helpers) know a
+framework; everything else here is shared.
 
 :func:`add_deblur` composes: a new bundle holding the tracker bundle's graphs and further files (a shared
 ``weights.bin`` and the like, copied through unchanged) and the two deblur graphs, whose weights are stored once in
 ``deblur_weights.bin`` (:func:`edgetrack.converters.onnx_weights.share_weights`: the two graphs hold the same
 weights). The manifest's ``preprocessing["deblur"]`` describes the stage (read by
 :class:`edgetrack.tracking.blur.DeblurSpec`): the graphs, the blur gate's measure and threshold, the generator's
-checkpoint, sha256 and configuration, and where the parity results are. It is a key of a free-form section, so the
-bundle format does not change: older edgetrack releases load the bundle and track without the stage.
+checkpoint, sha256, configuration and the framework that exported it, and where the parity results are
+(``parity["deblur <framework>->onnx"]``, ``->fp16``); ``tools`` records that framework's version, the exporter and
+the opset. It is a key of a free-form section, so the bundle format does not change: older edgetrack releases load the
+bundle and track without the stage.
 
 For Ascend: add the deblur stage to the portable fp32 bundle (target cpu), then convert that for the chip
 (``edgetrack convert --target ascend310`` on the bundle): the Ascend converter builds every graph of the bundle.
@@ -27,6 +45,7 @@ For Ascend: add the deblur stage to the portable fp32 bundle (target cpu), then 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -38,6 +57,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetrack.bundle import Bundle, GraphSpec, TensorSpec, load_bundle, sha256_file, write_bundle
+from edgetrack.converters.torch2onnx import DEFAULT_OPSET, FP32_TOLERANCE, FRAMEWORKS, graph_parity
 from edgetrack.errors import (
     BundleError,
     CheckpointError,
@@ -50,9 +70,11 @@ from edgetrack.errors import (
 __all__ = [
     "DEBLUR_GRAPHS",
     "DATA_FILE",
+    "FRAMEWORKS",
     "INPUT_NAME",
     "OUTPUT_NAME",
     "PRECISIONS",
+    "check_deblur_checkpoint",
     "load_generator",
     "export_deblur_onnx",
     "verify_deblur_onnx",
@@ -67,33 +89,188 @@ INPUT_NAME, OUTPUT_NAME = "crop", "deblurred"
 DATA_FILE = "deblur_weights.bin"
 PRECISIONS = ("fp32", "fp16")
 _TARGETS = ("cpu", "cuda")
+_GENERATOR = "FPNMobileNetV2"
 
 
-def _torch():
-    return require("torch", feature="converting the DeblurGAN-v2 generator", extra="torch")
+class _TorchTwin:
+    """The PyTorch generator (:mod:`edgetrack.models.torch.deblurgan`): load, run, export to ONNX."""
+
+    name, label, extra = "torch", "PyTorch", "torch"
+    module = "edgetrack.models.torch.deblurgan"
+    exporter = "torch.onnx.export(dynamo=False)"
+    fix = "check the opset (11 is the tested one) and that the checkpoint is edgetrack's DeblurGAN-v2"
+
+    def lib(self):
+        return require("torch", feature="converting the DeblurGAN-v2 generator with PyTorch", extra=self.extra)
+
+    def is_model(self, obj) -> bool:
+        return isinstance(obj, self.lib().nn.Module)
+
+    def load(self, path: Path):
+        self.lib()
+        from edgetrack.models.torch.deblurgan import load_deblurgan
+
+        return load_deblurgan(path)
+
+    def eval(self, model):
+        return model.eval()
+
+    def run(self, model, x: np.ndarray) -> np.ndarray:
+        torch = self.lib()
+        with torch.no_grad():
+            return model(torch.from_numpy(x)).numpy()
+
+    def export(self, model, x: np.ndarray, path: Path, opset: int) -> None:
+        torch = self.lib()
+        with torch.no_grad(), warnings.catch_warnings():
+            # The TorchScript exporter on purpose (see converters/torch2onnx.py): the device toolchains are old.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            torch.onnx.export(model, (torch.from_numpy(x),), str(path), input_names=[INPUT_NAME],
+                              output_names=[OUTPUT_NAME], opset_version=opset, do_constant_folding=True, dynamo=False)
+
+    def tools(self, opset: int, path: Path) -> dict:
+        return {"torch": self.lib().__version__, "deblur_exporter": self.exporter, "deblur_onnx_opset": opset}
 
 
-def load_generator(checkpoint_or_model):
-    """The generator of a DeblurGAN-v2 checkpoint (eval mode), or the given generator.
+class _MindSporeTwin:
+    """The MindSpore generator (:mod:`edgetrack.models.mindspore.deblurgan`): load, run, export to ONNX through
+    ``mindspore.onnx.export`` (as :mod:`edgetrack.converters.ms2onnx`), which writes its own opset."""
 
-    A checkpoint of another model (a tracker, say) is a :class:`CheckpointError` naming what it holds.
+    name, label, extra = "mindspore", "MindSpore", "mindspore"
+    module = "edgetrack.models.mindspore.deblurgan"
+    exporter = "mindspore.onnx.export"
+    fix = ("the MindSpore generator is export-safe as edgetrack builds it (models/mindspore/deblurgan.py); check that "
+           "the checkpoint is edgetrack's DeblurGAN-v2")
+
+    def lib(self):
+        ms = require("mindspore", feature="converting the DeblurGAN-v2 generator with MindSpore", extra=self.extra)
+        import edgetrack.models.mindspore  # noqa: F401  (caps oneDNN's CPU ISA before the first convolution)
+
+        return ms
+
+    def is_model(self, obj) -> bool:
+        return isinstance(obj, self.lib().nn.Cell)
+
+    def load(self, path: Path):
+        self.lib()
+        from edgetrack.models.mindspore.deblurgan import load_deblurgan
+
+        return load_deblurgan(path)
+
+    def eval(self, model):
+        model.set_train(False)
+        return model
+
+    def run(self, model, x: np.ndarray) -> np.ndarray:
+        return model(self.lib().Tensor(np.ascontiguousarray(x, dtype=np.float32))).asnumpy()
+
+    def export(self, model, x: np.ndarray, path: Path, opset: int) -> None:
+        ms = self.lib()
+        # A fresh top-level cell for every export: MindSpore 2.10 caches a cell's compiled graph per input shape, and
+        # a second mindspore.onnx.export of one cell at one shape fails on the graph the first export rewrote ("i: 5
+        # out of range: 5" at the padding's StridedSlice), e.g. a generator exported by deblur_to_onnx and then by
+        # add_deblur. The wrapper compiles anew and exports the same operators. file_name without the suffix: the
+        # exporter appends ".onnx".
+        ms.onnx.export(_export_cell()(model), ms.Tensor(np.ascontiguousarray(x, dtype=np.float32)),
+                       file_name=str(path.with_suffix("")), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
+        _resize_sizes_to_scales(path)
+
+    def tools(self, opset: int, path: Path) -> dict:
+        import onnx
+
+        proto = onnx.load(str(path), load_external_data=False)
+        written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+        return {"mindspore": self.lib().__version__, "deblur_exporter": self.exporter, "deblur_onnx_opset": written}
+
+
+def _resize_sizes_to_scales(path: Path) -> int:
+    """Rewrite the nearest ``Resize`` nodes of the ONNX file at ``path`` that take constant ``sizes`` (MindSpore's
+    ``ResizeNearestNeighbor`` exports so) into the same Resize with constant integer ``scales``, the form PyTorch
+    writes. Returns how many changed.
+
+    Why: the Ascend preparation (:func:`edgetrack.converters.onnx2om.rewrite_nearest_resize`) moves integer-factor
+    nearest Resizes to the rounding the chip implements only when it can read the factor from ``scales``; with
+    ``sizes`` the audit refuses the graph. The static shapes make the two forms the same operation (output pixel
+    ``i`` reads input ``i // f`` either way), and the parity check runs on the rewritten file.
     """
-    torch = _torch()
-    from edgetrack.models.deblur_config import FAMILY
-    from edgetrack.models.torch.checkpoint import read_metadata
-    from edgetrack.models.torch.deblurgan import FPNMobileNetV2, load_deblurgan
+    import onnx
+    from onnx import numpy_helper, shape_inference
 
-    if isinstance(checkpoint_or_model, FPNMobileNetV2):
-        return checkpoint_or_model.eval()
-    if isinstance(checkpoint_or_model, torch.nn.Module):
-        raise InvalidArgumentError(
-            "the deblur stage takes a DeblurGAN-v2 generator (FPNMobileNetV2), got a "
-            f"{type(checkpoint_or_model).__name__}",
-            fix="pass the generator's checkpoint (.safetensors written by save_deblurgan)")
-    if not isinstance(checkpoint_or_model, (str, os.PathLike)):
-        raise InvalidArgumentError(
-            f"expected a DeblurGAN-v2 checkpoint path, got {type(checkpoint_or_model).__name__}")
-    path = Path(checkpoint_or_model)
+    model = onnx.load(str(path))
+    graph = model.graph
+    inferred = shape_inference.infer_shapes(model).graph
+    shapes = {v.name: tuple(d.dim_value for d in v.type.tensor_type.shape.dim)
+              for v in (*inferred.value_info, *inferred.input, *inferred.output)}
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    makers = {}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+            makers[node.output[0]] = node
+    changed, replaced = 0, set()
+    for node in graph.node:
+        if node.op_type != "Resize" or len(node.input) < 4 or not node.input[3]:
+            continue
+        if any(a.name == "mode" and a.s != b"nearest" for a in node.attribute):
+            continue
+        sizes, shape = constants.get(node.input[3]), shapes.get(node.input[0], ())
+        scales = constants.get(node.input[2]) if node.input[2] else None
+        if sizes is None or (scales is not None and scales.size) or len(shape) != sizes.size or 0 in shape:
+            continue
+        if np.any(sizes % np.array(shape)):
+            continue  # not an integer factor: left as it is
+        name = f"{node.output[0]}_scales"
+        graph.initializer.append(numpy_helper.from_array((sizes // np.array(shape)).astype(np.float32), name))
+        replaced |= {node.input[2], node.input[3]}
+        node.input[2] = name
+        del node.input[3]
+        changed += 1
+    if changed:  # drop the empty scales and the sizes no node reads any more
+        unused = replaced - {i for n in graph.node for i in n.input}
+        for node in [makers[name] for name in unused if name in makers]:
+            graph.node.remove(node)
+        for tensor in [t for t in graph.initializer if t.name in unused]:
+            graph.initializer.remove(tensor)
+        onnx.save(model, str(path))
+    return changed
+
+
+@functools.cache
+def _export_cell():
+    """The class of :meth:`_MindSporeTwin.export`'s wrapper (defined on first use: MindSpore is imported lazily)."""
+    from mindspore import nn
+
+    class ExportCell(nn.Cell):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def construct(self, x):
+            return self.net(x)
+
+    return ExportCell
+
+
+# One twin per framework the tracker export offers (torch2onnx.FRAMEWORKS).
+_TWINS = {"torch": _TorchTwin(), "mindspore": _MindSporeTwin()}
+
+
+def _twin(framework: str):
+    if framework not in _TWINS:
+        raise UnknownChoiceError("framework", framework, FRAMEWORKS,
+                                 fix="use framework='torch' or 'mindspore' (--framework torch|mindspore)")
+    return _TWINS[framework]
+
+
+def check_deblur_checkpoint(path: str | os.PathLike) -> Path:
+    """``path`` if it is a DeblurGAN-v2 generator checkpoint (either framework's; metadata only, no framework
+    needed), else :class:`InvalidArgumentError` (no such file) or :class:`CheckpointError` naming what it holds."""
+    from edgetrack.models.checkpoint_format import read_metadata
+    from edgetrack.models.deblur_config import FAMILY
+
+    path = Path(path)
     if not path.is_file():
         raise InvalidArgumentError(f"deblur checkpoint {str(path)!r} does not exist",
                                    fix="pass the .safetensors file of a deblurgan training run")
@@ -111,7 +288,32 @@ def load_generator(checkpoint_or_model):
             fix="pass the deblurrer's checkpoint (edgetrack train --model deblurgan-v2 ... writes final.safetensors); "
                 "a tracker checkpoint is converted into the tracker bundle with edgetrack convert",
         )
-    return load_deblurgan(path)
+    return path
+
+
+def load_generator(checkpoint_or_model, framework: str = "torch"):
+    """The ``framework`` twin's generator of a DeblurGAN-v2 checkpoint (inference mode), or the given generator.
+
+    A checkpoint of another model (a tracker, say) is a :class:`CheckpointError` naming what it holds, whatever the
+    framework; a generator of the other framework is an :class:`InvalidArgumentError` saying which to pass.
+    """
+    twin = _twin(framework)
+    if isinstance(checkpoint_or_model, (str, os.PathLike)):
+        return twin.load(check_deblur_checkpoint(checkpoint_or_model))
+    kind = type(checkpoint_or_model)
+    if kind.__name__ == _GENERATOR and kind.__module__ == twin.module:
+        return twin.eval(checkpoint_or_model)
+    for other in _TWINS.values():
+        if other is not twin and kind.__name__ == _GENERATOR and kind.__module__ == other.module:
+            raise InvalidArgumentError(
+                f"a {other.label} DeblurGAN-v2 generator was given to the {twin.label} export (framework "
+                f"{framework!r})", fix=f"pass framework={other.name!r}, or the generator's checkpoint")
+    if twin.is_model(checkpoint_or_model):
+        raise InvalidArgumentError(
+            f"the deblur stage takes a DeblurGAN-v2 generator ({_GENERATOR}), got a {kind.__name__}",
+            fix="pass the generator's checkpoint (.safetensors written by save_deblurgan)")
+    raise InvalidArgumentError(f"expected a DeblurGAN-v2 checkpoint path, got {kind.__name__}",
+                               fix=f"pass the generator's checkpoint or a {twin.label} {_GENERATOR}")
 
 
 def _check_shapes(shapes: dict) -> dict[str, tuple[int, int, int, int]]:
@@ -129,19 +331,20 @@ def _check_shapes(shapes: dict) -> dict[str, tuple[int, int, int, int]]:
     return out
 
 
-def _examples(shapes: dict, seed: int):
-    torch = _torch()
-    g = torch.Generator().manual_seed(seed)
-    return {role: torch.rand(*shape, generator=g) * 255.0 for role, shape in shapes.items()}
+def _examples(shapes: dict, seed: int) -> dict[str, np.ndarray]:
+    """Random float32 crops in 0..255, the same for either framework (so their exports meet the same inputs)."""
+    rng = np.random.default_rng(seed)
+    return {role: rng.random(shape, dtype=np.float32) * np.float32(255.0) for role, shape in shapes.items()}
 
 
-def export_deblur_onnx(checkpoint_or_model, out_dir: str | os.PathLike, shapes: dict, *,
-                       opset: int = 11) -> dict[str, Path]:
-    """Export the generator at ``shapes`` (role -> (n, 3, H, W)) to ``out_dir/<graph>.onnx`` (graph names:
-    :data:`DEBLUR_GRAPHS`) and run onnx's checker on each. Returns role -> path. No numerical check here."""
-    torch = _torch()
-    onnx = require("onnx", feature="ONNX export", extra="torch")
-    model = load_generator(checkpoint_or_model)
+def export_deblur_onnx(checkpoint_or_model, out_dir: str | os.PathLike, shapes: dict, *, opset: int = DEFAULT_OPSET,
+                       framework: str = "torch") -> dict[str, Path]:
+    """Export the ``framework`` twin's generator at ``shapes`` (role -> (n, 3, H, W)) to ``out_dir/<graph>.onnx``
+    (graph names: :data:`DEBLUR_GRAPHS`; tensors ``crop`` -> ``deblurred``) and run onnx's checker on each. ``opset``:
+    the PyTorch export's (MindSpore writes its own). Returns role -> path. No numerical check here."""
+    twin = _twin(framework)
+    onnx = require("onnx", feature="ONNX export", extra=twin.extra)
+    model = load_generator(checkpoint_or_model, framework)
     shapes = _check_shapes(shapes)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -150,72 +353,63 @@ def export_deblur_onnx(checkpoint_or_model, out_dir: str | os.PathLike, shapes: 
     for role, graph in DEBLUR_GRAPHS.items():
         path = out / f"{graph}.onnx"
         try:
-            with torch.no_grad(), warnings.catch_warnings():
-                # The TorchScript exporter on purpose (see converters/torch2onnx.py): the device toolchains are old.
-                warnings.simplefilter("ignore", DeprecationWarning)
-                warnings.simplefilter("ignore", FutureWarning)
-                warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                torch.onnx.export(model, (examples[role],), str(path), input_names=[INPUT_NAME],
-                                  output_names=[OUTPUT_NAME], opset_version=opset, do_constant_folding=True,
-                                  dynamo=False)
-            onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+            twin.export(model, examples[role], path, opset)
+            proto = onnx.load(str(path))
+            onnx.checker.check_model(proto, full_check=True)
+            io = ([i.name for i in proto.graph.input], [o.name for o in proto.graph.output])
+            if io != ([INPUT_NAME], [OUTPUT_NAME]):
+                raise ValueError(f"the graph's inputs and outputs are {io}, not ({[INPUT_NAME]}, {[OUTPUT_NAME]})")
         except Exception as exc:
             raise ConversionError(
-                f"exporting the deblur graph {graph!r} {shapes[role]} to ONNX (opset {opset}) failed: {exc}",
-                fix="check the opset (11 is the tested one) and that the checkpoint is edgetrack's DeblurGAN-v2",
+                f"exporting the deblur graph {graph!r} {shapes[role]} to ONNX with {twin.exporter} failed: {exc}",
+                fix=twin.fix,
             ) from exc
         paths[role] = path
     return paths
 
 
-def verify_deblur_onnx(checkpoint_or_model, paths: dict, shapes: dict, *, tolerance: float = 1e-4,
-                       reference: dict | None = None, reference_name: str = "torch") -> dict[str, dict]:
-    """Each deblur graph in ONNX Runtime (CPU) against torch (or against ``reference``: role -> path of another
-    ONNX graph, e.g. the fp32 one for an fp16 graph) on random crops other than the export's.
+def verify_deblur_onnx(checkpoint_or_model, paths: dict, shapes: dict, *, tolerance: float = FP32_TOLERANCE,
+                       reference: dict | None = None, reference_name: str | None = None,
+                       framework: str = "torch") -> dict[str, dict]:
+    """Each deblur graph in ONNX Runtime (CPU) against the ``framework`` twin's generator (or against ``reference``:
+    role -> path of another ONNX graph, e.g. the fp32 one for an fp16 graph, or the other framework's export) on
+    random crops other than the export's.
 
-    Returns ``{graph: {"max_abs", "max_rel", "scale", "tolerance", "passed", ...}}`` (``max_rel``: max |error| over
-    max |reference|); raises :class:`ConversionError` naming the graph when ``max_rel`` exceeds ``tolerance``.
+    Returns ``{graph: row}``, the rows of :func:`edgetrack.converters.torch2onnx.graph_parity` (``max_abs``,
+    ``max_rel`` = max |error| over max |reference|, ``scale``, ``tolerance``, ``passed``, ...) with ``inputs``;
+    raises :class:`ConversionError` naming the graph when ``max_rel`` exceeds ``tolerance``. ``reference_name``
+    (default: the framework's name) labels the reference in the rows and errors.
     """
-    torch = _torch()
+    twin = _twin(framework)
     ort = require("onnxruntime", feature="checking ONNX graphs")
     shapes = _check_shapes(shapes)
     examples = _examples(shapes, seed=1)
-    model = load_generator(checkpoint_or_model) if reference is None else None
+    model = load_generator(checkpoint_or_model, framework) if reference is None else None
+    reference_name = reference_name or twin.name
+    runtime = f"onnxruntime {ort.__version__} CPUExecutionProvider"
+    fix = ("report this as a bug with the checkpoint" + ("; try another opset" if twin.name == "torch" else ""))
     out = {}
     for role, graph in DEBLUR_GRAPHS.items():
-        x = examples[role].numpy()
+        x = examples[role]
         if reference is None:
-            with torch.no_grad():
-                expected = model(examples[role]).numpy()
+            expected = twin.run(model, x)
         else:
             ref = ort.InferenceSession(str(reference[role]), providers=["CPUExecutionProvider"])
             (expected,) = ref.run(None, {INPUT_NAME: x})
         session = ort.InferenceSession(str(paths[role]), providers=["CPUExecutionProvider"])
-        (got,) = session.run(None, {INPUT_NAME: x})
-        if got.shape != expected.shape:
-            raise ConversionError(f"ONNX graph {graph!r} gives shape {got.shape}, {reference_name} gives "
-                                  f"{expected.shape}")
-        max_abs = float(np.max(np.abs(got.astype(np.float64) - expected)))
-        scale = float(np.max(np.abs(expected)))
-        max_rel = max_abs / scale if scale > 0 else max_abs
-        out[graph] = {"reference": reference_name, "runtime": f"onnxruntime {ort.__version__} CPUExecutionProvider",
-                      "inputs": "random", "max_abs": max_abs, "max_rel": max_rel, "scale": scale,
-                      "tolerance": tolerance, "passed": max_rel <= tolerance}
-        if not max_rel <= tolerance:
-            raise ConversionError(
-                f"ONNX graph {graph!r} disagrees with {reference_name}: max abs error {max_abs:.3g}, {max_rel:.3g} of "
-                f"the output scale {scale:.3g} (tolerance {tolerance:g})",
-                fix="report this as a bug with the checkpoint; try another opset",
-            )
+        got = session.run([OUTPUT_NAME], {INPUT_NAME: x})
+        out[graph] = {**graph_parity(graph, [OUTPUT_NAME], got, [expected], reference_name, runtime, tolerance, fix),
+                      "inputs": "random"}
     return out
 
 
-def deblur_to_onnx(checkpoint_or_model, out_dir: str | os.PathLike, shapes: dict, *,
-                   opset: int = 11) -> tuple[dict[str, Path], dict[str, dict]]:
-    """:func:`export_deblur_onnx` then :func:`verify_deblur_onnx`: (role -> path, parity)."""
-    model = load_generator(checkpoint_or_model)
-    paths = export_deblur_onnx(model, out_dir, shapes, opset=opset)
-    return paths, verify_deblur_onnx(model, paths, shapes)
+def deblur_to_onnx(checkpoint_or_model, out_dir: str | os.PathLike, shapes: dict, *, opset: int = DEFAULT_OPSET,
+                   framework: str = "torch") -> tuple[dict[str, Path], dict[str, dict]]:
+    """:func:`export_deblur_onnx` then :func:`verify_deblur_onnx` with the ``framework`` twin: (role -> path,
+    parity)."""
+    model = load_generator(checkpoint_or_model, framework)
+    paths = export_deblur_onnx(model, out_dir, shapes, opset=opset, framework=framework)
+    return paths, verify_deblur_onnx(model, paths, shapes, framework=framework)
 
 
 def _tracker_shapes(bundle: Bundle) -> dict[str, tuple[int, ...]]:
@@ -258,14 +452,18 @@ def add_deblur(
     precision: str = "fp32",
     gate=None,
     model: str | None = None,
-    opset: int = 11,
+    opset: int = DEFAULT_OPSET,
+    framework: str = "torch",
 ) -> Path:
     """A new bundle at ``out``: ``tracker_bundle``'s graphs and files plus the DeblurGAN-v2 generator of
-    ``deblur_checkpoint`` as the two deblur graphs (module docstring), each checked against torch.
+    ``deblur_checkpoint`` as the two deblur graphs (module docstring), each checked against the framework.
 
+    ``framework``: the twin that loads the checkpoint and exports the graphs, "torch" (``torch.onnx.export`` at
+    ``opset``) or "mindspore" (``mindspore.onnx.export``; no PyTorch needed); whichever exported the tracker's graphs.
+    ``deblur_checkpoint``: the generator's checkpoint (either framework's file), or a generator of ``framework``.
     ``precision``: the deblur graphs' precision, "fp32" or "fp16" (cpu: fp16 storage with fp32 compute; cuda: fp16
     compute, as :mod:`edgetrack.converters.precision` builds the tracker's graphs), checked against the fp32 graphs
-    and torch within :data:`~edgetrack.converters.precision.SANITY_BOUNDS`. ``gate``: a
+    and the framework within :data:`~edgetrack.converters.precision.SANITY_BOUNDS`. ``gate``: a
     :class:`~edgetrack.tracking.blur.BlurGate`, a threshold, or None for the calibrated default. ``model``: the
     composed model's name (default ``deblur-<family>``, e.g. ``deblur-siamrpn``). Returns the bundle folder.
     """
@@ -273,7 +471,7 @@ def add_deblur(
     from edgetrack.converters.onnx_weights import share_weights
     from edgetrack.tracking.blur import DEBLUR_SECTION, DEFAULT_THRESHOLD
 
-    torch = _torch()
+    twin = _twin(framework)
     import onnx
     import onnxruntime
 
@@ -305,12 +503,12 @@ def add_deblur(
     if clash:
         raise BundleError(f"{where} already holds {sorted(clash)}, the deblur stage's names")
     shapes = _tracker_shapes(src)
-    generator = load_generator(deblur_checkpoint)
+    generator = load_generator(deblur_checkpoint, framework)
     name = model.strip() if model else f"deblur-{m.family}"
 
     with tempfile.TemporaryDirectory(prefix="edgetrack-deblur-") as tmp:
         tmp = Path(tmp)
-        fp32 = export_deblur_onnx(generator, tmp / "fp32", shapes, opset=opset)
+        fp32 = export_deblur_onnx(generator, tmp / "fp32", shapes, opset=opset, framework=framework)
         final_dir = tmp / "final"
         final_dir.mkdir()
         final = {}
@@ -329,11 +527,12 @@ def add_deblur(
         weights = share_weights({DEBLUR_GRAPHS[r]: p for r, p in final.items()}, data_file=DATA_FILE)
         # Checked after every rewrite: the parity recorded is that of the files that ship.
         bound = lower.SANITY_BOUNDS[precision]
-        parity = {f"deblur torch->{'onnx' if precision == 'fp32' else precision}":
-                  verify_deblur_onnx(generator, final, shapes, tolerance=bound)}
+        parity = {f"deblur {framework}->{'onnx' if precision == 'fp32' else precision}":
+                  verify_deblur_onnx(generator, final, shapes, tolerance=bound, framework=framework)}
         if precision != "fp32":
             parity[f"deblur onnx-fp32->{precision}"] = verify_deblur_onnx(
-                generator, final, shapes, tolerance=bound, reference=fp32, reference_name="onnx-fp32")
+                generator, final, shapes, tolerance=bound, reference=fp32, reference_name="onnx-fp32",
+                framework=framework)
 
         graphs = dict(m.graphs)
         files = {gname: src.graph_path(gname) for gname in m.graphs}
@@ -345,7 +544,7 @@ def add_deblur(
         extra = {rel: src.file_path(rel) for rel in m.files}
         extra[DATA_FILE] = final_dir / DATA_FILE
 
-        checkpoint = generator if isinstance(deblur_checkpoint, torch.nn.Module) else Path(deblur_checkpoint)
+        checkpoint = Path(deblur_checkpoint) if isinstance(deblur_checkpoint, (str, os.PathLike)) else None
         section = {
             "model": generator.config.name,
             "graphs": dict(DEBLUR_GRAPHS),
@@ -357,21 +556,22 @@ def add_deblur(
                 "generator's sharp search crops (benchmarks/deblur_gate.py calibrate)"
                 if gate.threshold == DEFAULT_THRESHOLD else "given to add_deblur"),
             "io": "float32 NCHW BGR 0..255 in and out, the shape of the crop it deblurs",
-            "checkpoint": checkpoint.name if isinstance(checkpoint, Path) else "(in-memory model)",
-            "checkpoint_sha256": sha256_file(checkpoint) if isinstance(checkpoint, Path) else None,
-            "framework": "torch",
+            "checkpoint": checkpoint.name if checkpoint else "(in-memory model)",
+            "checkpoint_sha256": sha256_file(checkpoint) if checkpoint else None,
+            "framework": framework,
             "config": generator.config.to_dict(),
             "precision": precision if precision == "fp32" else f"{precision}: {converted}",
             "weights": weights,
             "parity": sorted(parity),
         }
         preprocessing = {**m.preprocessing, DEBLUR_SECTION: section}
-        tools = {**m.tools, "torch": torch.__version__, "onnx": onnx.__version__,
-                 "onnxruntime": onnxruntime.__version__, "deblur_onnx_opset": opset,
-                 "deblur_exporter": "torch.onnx.export(dynamo=False)", "python": platform.python_version(),
+        # As the tracker export records its own: the framework's version, the exporter and the opset it wrote.
+        tools = {**m.tools, **twin.tools(opset, fp32["search"]), "onnx": onnx.__version__,
+                 "onnxruntime": onnxruntime.__version__, "python": platform.python_version(),
                  "edgetrack": edgetrack.__version__}
-        note = (f"Deblur stage: DeblurGAN-v2 ({generator.config.name}) on the template and search crops, gated by "
-                f"blur ({gate.measure} >= {gate.threshold:g}); preprocessing.{DEBLUR_SECTION} describes it.")
+        note = (f"Deblur stage: DeblurGAN-v2 ({generator.config.name}, exported from {twin.label}) on the template "
+                f"and search crops, gated by blur ({gate.measure} >= {gate.threshold:g}); "
+                f"preprocessing.{DEBLUR_SECTION} describes it.")
         manifest = dataclasses.replace(
             m, model=name, graphs=graphs, preprocessing=preprocessing, tools=tools,
             parity={**m.parity, **parity}, notes=_join_notes(m.notes, note), files={}, format_version=None)

@@ -6,7 +6,8 @@ safetensors checkpoint loads into either twin (same parameter names), and both h
 names, static shapes and tensor names (``GRAPH_IO``). Everything after this step is shared: precision, shared
 weights, the bundle, ATC / converter_lite. So a team that trains on an Ascend 910 with MindSpore converts without
 PyTorch: ``edgetrack convert CKPT --model M --framework mindspore --target ...``
-(:func:`edgetrack.converters.torch2onnx.tracker_bundle` with ``framework="mindspore"``).
+(:func:`edgetrack.converters.torch2onnx.tracker_bundle` with ``framework="mindspore"``). The DeblurGAN-v2
+generator's MindSpore export (``--deblur``) is in :mod:`edgetrack.converters.deblur2onnx` (``framework="mindspore"``).
 
 The MindSpore twins are built from export-safe operators (DESIGN.md: no bilinear resize, no transposed
 convolution). SiamRPN's head takes the form the target's runtime needs, as in the PyTorch half: one grouped Conv

@@ -12,6 +12,16 @@ Description", r2.8/r2.10):
   (enforce_fp32 / preferred_fp32 / enforce_fp16 / enforce_origin / preferred_optimal; default enforce_fp16) and
   ``insert_op_config_file_path`` (the AIPP file, same syntax as ATC's).
 - The converter needs CANN 7.5 or newer and compiles for the Ascend device of the machine it runs on.
+
+int8. MindSpore Lite's quantization guide (r2.10, "Quantization" > "Full Quantization" > "Ascend") documents full
+quantization for this path: ``--optimize=ascend_oriented`` and a config with ``[common_quant_param]
+quant_type=FULL_QUANT``, ``[data_preprocess_param]`` (``calibrate_path=input:dir,...``, ``calibrate_size``,
+``input_type=BIN``) and ``[full_quant_param] target_device=ASCEND``. Its ``.bin`` calibration files must hold "the
+input data buffer ... consistent with the format of the input data during inference. For 4D data, the default is
+NHWC" unless ``--inputDataFormat`` is set, which the cloud-side converter's parameter tables mark "not supported at
+the moment" for some releases. These graphs take NCHW crops behind static AIPP (uint8 NHWC frames on the device),
+and the guide does not say which of those its calibration reads, so edgetrack does not write that config: int8 with
+converter_lite is a typed error pointing to ``--toolchain atc`` (AMCT, :mod:`edgetrack.converters.onnx2amct`).
 """
 from __future__ import annotations
 
@@ -21,7 +31,7 @@ from typing import Mapping, Sequence
 
 from edgetrack.ascend.socs import Soc, get_soc
 from edgetrack.converters.onnx2om import atc_precision_mode, input_shape_arg, run_tool
-from edgetrack.errors import ConversionError
+from edgetrack.errors import ConversionError, InvalidArgumentError
 
 __all__ = [
     "CONVERTER_LITE",
@@ -37,9 +47,18 @@ CONVERTER_LITE = "converter_lite"
 
 
 def converter_lite_precision_mode(soc, precision: str) -> str:
-    """``[ascend_context] precision_mode`` for edgetrack's precision name (fp16 only, as for ATC)."""
+    """``[ascend_context] precision_mode`` for edgetrack's precision name: fp16 only (int8: module docstring)."""
     soc = get_soc(soc)
-    atc_precision_mode(soc, precision)  # the same typed errors for fp32 / int8 / unknown names
+    if precision == "int8":
+        raise InvalidArgumentError(
+            f"int8 for {soc.chip} through converter_lite is not built: MindSpore Lite's full quantization "
+            "(quant_type=FULL_QUANT, target_device=ASCEND) is documented, but not which layout its .bin calibration "
+            "data must have for these NCHW graphs with AIPP in front (its guide says NHWC by default), and a "
+            "calibration on data of the wrong layout would quantize silently wrong",
+            fix="use --toolchain atc for int8 (AMCT calibration, then ATC: OM files), or --precision fp16 with "
+                "--toolchain converter_lite",
+        )
+    atc_precision_mode(soc, precision)  # the same typed errors for fp32 / unknown names
     return soc.converter_lite_precision_mode
 
 

@@ -16,8 +16,22 @@ One step each, as ``src2dst`` functions:
   the tool is on PATH, and record everything in the manifest. Without the toolchain the bundle still holds the
   checked ONNX graphs, the configs and the commands, and says the device files are not built.
 
-ATC and the CANN toolkit come only with Huawei's toolkit (``source /usr/local/Ascend/ascend-toolkit/set_env.sh``);
-none of this runs them unless they are there.
+Precision. fp16 is ATC's ``--precision_mode`` (``force_fp16``, what the AI Core computes convolutions in). int8 is
+two steps per tracker graph (template, search, head), each recorded in ``device.graphs[graph].commands`` in order:
+AMCT's ``amct_onnx calibration`` quantizes the fp32 ONNX graph on crops from real sequences of the ``calibration``
+data set, written into the bundle as AMCT's ``.bin`` data set (:mod:`edgetrack.converters.onnx2amct`), then ATC
+compiles AMCT's deploy model. ATC has no int8 ``--precision_mode``: the int8 layers are AMCT's AscendQuant /
+AscendDequant around the quantized convolutions (AscendDequant gives fp16), and the layers around them compute as
+``--precision_mode`` says, ``force_fp16`` as for fp16 bundles (CANN graph development guide, "量化"; ATC
+``--precision_mode``). ``command`` stays the ATC step, so readers of format-2 manifests keep working.
+converter_lite has its own full quantization (``[common_quant_param] quant_type=FULL_QUANT``, ``[full_quant_param]
+target_device=ASCEND``), but its docs leave open which layout its ``.bin`` calibration data must have for an
+``ascend_oriented`` ONNX model with AIPP in front (NHWC by default, "consistent with the inference input"), so
+int8 is refused for that toolchain rather than calibrated on guessed data
+(:func:`edgetrack.converters.onnx2mindir.converter_lite_precision_mode`).
+
+ATC, AMCT and the CANN toolkit come only with Huawei's toolkit (``source
+/usr/local/Ascend/ascend-toolkit/set_env.sh``); none of this runs them unless they are there.
 """
 from __future__ import annotations
 
@@ -38,7 +52,6 @@ from edgetrack.ascend.socs import Soc, get_soc
 from edgetrack.errors import (
     BundleError,
     ConversionError,
-    EdgetrackError,
     ExternalToolError,
     InvalidArgumentError,
     ToolchainNotFoundError,
@@ -62,6 +75,7 @@ __all__ = [
     "rewrite_nearest_resize",
     "prepare_onnx_for_ascend",
     "image_inputs",
+    "INT8_GRAPHS",
     "ascend_bundle",
 ]
 
@@ -71,6 +85,9 @@ TOOLCHAINS = ("atc", "converter_lite")
 DEVICE_DIR = "device"
 TOOL_HINTS = {
     "atc": "source /usr/local/Ascend/ascend-toolkit/set_env.sh (CANN toolkit) so that atc is on PATH",
+    "amct_onnx": "source /usr/local/Ascend/ascend-toolkit/set_env.sh (CANN toolkit) and install AMCT for ONNX from "
+                 "its package (pip3 install amct_onnx-<version>-py3-none-linux_<arch>.whl, CANN AMCT guide, "
+                 "'Installing the Tool') so that amct_onnx is on PATH",
     "converter_lite": "install MindSpore Lite's converter (mindspore-lite-<version>-linux-<arch>/tools/converter; "
                       "put converter/converter_lite on PATH and converter/lib on LD_LIBRARY_PATH)",
 }
@@ -145,9 +162,13 @@ def input_shape_arg(input_shapes: Mapping[str, Sequence[int]]) -> str:
 
 
 def atc_precision_mode(soc: Soc, precision: str) -> str:
-    """ATC's ``--precision_mode`` for edgetrack's precision name, or a typed error saying what the chip can do."""
+    """ATC's ``--precision_mode`` for edgetrack's precision name, or a typed error saying what the chip can do.
+
+    int8 gets the same mode as fp16: ATC has no int8 precision mode; the int8 layers come from AMCT's deploy model
+    (see the module docstring) and everything else computes in fp16.
+    """
     soc = get_soc(soc)
-    if precision == "fp16":
+    if precision in ("fp16", "int8"):
         return soc.atc_precision_mode
     if precision == "fp32":
         raise InvalidArgumentError(
@@ -155,12 +176,8 @@ def atc_precision_mode(soc: Soc, precision: str) -> str:
             "supported for float Conv inputs), so an fp32 device graph cannot be built",
             fix="use --precision fp16 (the ONNX graphs in the bundle stay fp32; ATC casts them)",
         )
-    if precision == "int8":
-        raise EdgetrackError(
-            f"int8 for {soc.chip} needs AMCT calibration, which is not implemented yet in this version of edgetrack",
-            fix="use --precision fp16",
-        )
-    raise UnknownChoiceError("precision", precision, ("fp16",), fix="use --precision fp16 for Ascend targets")
+    raise UnknownChoiceError("precision", precision, ("fp16", "int8"),
+                             fix="use --precision fp16 (or int8 with --calibration) for Ascend targets")
 
 
 def atc_argv(onnx: str | os.PathLike, out_stem: str | os.PathLike, soc, input_shapes: Mapping[str, Sequence[int]],
@@ -168,11 +185,23 @@ def atc_argv(onnx: str | os.PathLike, out_stem: str | os.PathLike, soc, input_sh
              log: str = "error") -> list[str]:
     """The ``atc`` command converting ``onnx`` into ``out_stem`` + ``.om`` for ``soc`` (see the module docstring).
 
-    Paths are written as given, so relative paths make a command that works from the bundle folder.
+    Paths are written as given, so relative paths make a command that works from the bundle folder. For ``precision``
+    int8, ``onnx`` must be AMCT's deploy model (``..._deploy_model.onnx``): ATC alone would only cast the fp32 graph
+    to fp16, and the OM would be int8 in name only.
     """
     soc = get_soc(soc)
     if log not in ("debug", "info", "warning", "error", "null"):
         raise UnknownChoiceError("ATC log level", log, ("debug", "info", "warning", "error", "null"))
+    if precision == "int8":
+        from edgetrack.converters.onnx2amct import DEPLOY_SUFFIX
+
+        if not os.fspath(onnx).endswith(DEPLOY_SUFFIX):
+            raise InvalidArgumentError(
+                f"an int8 OM is compiled from AMCT's deploy model (*{DEPLOY_SUFFIX}), not from {os.fspath(onnx)!r}: "
+                f"ATC alone computes the fp32 graph in fp16 on {soc.chip}",
+                fix="calibrate the graph with AMCT first (edgetrack.converters.onnx2amct.amct_argv / onnx2amct) and "
+                    "give ATC its deploy model, or use precision fp16",
+            )
     argv = [
         ATC,
         "--framework=5",
@@ -289,7 +318,10 @@ def prepare_onnx_for_ascend(src: str | os.PathLike, dst: str | os.PathLike, *, s
     ``weights.bin`` of an ONNX Runtime bundle).
 
     A rewritten graph is checked with onnx's checker and against the original in ONNX Runtime on random inputs
-    (0..255); any difference is a :class:`ConversionError`.
+    (0..255). The rewrite computes the same function, but ONNX Runtime may fuse and order the rewritten graph's
+    float arithmetic differently (a trained DeblurGAN-v2 generator: 5e-4 on its 0..255 output, 2e-6 of its scale),
+    so the bound is the converter's fp32 one (:data:`~edgetrack.converters.torch2onnx.FP32_TOLERANCE` of the
+    output's largest magnitude); a larger difference is a :class:`ConversionError`.
     """
     onnx = require("onnx", feature="preparing ONNX graphs for Ascend", extra="torch")
     src, dst = Path(src), Path(dst)
@@ -318,12 +350,19 @@ def prepare_onnx_for_ascend(src: str | os.PathLike, dst: str | os.PathLike, *, s
         if any(not isinstance(d, int) for d in inp.shape):
             raise ConversionError(f"graph {src.name!r} input {inp.name!r} has a dynamic shape {inp.shape}")
         feeds[inp.name] = (rng.random(inp.shape, dtype=np.float32) * 255.0).astype(np.float32)
-    max_abs = 0.0
+    from edgetrack.converters.torch2onnx import FP32_TOLERANCE
+
+    max_abs = max_rel = 0.0
     for a, b in zip(before.run(None, feeds), after.run(None, feeds)):
-        max_abs = max(max_abs, float(np.max(np.abs(a.astype(np.float64) - b))) if a.size else 0.0)
-    if max_abs != 0.0:
+        if not a.size:
+            continue
+        diff = float(np.max(np.abs(a.astype(np.float64) - b)))
+        max_abs = max(max_abs, diff)
+        max_rel = max(max_rel, diff / max(float(np.max(np.abs(a))), 1e-12))
+    if max_rel > FP32_TOLERANCE:
         raise ConversionError(
-            f"rewriting {src.name!r} for Ascend changed its output (max abs difference {max_abs:.3g}): {changes}",
+            f"rewriting {src.name!r} for Ascend changed its output (max abs difference {max_abs:.3g}, "
+            f"{max_rel:.3g} of its scale, bound {FP32_TOLERANCE:g}): {changes}",
             fix="report this as a bug; convert for --target cpu meanwhile",
         )
     return {
@@ -331,8 +370,8 @@ def prepare_onnx_for_ascend(src: str | os.PathLike, dst: str | os.PathLike, *, s
         "runtime": f"onnxruntime {ort.__version__} CPUExecutionProvider",
         "changes": changes,
         "max_abs": max_abs,
-        "max_rel": 0.0,
-        "tolerance": 0.0,
+        "max_rel": max_rel,
+        "tolerance": FP32_TOLERANCE,
         "passed": True,
     }
 
@@ -362,6 +401,32 @@ def _check_toolchain(toolchain: str) -> str:
     return toolchain
 
 
+# The graphs int8 calibrates with AMCT: the tracker's. A deblur generator's output is an image, not a score, so
+# an int8 bundle keeps its deblur graphs at fp16 (as the cpu/cuda int8 path does).
+INT8_GRAPHS = ("template", "search", "head")
+
+
+def _int8_request(manifest, src_path, calibration, calibration_frames) -> int:
+    """The number of calibration batches of an Ascend int8 request, or a typed error before any work."""
+    from edgetrack.converters.onnx2amct import check_batches
+
+    batches = check_batches(calibration_frames)
+    if not calibration:
+        raise InvalidArgumentError(
+            "precision int8 needs calibration crops from real sequences, and no --calibration data set was given",
+            fix="pass --calibration KIND:PATH[#SUBSET] (e.g. synthetic:data/synth-train), a data set like the "
+            "video the tracker will see",
+        )
+    missing = [g for g in INT8_GRAPHS if g not in manifest.graphs]
+    if missing:
+        raise InvalidArgumentError(
+            f"int8 for Ascend calibrates a tracker bundle's graphs {INT8_GRAPHS}; {str(src_path)!r} has "
+            f"{sorted(manifest.graphs)}",
+            fix="convert a tracker checkpoint (edgetrack convert), or use precision fp16",
+        )
+    return batches
+
+
 def ascend_bundle(
     src_bundle: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -372,6 +437,8 @@ def ascend_bundle(
     soc_version: str | None = None,
     force: bool = False,
     run_tools: bool = True,
+    calibration: str | None = None,
+    calibration_frames: int | None = None,
 ) -> Path:
     """A verified ONNX bundle (``target`` cpu) -> an Ascend bundle for ``soc`` at ``out_dir``.
 
@@ -379,6 +446,13 @@ def ascend_bundle(
     writes AIPP configs for the image inputs and the exact commands per graph, runs the toolchain when it is on
     PATH (``run_tools``), and writes the bundle atomically. A failing tool raises with its output; a missing
     one leaves ``device.graphs[*].status`` "not built: ..." and ``device_files_built`` False.
+
+    ``precision`` int8 (toolchain atc): ``calibration`` (a data set spec, required) gives ``calibration_frames``
+    real crop samples (default and bound: :mod:`edgetrack.converters.onnx2amct`), cut by the bundle's own tracking
+    parameters; they are written into the bundle as AMCT's ``.bin`` data set, and each tracker graph gets two
+    commands, ``amct_onnx calibration`` then ``atc`` on AMCT's deploy model (``device.graphs[graph].commands``, in
+    order; ``command`` is the ATC step, ``calibration`` describes the AMCT step). ``calibration`` is not used at
+    fp16.
     """
     from edgetrack.ascend.ops import audit_graph
     from edgetrack.bundle import load_bundle, write_bundle
@@ -404,6 +478,8 @@ def ascend_bundle(
             f"{manifest.target!r} at {manifest.precision}",
             fix="convert the checkpoint with --target cpu --precision fp32 first (edgetrack convert does this)",
         )
+    int8 = precision == "int8"
+    batches = _int8_request(manifest, src.path, calibration, calibration_frames) if int8 else 0
 
     with tempfile.TemporaryDirectory(prefix="edgetrack-ascend-") as tmp:
         work = Path(tmp)
@@ -415,8 +491,22 @@ def ascend_bundle(
                 rewrites[name] = record
         audits = {name: audit_graph(graph_files[name], soc, graph=name) for name in manifest.graphs}
 
-        tool = "atc" if toolchain == "atc" else "converter_lite"
-        executable = shutil.which(tool)
+        crops = None
+        if int8:
+            # After the audit (an unsupported operator fails before the data set is read), with the crops the
+            # bundle's own tracker cuts.
+            from edgetrack.converters.onnx2amct import (
+                AMCT_DIR,
+                CALIBRATION_DIR,
+                amct_argv,
+                deploy_model,
+                find_deploy_model,
+                write_calibration_data,
+            )
+            from edgetrack.converters.precision import calibration_feeds, sample_crops
+            from edgetrack.tracker import tracking_settings
+
+            crops = sample_crops(calibration, batches, tracking_settings(src).params, phase=0.25)
         extra: dict[str, Path] = {}
         device_graphs: dict[str, dict] = {}
         for name, spec in manifest.graphs.items():
@@ -429,15 +519,29 @@ def ascend_bundle(
                 aipp_rel = f"{stem}_aipp.cfg"
                 extra[aipp_rel] = write_aipp_config(work / aipp_rel, list(aipps.values()))
             shapes = {t.name: t.shape for t in spec.inputs}
-            config_rel = None
+            graph_precision = precision if not int8 else "int8" if name in INT8_GRAPHS else "fp16"
+            config_rel, calib, commands = None, None, []
             if toolchain == "atc":
-                argv = atc_argv(spec.file, stem, soc, shapes, precision, aipp_rel, soc_version=soc_version)
+                model_rel = spec.file
+                if graph_precision == "int8":
+                    dirs, files = write_calibration_data(
+                        work, f"{CALIBRATION_DIR}/{name}", spec.inputs,
+                        calibration_feeds(crops, name, {g: graph_files[g] for g in INT8_GRAPHS}), batches)
+                    extra.update({rel: work / rel for rel in files})
+                    save = f"{AMCT_DIR}/{name}"
+                    model_rel = deploy_model(save)
+                    amct = amct_argv(spec.file, save, shapes, dirs, batches)
+                    commands.append(amct)
+                    calib = {"tool": "amct_onnx", "command": amct, "batches": batches, "dtype": "float32",
+                             "data": {inp: f"{d}/" for inp, d in dirs.items()}, "deploy_model": model_rel}
+                argv = atc_argv(model_rel, stem, soc, shapes, graph_precision, aipp_rel, soc_version=soc_version)
             else:
                 from edgetrack.converters.onnx2mindir import converter_lite_argv, write_converter_lite_config
 
                 config_rel = f"{stem}_converter_lite.cfg"
                 extra[config_rel] = write_converter_lite_config(work / config_rel, soc, precision, aipp_rel)
                 argv = converter_lite_argv(spec.file, stem, shapes, config_rel)
+            commands.append(argv)
             device_inputs = []
             for t in spec.inputs:
                 if t.name in aipps:
@@ -449,15 +553,29 @@ def ascend_bundle(
             device_graphs[name] = {
                 "status": "",
                 "file": None,
+                "precision": graph_precision,
                 "command": argv,
+                "commands": commands,
+                "calibration": calib,
                 "config": config_rel,
                 "aipp": None if not aipps else {"file": aipp_rel,
                                                 "inputs": {k: v.to_dict() for k, v in aipps.items()}},
                 "inputs": device_inputs,
             }
 
-        if executable and run_tools:
+        # Every tool the commands name, in the order they first run; all of them or none are run.
+        tools_needed: list[str] = []
+        for entry in device_graphs.values():
+            for step in entry["commands"]:
+                if step[0] not in tools_needed:
+                    tools_needed.append(step[0])
+        found = {t: shutil.which(t) for t in tools_needed}
+        missing = [t for t in tools_needed if found[t] is None]
+        if not missing and run_tools:
             for name, entry in device_graphs.items():
+                if entry["calibration"]:  # AMCT first: ATC compiles its deploy model
+                    run_tool(entry["calibration"]["command"], cwd=work)
+                    find_deploy_model(work / AMCT_DIR / name)
                 run_tool(entry["command"], cwd=work)
                 built = (find_om(work / DEVICE_DIR / name) if toolchain == "atc"
                          else _find_mindir(work / DEVICE_DIR / name))
@@ -465,11 +583,23 @@ def ascend_bundle(
                 extra[rel] = built
                 entry.update(status="built", file=rel)
         else:
-            why = f"{tool} not found on PATH" if not executable else f"{tool} was not run (run_tools=False)"
+            listed = " and ".join(missing or tools_needed)
+            why = (f"{listed} not found on PATH" if missing
+                   else f"{listed} {'was' if len(tools_needed) == 1 else 'were'} not run (run_tools=False)")
             for entry in device_graphs.values():
                 entry["status"] = f"not built: {why}"
 
         built_all = all(e["status"] == "built" for e in device_graphs.values())
+        int8_note = ""
+        if int8:
+            int8_note = (
+                f"int8: {', '.join(INT8_GRAPHS)} are first calibrated by AMCT (amct_onnx calibration on the "
+                f"{batches} real crop samples in {CALIBRATION_DIR}/, float32 .bin in each input's layout) into "
+                f"{AMCT_DIR}/<graph>_deploy_model.onnx, which ATC then compiles with --precision_mode "
+                f"{precision_mode}: the layers AMCT quantized run in int8, the others in fp16 (among them any Conv "
+                "whose weight is computed at run time, as a runtime-kernel correlation: AMCT quantizes constant "
+                "weights only)."
+                + (" Other graphs (deblur) stay fp16." if len(manifest.graphs) > len(INT8_GRAPHS) else "") + " ")
         device = {
             "kind": "ascend",
             "chip": soc.name,
@@ -479,8 +609,11 @@ def ascend_bundle(
             "graphs": device_graphs,
             "audit": {name: [f.to_dict() for f in findings] for name, findings in audits.items()},
             "notes": (
-                ("" if built_all else f"To build the device files: {TOOL_HINTS[tool]}; then run each graph's "
-                 "command from the bundle folder (or rerun edgetrack convert). ")
+                ("" if built_all else "To build the device files: "
+                 + "; ".join(TOOL_HINTS[t] for t in (missing or tools_needed))
+                 + "; then run each graph's commands (device.graphs.<graph>.commands), in order, from the bundle "
+                 "folder (or rerun edgetrack convert). ")
+                + int8_note
                 + "Commands use paths relative to the bundle folder. Image inputs go through static AIPP: on the "
                 "device they take uint8 NHWC frames. " + (
                     "converter_lite compiles for the Ascend device of the machine it runs on (--optimize="
@@ -489,11 +622,30 @@ def ascend_bundle(
             ).strip(),
         }
         tools = dict(manifest.tools)
-        tools.update({"toolchain": toolchain, tool: executable or "not found on PATH",
-                      "converted_on": platform.machine()})
+        tools["toolchain"] = toolchain
+        tools.update({t: found[t] or "not found on PATH" for t in tools_needed})
+        tools["converted_on"] = platform.machine()
         parity = dict(manifest.parity)
         if rewrites:
             parity["onnx->ascend-onnx"] = rewrites
+        source = dict(manifest.source)
+        if int8:
+            source["precision"] = {
+                "precision": "int8",
+                "compute": "int8 in the layers AMCT quantizes (Conv with constant weights, Gemm, MatMul, ...), fp16 "
+                           "elsewhere",
+                "graphs": {n: e["precision"] for n, e in device_graphs.items()},
+                "method": "AMCT post-training quantization (amct_onnx calibration with AMCT's default configuration), "
+                          "then ATC",
+            }
+            source["calibration"] = {
+                **crops.provenance,
+                "method": "AMCT (amct_onnx calibration)",
+                "graphs": list(INT8_GRAPHS),
+                "batches": batches,
+                "files": f"{CALIBRATION_DIR}/<graph>/<input>/batchNNNN.bin: raw little-endian float32, one sample "
+                         "each, in the graph input's shape and layout",
+            }
         new = dataclasses.replace(
             manifest,
             target=soc.name,
@@ -501,6 +653,7 @@ def ascend_bundle(
             graphs={n: dataclasses.replace(s, sha256="") for n, s in manifest.graphs.items()},
             tools=tools,
             parity=parity,
+            source=source,
             device=device,
             files={},
             device_files_built=built_all,

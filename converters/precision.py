@@ -28,7 +28,8 @@ the fp32 export. What each ``(target, precision)`` gets, and why:
                        symmetric int8 activations and weights (what TensorRT's explicit quantization reads). QDQ with
                        per-channel axes needs opset 13, so int8 graphs are moved to opset 13 with onnx's version
                        converter. For Ascend the equivalent tool is AMCT (the CANN toolkit's model compression tool),
-                       which calibrates the ONNX graph itself; it is not driven from here.
+                       which calibrates the fp32 ONNX graph itself on the same kind of crops
+                       (:func:`calibration_feeds`): :mod:`edgetrack.converters.onnx2amct`.
 =====================  ===============================================================================================
 
 Verification (:func:`apply_precision`): each low-precision graph against the fp32 ONNX graph and against the framework
@@ -61,6 +62,7 @@ __all__ = [
     "CropSet",
     "PrecisionResult",
     "sample_crops",
+    "calibration_feeds",
     "fp16_storage",
     "fp16_compute",
     "ChannelGates",
@@ -72,7 +74,8 @@ __all__ = [
 ]
 
 # Targets whose graphs are ONNX files run by ONNX Runtime: the only ones where precision is this module's job.
-# Ascend's fp16 is ATC's --precision_mode and its int8 is AMCT: the device compiler's business.
+# Ascend's fp16 is ATC's --precision_mode and its int8 is AMCT (converters/onnx2amct.py): the device toolchain's
+# business, calibrated on the crops calibration_feeds gives.
 PRECISION_TARGETS = ("cpu", "cuda")
 # Largest max_rel that still counts as "converted correctly" (see the module docstring: sanity, not accuracy).
 # fp16 has a 10-bit mantissa (relative rounding 5e-4 per value): 1e-2 is 20x that. int8 per-channel QDQ on these
@@ -208,6 +211,32 @@ def sample_crops(spec: str, frames: int, params, *, phase: float = 0.25) -> Crop
         "frames": picked,  # "data set/sequence" -> the frames i sampled from it
     }
     return CropSet(np.stack(z), np.stack(x), np.stack(z0), np.asarray(template_of), provenance)
+
+
+_FEED_GRAPHS = ("template", "search", "head")
+
+
+def calibration_feeds(crops: CropSet, graph: str, fp32_paths: Mapping[str, str | os.PathLike], *,
+                      runners: Mapping[str, "Runner"] | None = None):
+    """The calibration samples of ``graph`` (template, search or head), one feed dict (input name -> float32 array)
+    per crop sample, lazily: template crops, search crops, or for the head what the fp32 template and search graphs
+    (``fp32_paths``, or ``runners`` already made of them) give for each sample's sequence first-frame template and
+    its search crops, as tracking pairs them. ONNX Runtime's int8 (:func:`apply_precision`) and AMCT's
+    (:mod:`edgetrack.converters.onnx2amct`) calibrate on these."""
+    if graph not in _FEED_GRAPHS:
+        raise InvalidArgumentError(f"calibration samples exist for the graphs {_FEED_GRAPHS}, not {graph!r}")
+    names = _input_names(Path(fp32_paths[graph]))
+    if graph == "head":
+        if runners is None:
+            runners = {g: _ort_runner(Path(fp32_paths[g])) for g in ("template", "search")}
+        for k in range(len(crops)):
+            kernel = np.asarray(runners["template"](crops.first_template(k)), np.float32)
+            features = np.asarray(runners["search"](crops.search(k)), np.float32)
+            yield dict(zip(names, (kernel, features)))
+        return
+    crop = crops.template if graph == "template" else crops.search
+    for k in range(len(crops)):
+        yield {names[0]: crop(k)}
 
 
 # ------------------------------------------------------------------------------------------- graph conversions
@@ -561,7 +590,8 @@ def check_request(precision: str, target: str, calibration: str | None = None) -
         raise InvalidArgumentError(
             f"target {target!r} is not an ONNX Runtime target; ONNX graphs in {precision} are built for "
             f"{', '.join(PRECISION_TARGETS)}",
-            fix="for Ascend, fp16 is ATC's --precision_mode and int8 is AMCT's calibration of the fp32 ONNX graph",
+            fix="for Ascend targets convert with --target ascend310 (or your chip): fp16 is ATC's --precision_mode, "
+            "int8 is AMCT's calibration of the fp32 ONNX graph followed by ATC (edgetrack.converters.onnx2om)",
         )
     if precision == "int8" and not calibration:
         raise InvalidArgumentError(
@@ -633,13 +663,8 @@ def apply_precision(
         elif precision == "fp16":
             paths[name] = fp16_compute(fp32_paths[name], dst)
         elif precision == "int8":
-            names = _input_names(fp32_paths[name])
-            if name == "head":  # the head sees what the fp32 branches make of the crops, as in tracking
-                feeds = (dict(zip(names, (fp32["template"](calib.first_template(k)), fp32["search"](calib.search(k)))))
-                         for k in range(len(calib)))
-            else:
-                crop = calib.template if name == "template" else calib.search
-                feeds = ({names[0]: crop(k)} for k in range(len(calib)))
+            # The head sees what the fp32 branches make of the crops, as in tracking (calibration_feeds).
+            feeds = calibration_feeds(calib, name, fp32_paths, runners=fp32)
             paths[name] = quantize_int8(fp32_paths[name], dst, feeds, target=target, work_dir=out)
 
     # ---- check
@@ -710,7 +735,8 @@ def apply_precision(
         source["calibration"] = {**calib.provenance, "method": "MinMax", "graphs": list(converted)}
         if precision == "int8":
             source["calibration"]["note"] = (
-                "Ascend's equivalent is AMCT (CANN's model compression tool) calibrating the fp32 ONNX graph")
+                "Ascend's equivalent is AMCT (CANN's model compression tool) calibrating the fp32 ONNX graph: "
+                "edgetrack convert --target ascend310 --precision int8")
     if verify is not None:
         source["verification"] = {k: v for k, v in verify.provenance.items() if k != "frames"}
     tools = _library_versions(precision, target)

@@ -155,8 +155,11 @@ class Manifest:
 
     Format 2 (written only when used): ``device``: the device build, for Ascend targets
     ``{"kind": "ascend", "chip", "soc_version", "toolchain", "precision_mode", "graphs": {graph: {"status":
-    "built" | "not built: <why>", "file": relative path | None, "command": argv list (run from the bundle
-    folder), "config": relative path | None, "aipp": {"file", "inputs": {input: AippConfig dict}} | None,
+    "built" | "not built: <why>", "file": relative path | None, "precision": "fp16" | "int8", "command": argv
+    list (the compiler's, run from the bundle folder), "commands": every argv list in the order they run (int8: AMCT's
+    calibration, then the compiler), "calibration": {"tool", "command", "batches", "dtype", "data": {input: folder},
+    "deploy_model"} | None (int8's AMCT step), "config": relative path | None, "aipp": {"file", "inputs": {input:
+    AippConfig dict}} | None,
     "inputs": [{"name", "shape", "dtype", "layout"}] (what the device input takes)}}, "audit": {graph: [finding
     dicts]}, "notes"}``. ``files``: relative path -> sha256 of every further file, filled by :func:`write_bundle`
     and verified by :func:`load_bundle`. ``format_version`` None means "the lowest version that holds this".

@@ -58,12 +58,13 @@ def test_unknown_target_lists_valid_ones(ckpt, tmp_path, capsys):
     assert not (tmp_path / "b").exists()
 
 
-@pytest.mark.parametrize("extra, name", [(("--target", "ascend310", "--precision", "int8"), "int8")])
-def test_known_but_unbuilt_choice_is_not_implemented(ckpt, tmp_path, capsys, extra, name):
-    argv = ["convert", str(ckpt), "--model", "siamfc-tiny", "--target", "cpu", "-o", str(tmp_path / "b"), *extra]
-    assert main(argv) == 2
+@pytest.mark.parametrize("target", ["cpu", "ascend310"])
+def test_int8_without_calibration_data_names_the_fix_on_every_target(ckpt, tmp_path, capsys, target):
+    # Ascend int8 is AMCT's calibration (tests/test_onnx2amct.py): it needs the same real crops as the cpu path.
+    assert convert(ckpt, tmp_path / "b", "--precision", "int8", target=target) == 2
     err = capsys.readouterr().err
-    assert "not implemented yet" in err and repr(name) in err
+    assert "--precision int8 needs --calibration" in err and "fix: add --calibration KIND:PATH[#SUBSET]" in err
+    assert not (tmp_path / "b").exists()
 
 
 def test_unknown_precision_lists_valid_ones(ckpt, tmp_path, capsys):

@@ -1,5 +1,6 @@
 """`edgetrack convert --framework mindspore`: the MindSpore twin exports the graphs (mindspore.onnx.export), each is
-checked against MindSpore, and the bundle tracks as the PyTorch-exported one does (the checkpoint file is shared)."""
+checked against MindSpore, and the bundle tracks as the PyTorch-exported one does (the checkpoint file is shared);
+with --deblur the MindSpore DeblurGAN-v2 generator is exported too."""
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -63,9 +64,12 @@ def test_cli_mindspore_fp16_and_bad_framework(checkpoints, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "jax" in err and "mindspore" in err and not (tmp_path / "c").exists()
 
-    assert main(["convert", str(checkpoints["siamrpn"]), "--model", "siamrpn-tiny", "--framework", "mindspore",
-                 "--deblur", str(checkpoints["siamrpn"]), "--target", "cpu", "-o", str(tmp_path / "d")]) == 2
-    assert "--framework torch" in capsys.readouterr().err and not (tmp_path / "d").exists()
+    # A tracker checkpoint given as the deblurrer: the typed error, before any export, whatever the framework.
+    for framework in ("mindspore", "torch"):
+        assert main(["convert", str(checkpoints["siamrpn"]), "--model", "siamrpn-tiny", "--framework", framework,
+                     "--deblur", str(checkpoints["siamrpn"]), "--target", "cpu", "-o", str(tmp_path / "d")]) == 2
+        err = capsys.readouterr().err
+        assert "'siamrpn' model (siamrpn-tiny), not a DeblurGAN-v2" in err and not (tmp_path / "d").exists()
 
     with pytest.raises(InvalidArgumentError, match="frameworks: torch, mindspore"):
         tracker_bundle(checkpoints["siamrpn"], tmp_path / "e", family="siamrpn", framework="jax")
@@ -94,3 +98,87 @@ def test_ascend_target_from_either_framework(checkpoints, tmp_path, framework):
     for name, spec in b.manifest.graphs.items():
         proto = onnx.load(str(b.path / spec.file), load_external_data=False)
         assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer), name
+
+
+@pytest.fixture(scope="module")
+def deblur_ckpt(checkpoints):
+    """A trained-like tiny DeblurGAN-v2 (not the identity an untrained one is), saved by PyTorch: one file, both
+    frameworks."""
+    from edgetrack.models.torch.deblurgan import save_deblurgan
+    from torch_helpers import trained_like_deblurgan
+
+    return save_deblurgan(trained_like_deblurgan(), checkpoints["siamrpn"].parent / "deblur.safetensors")
+
+
+def test_cli_mindspore_deblur_stage_tracks_as_the_pytorch_export(checkpoints, deblur_ckpt, tmp_path, capsys):
+    """`convert --framework mindspore --deblur`: tracker and deblur graphs exported by MindSpore, each checked against
+    it; the bundle tracks with the stage on, as the PyTorch-converted bundle of the same two checkpoints does, and the
+    two exporters' deblur graphs agree in ONNX Runtime."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from edgetrack.bundle import sha256_file
+
+    outs = {"mindspore": tmp_path / "ms", "torch": tmp_path / "torch"}
+    for framework, out in outs.items():
+        assert main(["convert", str(checkpoints["siamrpn"]), "--model", "siamrpn-tiny", "--framework", framework,
+                     "--deblur", str(deblur_ckpt), "--name", "deblur-rpn-tiny", "--target", "cpu", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "deblur mindspore->onnx" in printed and "deblur torch->onnx" in printed
+
+    ms_bundle, torch_bundle = load_bundle(outs["mindspore"]), load_bundle(outs["torch"])
+    m = ms_bundle.manifest
+    section = m.preprocessing["deblur"]
+    assert m.model == "deblur-rpn-tiny" and m.source["framework"] == section["framework"] == "mindspore"
+    assert section["checkpoint_sha256"] == sha256_file(deblur_ckpt) and section["model"] == "deblurgan-tiny"
+    assert m.tools["deblur_exporter"] == "mindspore.onnx.export" and m.tools["deblur_onnx_opset"] >= 11
+    assert "mindspore" in m.tools and "torch" not in m.tools
+    assert torch_bundle.manifest.preprocessing["deblur"]["framework"] == "torch"
+    rows = m.parity["deblur mindspore->onnx"]
+    assert set(rows) == {"deblur_template", "deblur_search"} and "deblur mindspore->onnx" in section["parity"]
+    for graph, row in rows.items():
+        print(f"\n{graph}: max |onnxruntime - mindspore| / scale = {row['max_rel']:.2e}")
+        assert row["passed"] and row["reference"] == "mindspore" and row["max_rel"] <= 1e-4
+
+    def io(manifest):  # tensor names, shapes and files (the hashes differ: other exporters)
+        return {n: (g.file, g.inputs, g.outputs) for n, g in manifest.graphs.items()}
+
+    assert io(m) == io(torch_bundle.manifest)
+
+    # One checkpoint, two exporters: the deblur graphs agree, the correction (output - input) to its own scale too.
+    rng = np.random.default_rng(5)
+    for graph in ("deblur_template", "deblur_search"):
+        x = rng.uniform(0, 255, m.graphs[graph].inputs[0].shape).astype(np.float32)
+        ys = [ort.InferenceSession(str(b.graph_path(graph)), providers=["CPUExecutionProvider"]).run(
+            None, {"crop": x})[0] for b in (ms_bundle, torch_bundle)]
+        output = np.abs(ys[0] - ys[1]).max() / np.abs(ys[1]).max()
+        correction = np.abs((ys[0] - x) - (ys[1] - x)).max() / np.abs(ys[1] - x).max()
+        print(f"{graph}: mindspore vs torch export, output {output:.2e}, correction {correction:.2e}")
+        assert output <= 1e-4 and correction <= 1e-4 and np.abs(ys[1] - x).max() > 1.0
+
+    trackers = [Tracker(outs["mindspore"], deblur="always"), Tracker(outs["torch"], deblur="always")]
+    assert_track_alike(*trackers, *moving_texture_frames(5), box_atol=1e-2, score_tol=1e-3)
+    assert all(t.stats.deblurred == 4 and t.stats.template_deblurred for t in trackers)
+
+
+def test_cli_mindspore_int8_keeps_the_deblur_stage_at_fp16(checkpoints, deblur_ckpt, tmp_path):
+    import numpy as np
+
+    from edgetrack.data.synth import SynthConfig, generate
+
+    data = generate(SynthConfig(sequences=2, frames=6, size=(160, 120), seed=3, pairs=False), tmp_path / "synth",
+                    progress=False)
+    out = tmp_path / "int8"
+    assert main(["convert", str(checkpoints["siamrpn"]), "--model", "siamrpn-tiny", "--framework", "mindspore",
+                 "--target", "cpu", "--precision", "int8", "--calibration", f"synthetic:{data}",
+                 "--calibration-frames", "4", "--deblur", str(deblur_ckpt), "-o", str(out)]) == 0
+    m = load_bundle(out).manifest
+    assert m.precision == "int8" and m.preprocessing["deblur"]["precision"].startswith("fp16")
+    assert m.preprocessing["deblur"]["framework"] == "mindspore"
+    for stage in ("deblur mindspore->fp16", "deblur onnx-fp32->fp16"):
+        assert all(r["passed"] and r["max_rel"] <= 1e-2 for r in m.parity[stage].values()), stage
+    assert all(r["passed"] is not False for rows in m.parity.values() for r in rows.values())
+    tracker = Tracker(out, deblur="always")
+    frames, boxes = moving_texture_frames(3)
+    tracker.init(frames[0], boxes[0])
+    assert np.all(np.isfinite(tracker.update(frames[1]).box)) and tracker.stats.deblurred == 1

@@ -166,6 +166,81 @@ def test_onnx_export_runs_in_onnx_runtime(tmp_path, tiny, size):
     assert np.abs((y - x) - (ref - x)).max() <= 1e-4 * np.abs(ref - x).max()
 
 
+def test_deblur_converter_exports_the_mindspore_generator(tmp_path, tiny):
+    """edgetrack.converters.deblur2onnx with framework="mindspore": both static graphs (the template crop and a
+    batch of search crops) through mindspore.onnx.export under the bundle's tensor names, each checked against
+    MindSpore in ONNX Runtime by the shared parity helper; a tracker checkpoint or a generator of the other framework
+    is refused with a typed error."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from edgetrack.converters.deblur2onnx import DEBLUR_GRAPHS, deblur_to_onnx, load_generator
+
+    shapes = {"template": (1, 3, 127, 127), "search": (3, 3, 255, 255)}
+    paths, parity = deblur_to_onnx(tiny, tmp_path, shapes, framework="mindspore")
+    assert set(parity) == set(DEBLUR_GRAPHS.values())
+    for role, graph in DEBLUR_GRAPHS.items():
+        row = parity[graph]
+        print(f"\n{graph}: max |onnxruntime - mindspore| / scale = {row['max_rel']:.2e}")
+        assert row["passed"] and row["reference"] == "mindspore" and row["max_rel"] <= 1e-4 and row["scale"] > 100
+        proto = onnx.load(str(paths[role]))
+        assert [i.name for i in proto.graph.input] == ["crop"] and [o.name for o in proto.graph.output] == [
+            "deblurred"]
+        assert [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim] == list(shapes[role])
+        # No ConvTranspose (ONNX Runtime refuses MindSpore's), no Cast (tensor * float exports with a float -> float
+        # Cast that onnxconverter-common's fp16 conversion mis-types: the generator multiplies by float32 tensors).
+        assert not {"ConvTranspose", "Cast"} & {n.op_type for n in proto.graph.node}
+        # Nearest Resizes by constant integer scales, as PyTorch writes them (MindSpore writes sizes): the form the
+        # Ascend preparation moves to the chip's rounding; with sizes the operator audit refuses the graph.
+        resizes = [n for n in proto.graph.node if n.op_type == "Resize"]
+        assert len(resizes) == 8 and all(len(n.input) == 3 for n in resizes)
+        from edgetrack.converters.onnx2om import rewrite_nearest_resize
+
+        assert len(rewrite_nearest_resize(proto)) == len(resizes)
+    # The correction alone (output − input) on a batch, to its own scale: an error in it could hide behind the input.
+    x = crops(3, 255, seed=7)
+    session = ort.InferenceSession(str(paths["search"]), providers=["CPUExecutionProvider"])
+    (y,) = session.run(None, {"crop": x})
+    ref = tiny(_t(x)).asnumpy()
+    assert np.abs((y - x) - (ref - x)).max() <= 1e-4 * np.abs(ref - x).max()
+    # fp16 compute (the cuda fp16 deblur stage) converts the MindSpore export and stays near MindSpore.
+    from edgetrack.converters.precision import fp16_compute
+
+    half = ort.InferenceSession(str(fp16_compute(paths["search"], tmp_path / "half.onnx")),
+                                providers=["CPUExecutionProvider"])
+    assert np.abs(half.run(None, {"crop": x})[0] - ref).max() <= 1e-2 * np.abs(ref).max()
+
+    from edgetrack.models.mindspore.siamfc import build_siamfc, save_siamfc
+
+    tracker = save_siamfc(build_siamfc("siamfc-tiny"), tmp_path / "siamfc.safetensors")
+    with pytest.raises(CheckpointError, match=r"'siamfc' model \(siamfc-tiny\), not a DeblurGAN-v2"):
+        load_generator(tracker, framework="mindspore")
+    with pytest.raises(InvalidArgumentError, match="framework='mindspore'"):
+        load_generator(tiny, framework="torch")
+    with pytest.raises(UnknownChoiceError, match="mindspore, torch"):
+        load_generator(tiny, framework="jax")
+    # One cell exported again at a shape it was exported at (MindSpore caches the rewritten graph: the converter
+    # exports a fresh wrapper cell each time).
+    again, _ = deblur_to_onnx(tiny, tmp_path / "again", {"template": (1, 3, 127, 127), "search": (1, 3, 127, 127)},
+                              framework="mindspore")
+    assert all(p.is_file() for p in again.values())
+
+
+def test_deblur_converter_needs_no_torch_for_mindspore(tmp_path):
+    import subprocess
+    import sys
+
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    ckpt = save_deblurgan(build_deblurgan("deblurgan-tiny"), tmp_path / "g.safetensors")
+    code = ("import sys; from edgetrack.converters.deblur2onnx import deblur_to_onnx; "
+            f"paths, parity = deblur_to_onnx({str(ckpt)!r}, {str(tmp_path / 'onnx')!r}, "
+            "{'template': (1, 3, 32, 32), 'search': (2, 3, 48, 48)}, framework='mindspore'); "
+            "print(all(r['passed'] for r in parity.values()), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "True False"
+
+
 # -- checkpoints ------------------------------------------------------------------------------------------------------
 def test_checkpoint_round_trip_is_strict(tmp_path, tiny):
     path = save_deblurgan(tiny, tmp_path / "g.safetensors", {"note": "test"})

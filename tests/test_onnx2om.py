@@ -55,8 +55,11 @@ def test_atc_argv_golden():
 def test_atc_argv_refuses_what_the_chip_cannot_build():
     with pytest.raises(InvalidArgumentError, match="(?s)fp16 on its AI Core.*--precision fp16"):
         atc_argv("m.onnx", "o", "ascend310", SHAPES, "fp32")
-    with pytest.raises(EdgetrackError, match="AMCT"):
+    # int8 is AMCT's deploy model compiled by ATC (tests/test_onnx2amct.py); ATC alone on the fp32 graph is refused.
+    with pytest.raises(InvalidArgumentError, match="AMCT's deploy model"):
         atc_argv("m.onnx", "o", "ascend310", SHAPES, "int8")
+    with pytest.raises(UnknownChoiceError, match="fp16, int8"):
+        atc_argv("m.onnx", "o", "ascend310", SHAPES, "bf16")
     with pytest.raises(UnknownChoiceError, match="Ascend310P3"):
         atc_argv("m.onnx", "o", "ascend310p", SHAPES, soc_version="Ascend310")
     with pytest.raises(InvalidArgumentError, match="static"):
@@ -269,6 +272,7 @@ def test_convert_cli_without_atc_writes_graphs_configs_and_commands(ckpt, tmp_pa
     assert t["command"] == atc_argv("template.onnx", "device/template", "ascend310", {"z": (1, 3, 127, 127)},
                                     "fp16", "device/template_aipp.cfg")
     assert t["status"] == "not built: atc not found on PATH" and t["file"] is None
+    assert (t["commands"], t["precision"], t["calibration"]) == ([t["command"]], "fp16", None)
     assert t["inputs"] == [{"name": "z", "shape": [1, 127, 127, 3], "dtype": "uint8", "layout": "NHWC"}]
     assert AippConfig.from_dict(t["aipp"]["inputs"]["z"]) == AippConfig(127, 127)
     assert d["graphs"]["head"]["aipp"] is None
@@ -304,7 +308,7 @@ def test_convert_cli_with_fake_atc_builds_the_om_files(ckpt, tmp_path, fake_bin,
 
 @pytest.mark.parametrize("extra, message", [
     (("--precision", "fp32"), "computes convolutions in fp16"),
-    (("--precision", "int8"), "not implemented yet"),
+    (("--precision", "int8"), "--precision int8 needs --calibration"),
     (("--soc-version", "Ascend310P3"), "Ascend310"),
     (("--toolchain", "tensorrt"), "atc, converter_lite"),
 ])

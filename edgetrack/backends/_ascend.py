@@ -82,6 +82,7 @@ class DeviceGraph:
     inputs (float NCHW where AIPP sits in front). ``aipp``: input name -> :class:`AippConfig`. ``onnx_path``: the
     portable graph (None when only a device file is at hand). ``device_file``: the built .om / .mindir, or None.
     ``status``: the manifest's build status. ``on_the_fly``: the view was derived here, not read from a manifest.
+    ``precision``: the device graph's precision ("fp16", or "int8" where AMCT quantized it before ATC).
     """
 
     name: str
@@ -99,6 +100,7 @@ class DeviceGraph:
     target: str = ""
     on_the_fly: bool = False
     notes: tuple[str, ...] = ()
+    precision: str = "fp16"
 
     def where(self) -> str:
         return f"graph {self.name!r}" + (f" of bundle {str(self.bundle_path)!r}" if self.bundle_path else "")
@@ -258,7 +260,7 @@ def resolve_graph(graph_path, soc: Soc | None, *, backend: str) -> DeviceGraph:
             name=name, soc=built, soc_version=m.device.get("soc_version") or built.default_soc_version,
             inputs=inputs, outputs=outputs, model_inputs=model_inputs, aipp=aipp, onnx_path=onnx_path,
             device_file=device_file, toolchain=m.device.get("toolchain"), status=status, bundle_path=bundle.path,
-            target=m.target,
+            target=m.target, precision=str(entry.get("precision") or m.precision),
         )
     if soc is None:
         raise UnknownChoiceError(
@@ -409,9 +411,9 @@ def check_bundle_backend(bundle: Bundle, backend: str, device) -> None:
             statuses = sorted({str(g.get('status')) for g in (m.device.get('graphs') or {}).values()})
             raise BundleError(
                 f"{where}: its device files were not built ({'; '.join(statuses)})",
-                fix=f"run each graph's command in manifest.json (device.graphs.*.command) from the bundle folder "
-                    f"where {toolchain} is installed, or convert again there; meanwhile backend='simulator', "
-                    f"device={m.device.get('chip')!r} runs the bundle as the chip would",
+                fix=f"run each graph's commands in manifest.json (device.graphs.*.commands, in order) from the "
+                    f"bundle folder where {toolchain} is installed, or convert again there; meanwhile "
+                    f"backend='simulator', device={m.device.get('chip')!r} runs the bundle as the chip would",
             )
 
 

@@ -455,8 +455,9 @@ class AclBackend:
             raise BundleError(
                 f"{graph.where()} has no built .om file (status: {graph.status or 'not an OM'}; toolchain "
                 f"{graph.toolchain})",
-                fix="run the graph's ATC command from manifest.json in the bundle folder where the CANN toolkit is "
-                    "installed (or convert again there); backend='simulator' runs the bundle as the chip would",
+                fix="run the graph's commands from manifest.json (device.graphs.<graph>.commands, in order: AMCT's "
+                    "calibration first for int8, then ATC) in the bundle folder where the CANN toolkit is installed "
+                    "(or convert again there); backend='simulator' runs the bundle as the chip would",
             )
         acl = self._acl if self._acl is not None else _import_acl()
         return AclSession(acl, graph, om, device_id)

@@ -37,6 +37,12 @@ Ascend bundle's own chip). A loaded graph behaves as the device graph would:
   (:data:`VECTOR_SHARE`: Da Vinci cores do 16x16x16 fp16 MACs per cycle in the cube, 128 fp16 lanes in the
   vector unit). Not modelled: per-operator launch cost, memory bandwidth, AIPP, host<->device copies.
 
+- **int8 bundles are simulated at fp16.** An int8 Ascend bundle's device graphs are AMCT's quantization of its ONNX
+  graphs (:mod:`edgetrack.converters.onnx2amct`), made by a tool that is not here; its int8 rounding is not emulated.
+  The simulator runs the ONNX graph at fp16 as above (what ATC computes the unquantized layers in), says so in
+  :attr:`SimulatorSession.notes` and in every :meth:`SimulatorSession.estimate` (``simulated_precision``,
+  ``note``); ``estimate(precision="int8")`` counts the cube at the chip's int8 peak.
+
 A cpu/cuda bundle has no device build; the simulator builds one on the fly for the chip asked for (see
 :mod:`edgetrack.backends._ascend`), so every shipped model can be tried on the device path on a laptop. What was
 derived is in :attr:`SimulatorSession.notes` and logged at INFO on ``edgetrack.backends.simulator``.
@@ -74,12 +80,19 @@ __all__ = [
     "emulate_fp16",
     "session_for_model",
     "ESTIMATE_LABEL",
+    "INT8_NOTE",
     "DEFAULT_UTILISATION",
     "VECTOR_SHARE",
     "FP16_MAX",
 ]
 
 log = logging.getLogger(__name__)
+
+INT8_NOTE = (
+    "int8 bundle simulated at fp16: the device graph is AMCT's int8 quantization of this ONNX graph, which is not "
+    "emulated here, so outputs are an fp16 device graph's, without int8's quantization error; latency estimates "
+    "count fp16 unless estimate(precision='int8') is asked"
+)
 
 ESTIMATE_LABEL = "estimate, not a measurement"
 # Share of the published peak a batch-1 tracker graph is assumed to reach. Small convolutions (3 input channels,
@@ -466,6 +479,8 @@ class SimulatorSession:
         self.precision = "fp16"
         self.utilisation = float(utilisation)
         notes = list(graph.notes)
+        if graph.precision == "int8":
+            notes.append(INT8_NOTE)
         if graph.on_the_fly and graph.bundle_path is not None:
             from edgetrack.converters.onnx2om import rewrite_nearest_resize
 
@@ -564,10 +579,14 @@ class SimulatorSession:
 
     def estimate(self, precision: str | None = None, utilisation: float | None = None) -> dict:
         """Estimated device latency of one :meth:`run`: a dict with ``estimated_ms``, ``macs``,
-        ``assumed_utilisation`` and ``label`` ("estimate, not a measurement")."""
+        ``assumed_utilisation`` and ``label`` ("estimate, not a measurement"); for a graph of an int8 bundle also
+        ``simulated_precision`` and ``note`` (:data:`INT8_NOTE`)."""
         cost = self.cost if precision in (None, self.precision) else graph_cost(self._source_model(), precision)
         out = estimate_latency(cost, self.soc, precision or self.precision, utilisation or self.utilisation)
         out["graph"] = self.name
+        if self.graph.precision == "int8":
+            out["simulated_precision"] = self.precision
+            out["note"] = INT8_NOTE
         return out
 
     def _source_model(self):
@@ -671,6 +690,7 @@ def estimate_bundle(bundle, chip=None, *, precision: str = "fp16",
         graphs[name] = estimate_latency(cost, graph.soc, precision, utilisation)
     per_frame = [g for g in graphs if g != "template"]
     first = next(iter(graphs.values()))
+    extra = {"note": INT8_NOTE} if b.manifest.precision == "int8" and precision != "int8" else {}
     return {
         "label": ESTIMATE_LABEL,
         "bundle": str(b.path),
@@ -682,4 +702,5 @@ def estimate_bundle(bundle, chip=None, *, precision: str = "fp16",
         "per_frame_graphs": per_frame,
         "per_frame_ms": sum(graphs[g]["estimated_ms"] for g in per_frame),
         "init_ms": graphs["template"]["estimated_ms"] if "template" in graphs else 0.0,
+        **extra,
     }

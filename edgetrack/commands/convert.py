@@ -4,10 +4,15 @@ This version builds ONNX bundles for ``--target cpu|cuda`` at ``--precision fp32
 MindSpore -> ONNX with ``--framework mindspore``, each graph checked in ONNX Runtime against the framework;
 fp16/int8 by :mod:`edgetrack.converters.precision`, int8 calibrated
 on ``--calibration`` crops), and Ascend bundles for ``--target ascend310|ascend310b|ascend310p|ascend910`` at fp16
-(the same checked ONNX graphs, audited against the chip's operator list, with AIPP configs and the exact ATC or
-converter_lite commands, run when the tool is on PATH: :mod:`edgetrack.converters.onnx2om`). The other targets
+or int8 (the same checked ONNX graphs, audited against the chip's operator list, with AIPP configs and the exact ATC
+or converter_lite commands, run when the tool is on PATH: :mod:`edgetrack.converters.onnx2om`; int8 adds AMCT's
+calibration of each tracker graph on ``--calibration`` crops written into the bundle, before ATC:
+:mod:`edgetrack.converters.onnx2amct`). The other targets
 and precisions are recognised by name, so a user
 asking for them hears "not implemented yet" rather than "unknown", and a typo hears the valid list.
+``--deblur`` adds a DeblurGAN-v2 checkpoint as the bundle's deblur stage
+(:func:`edgetrack.converters.deblur2onnx.add_deblur`), exported by the same ``--framework`` as the tracker's graphs
+and checked against that framework.
 Checks that cost nothing (names, output folder, checkpoint metadata) run before the export, which takes a while.
 """
 from __future__ import annotations
@@ -32,9 +37,9 @@ from edgetrack.errors import (
 TARGETS = ("cpu", "cuda", "ascend310", "ascend310b", "ascend310p", "ascend910")
 # Ascend targets: the checked ONNX graphs go through ATC (or converter_lite) for the chip
 # (edgetrack.converters.onnx2om.ascend_bundle). The AI Core computes convolutions in fp16, so fp16 is their
-# precision and their default.
+# precision and their default; int8 is AMCT's calibration (toolchain atc) before ATC.
 ASCEND_TARGETS = ("ascend310", "ascend310b", "ascend310p", "ascend910")
-ASCEND_PRECISIONS = ("fp16",)
+ASCEND_PRECISIONS = ("fp16", "int8")
 TOOLCHAINS = ("atc", "converter_lite")
 IMPLEMENTED_TARGETS = ("cpu", "cuda", *ASCEND_TARGETS)
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -73,8 +78,9 @@ def register(sub) -> None:
     p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="bundle folder to write")
     p.add_argument("--force", action="store_true", help="replace an existing bundle folder")
     p.add_argument("--framework", default="torch", metavar="NAME",
-                   help="twin that loads the checkpoint and exports the graphs: torch (torch.onnx.export, the "
-                   "default) or mindspore (mindspore.onnx.export; no PyTorch needed). The checkpoint file is the same")
+                   help="twin that loads the checkpoint(s) and exports the graphs, the --deblur stage's too: torch "
+                   "(torch.onnx.export, the default) or mindspore (mindspore.onnx.export; no PyTorch needed). The "
+                   "checkpoint file is the same")
     p.add_argument("--opset", type=int, default=11, metavar="N",
                    help="ONNX opset of the PyTorch export (default 11, what ATC reads; MindSpore exports its own)")
     p.add_argument("--scales", type=int, default=3, metavar="N",
@@ -83,7 +89,8 @@ def register(sub) -> None:
                    help="data set KIND:PATH[#SUBSET] whose sequences give the int8 calibration crops (required for "
                    "--precision int8; e.g. synthetic:data/synth-train)")
     p.add_argument("--calibration-frames", type=int, default=None, metavar="N",
-                   help="calibration samples, spread evenly over the sequences (default 200)")
+                   help="calibration samples, spread evenly over the sequences (default 200; Ascend int8: default 8, "
+                   "at most 32, written into the bundle as AMCT's .bin calibration data)")
     p.add_argument("--toolchain", default="atc", metavar="NAME",
                    help=f"Ascend targets: {' or '.join(TOOLCHAINS)} (default atc: OM files; converter_lite: "
                    "MindSpore Lite MindIR). Run when on PATH; otherwise the bundle holds the exact commands")
@@ -95,8 +102,8 @@ def register(sub) -> None:
                    "--calibration)")
     p.add_argument("--deblur", type=Path, default=None, metavar="CKPT",
                    help="add a DeblurGAN-v2 checkpoint as the bundle's deblur stage (run on the crops behind a blur "
-                   "gate by edgetrack.Tracker; e.g. siamrpn-eca + deblurgan-v2 = deblur-siamrpn; with --precision int8 the "
-                   "deblur stage stays fp16)")
+                   "gate by edgetrack.Tracker; e.g. siamrpn-eca + deblurgan-v2 = deblur-siamrpn), exported by "
+                   "--framework like the tracker; with --precision int8 the deblur stage stays fp16")
     p.add_argument("--name", default=None, metavar="NAME",
                    help="model name recorded in the bundle (default: the model's; deblur-<family> with --deblur)")
     p.set_defaults(func=run)
@@ -215,6 +222,13 @@ def _check_ascend_options(args: argparse.Namespace) -> None:
         from edgetrack.ascend.socs import get_soc
 
         get_soc(args.target).check_soc_version(getattr(args, "soc_version", None))
+        if args.precision == "int8":  # AMCT's batches travel in the bundle: bounded; converter_lite: no int8
+            from edgetrack.converters.onnx2amct import check_batches
+            from edgetrack.converters.onnx2mindir import converter_lite_precision_mode
+
+            check_batches(args.calibration_frames)
+            if getattr(args, "toolchain", "atc") == "converter_lite":
+                converter_lite_precision_mode(args.target, args.precision)
     elif getattr(args, "soc_version", None) is not None:
         raise InvalidArgumentError(f"--soc-version applies to Ascend targets, not --target {args.target}",
                                    fix="drop --soc-version or pick an Ascend --target")
@@ -236,10 +250,12 @@ def _run_ascend(args: argparse.Namespace, bundler, framework: str) -> int:
             from edgetrack.converters.deblur2onnx import add_deblur
 
             print(f"adding the deblur stage ({args.deblur.name}) ...")
-            onnx_bundle = add_deblur(onnx_bundle, args.deblur, Path(tmp) / "deblur", model=args.name)
+            onnx_bundle = add_deblur(onnx_bundle, args.deblur, Path(tmp) / "deblur", model=args.name,
+                                     framework=framework)
         print(f"auditing the graphs for {args.target} and writing the {args.toolchain} commands ...")
         path = ascend_bundle(onnx_bundle, args.out, args.target, toolchain=args.toolchain,
-                             precision=args.precision, soc_version=args.soc_version, force=args.force)
+                             precision=args.precision, soc_version=args.soc_version, force=args.force,
+                             calibration=args.calibration, calibration_frames=args.calibration_frames)
     manifest = load_bundle(path).manifest
     print(format_parity(manifest.parity))
     print(format_device(manifest))
@@ -265,11 +281,13 @@ def run(args: argparse.Namespace) -> int:
     framework = getattr(args, "framework", "torch")
     if framework not in FRAMEWORKS:
         raise UnknownChoiceError("framework", framework, FRAMEWORKS, fix="use --framework torch or mindspore")
-    if framework != "torch" and args.deblur is not None:
-        raise EdgetrackError("--deblur exports the DeblurGAN-v2 stage with PyTorch only so far",
-                             fix="convert with --framework torch, or leave out --deblur")
     _require_export_stack(args.model, framework)
     check_checkpoint(args.checkpoint, args.model, family)
+    if args.deblur is not None:
+        from edgetrack.converters.deblur2onnx import check_deblur_checkpoint
+
+        # Metadata only, before the tracker's export: a tracker checkpoint passed as --deblur fails at once.
+        check_deblur_checkpoint(args.deblur)
 
     import importlib
 
@@ -293,9 +311,9 @@ def run(args: argparse.Namespace) -> int:
         deblur_precision = "fp16" if args.precision == "int8" else args.precision
         with tempfile.TemporaryDirectory(prefix="edgetrack-convert-") as tmp:
             tracker = bundler(args.checkpoint, Path(tmp) / "tracker", False, **kwargs)
-            print(f"adding the deblur stage ({args.deblur.name}, {deblur_precision}) ...")
+            print(f"adding the deblur stage ({args.deblur.name}, {deblur_precision}, {framework}) ...")
             path = add_deblur(tracker, args.deblur, out, force=args.force, precision=deblur_precision,
-                              model=args.name)
+                              model=args.name, framework=framework)
     manifest = load_bundle(path).manifest
     print(format_parity(manifest.parity))
     print(f"bundle: {path} ({manifest.model}, target {manifest.target}, {manifest.precision}, "

@@ -49,7 +49,8 @@ def _command(argv) -> str:
 
 
 def format_device(manifest) -> str:
-    """The manifest's ``device`` section (format 2: chip, toolchain, per-graph status, AIPP, commands, audit)."""
+    """The manifest's ``device`` section (format 2: chip, toolchain, per-graph status, precision, AIPP, commands in
+    the order they run (int8: ``calibrate``, AMCT, then ``command``, ATC), audit)."""
     d = manifest.device
     if not d:
         return "device: (none: the ONNX graphs are the device files)"
@@ -71,6 +72,14 @@ def format_device(manifest) -> str:
                 lines.append(f"    aipp:    {aipp.get('file')} ({inp}: {AippConfig.from_dict(cfg).describe()})")
         if g.get("config"):
             lines.append(f"    config:  {g['config']}")
+        calibration = g.get("calibration")
+        if calibration:  # int8: AMCT's step runs before the ATC command
+            data = ", ".join(f"{inp}: {folder}" for inp, folder in calibration.get("data", {}).items())
+            lines.append(f"    precision: {g.get('precision', '?')} (AMCT calibration on {calibration.get('batches')} "
+                         f"{calibration.get('dtype', '')} batches: {data})")
+            lines.append(f"    calibrate: {_command(calibration.get('command', []))}")
+        elif g.get("precision"):
+            lines.append(f"    precision: {g['precision']}")
         lines.append(f"    command: {_command(g.get('command', []))}")
     audit = d.get("audit", {})
     counts = {}

@@ -9,6 +9,9 @@ framework loads into the other (strict key check); ``tests/test_deblurgan_parity
 configuration and presets are shared, framework-free, from :mod:`edgetrack.models.deblur_config`; nothing here
 imports torch.
 
+The generator is exported for a bundle's deblur stage by :mod:`edgetrack.converters.deblur2onnx` with
+``framework="mindspore"`` (``mindspore.onnx.export``; ``edgetrack convert --framework mindspore --deblur CKPT``).
+
 MindSpore-specific choices (each checked on MindSpore 2.10 -> ONNX -> ONNX Runtime, tests/test_deblurgan_mindspore.py):
 
 - Every ``construct`` names its first argument ``self``: the graph compiler parses the source.
@@ -27,6 +30,12 @@ MindSpore-specific choices (each checked on MindSpore 2.10 -> ONNX -> ONNX Runti
   statistics even with ``affine=False``, which would put keys into the checkpoint that the twin does not have.
 - ``tanh`` is written ``2·sigmoid(2x) − 1``: MindSpore's CPU Tanh is an approximation with an error of up to 1e-4
   (see :func:`_tanh`), as large as the tolerance the twins are held to.
+- The generator's multiplications by constants (the 0..255 <-> [-1, 1] scaling, ``_tanh``'s factors 2) multiply by
+  float32 tensors, not Python floats: ``mindspore.onnx.export`` writes ``tensor * float`` as a Mul whose constant
+  passes through a float -> float ``Cast``, and onnxconverter-common's fp16 conversion (the cuda fp16 deblur stage,
+  :func:`edgetrack.converters.precision.fp16_compute`) mis-types that Cast, so the fp16 graph failed onnx's checker.
+  A float32 tensor exports as a plain Mul with an initializer; the product is the same float32 number either way
+  (the exporter's Cast was to float32 too), so the twins agree exactly as before.
 - Typed errors are raised outside compiled code (:func:`ssim` checks eagerly, then calls the pure ``_ssim`` that the
   compiled training step uses); weights are written with ``ops.assign`` so that graphs compiled earlier see them.
 """
@@ -187,11 +196,18 @@ class FPNHead(nn.Cell):
         return self.relu(self.block1(self.relu(self.block0(x))))
 
 
+# The generator's constant factors as float32 tensors: exported as plain Muls, without the float -> float Cast a
+# Python float gets (module docstring).
+_TWO = ms.Tensor(2.0, ms.float32)
+_TO_UNIT = ms.Tensor(1.0 / 127.5, ms.float32)
+_TO_PIXELS = ms.Tensor(127.5, ms.float32)
+
+
 def _tanh(x):
     # MindSpore 2.10's CPU Tanh kernel is an approximation, off by up to 1.0e-4 near |x| = 5 (measured against
     # float64; PyTorch's is off by 3e-8): as large as the twins' whole tolerance. 2·sigmoid(2x) − 1 is tanh exactly
     # and MindSpore's Sigmoid is within 2e-6; it exports as Mul, Sigmoid, Sub, which every converter knows.
-    return 2.0 * ops.sigmoid(2.0 * x) - 1.0
+    return _TWO * ops.sigmoid(_TWO * x) - 1.0
 
 
 def pad_to_multiple(x, multiple: int = SIZE_MULTIPLE):
@@ -261,7 +277,7 @@ class FPNMobileNetV2(nn.Cell):
 
     def construct(self, x):
         """(N, 3, H, W) float BGR crops in 0..255 -> deblurred crops, float BGR 0..255, the same size."""
-        return (self.restore(x * (1.0 / 127.5) - 1.0) + 1.0) * 127.5
+        return (self.restore(x * _TO_UNIT - 1.0) + 1.0) * _TO_PIXELS
 
 
 def _config(name_or_config) -> DeblurGANConfig:
