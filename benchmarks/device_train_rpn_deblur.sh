@@ -12,9 +12,10 @@
 # --patch-photos`). Deblurrers: deblurgan-v2 and/or deblurgan-lite in RUNS, first learning rate LR_DEBLUR (Adam,
 # cosine to 1e-7), WORKERS_DEBLUR loader processes each.
 #
-# A SiamRPN entry of RUNS may name its loss as MODEL:LOSS (`rpn`, the default, or `rpn-hsm`); its run folder is then
-# MODEL-LOSS, e.g. RUNS="siamrpn-eca:rpn-hsm siamrpn-eca-lite:rpn-hsm" trains into siamrpn-eca-rpn-hsm/ and
-# siamrpn-eca-lite-rpn-hsm/.
+# A SiamRPN entry of RUNS may name its loss as MODEL:LOSS (`rpn`, the default, `rpn-hsm` or `rpn-ohem`); its run
+# folder is then MODEL-LOSS, e.g. RUNS="siamrpn-eca:rpn-hsm siamrpn-eca-lite:rpn-hsm" trains into
+# siamrpn-eca-rpn-hsm/ and siamrpn-eca-lite-rpn-hsm/, RUNS="siamrpn-eca:rpn-ohem" into siamrpn-eca-rpn-ohem/ (16
+# random + the 32 hardest negatives per pair, the trainer's defaults; config.json records them).
 #
 # The shipped siamrpn-eca (second recipe, issue #4): more and more varied targets, mirrored/channel-swapped pairs
 # (RPN_PAIRS), 6000 steps of batch 32:

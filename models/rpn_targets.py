@@ -14,25 +14,45 @@ Negative pairs (the exemplar from another sequence, :attr:`~edgetrack.models.pai
 positives and no regression: the anchors that would be positive on the search crop's object are negatives (that
 object is exactly what must be rejected), the rest of the ``total`` are drawn from the other negatives.
 
-Targets per pair: ``cls`` (A, R, R) int64, 1 positive / 0 negative / −1 ignored; ``loc`` (4, A, R, R) float32,
-the offsets of every anchor (only positives' count); ``loc_weight`` (A, R, R) float32, 1 on positives.
+Online hard negative mining (the ``rpn-ohem`` loss, ``AnchorTargetConfig(total=None, neg_random=16)``): the
+positives are sampled as above, exactly ``neg_random`` negatives are drawn at random (they keep the background's
+scores calibrated), and every other negative is labelled :data:`CANDIDATE` (−2), the pool from which the loss itself
+takes each pair's hardest negatives by their current loss (a top-k, :func:`edgetrack.models.torch.siamrpn.rpn_loss`).
+The hardest cannot be chosen here: they depend on the weights of the step. Split this way, the random part stays a
+draw of the batch's generator (resumed runs stay exact) and the hard part a deterministic function of the logits,
+the same in both frameworks. On a negative pair the object's anchors take the positives' slots as above, and
+every other anchor (all are negatives there) is drawn or a candidate, so the loss's hardest are the rest of the
+object's anchors for as long as the model still fires on them.
+
+Targets per pair: ``cls`` (A, R, R) int64, 1 positive / 0 negative / −1 ignored / −2 candidate (only with
+``neg_random``; the ``rpn`` and ``rpn-hsm`` losses count only labels ≥ 0, so a candidate is ignored there);
+``loc`` (4, A, R, R) float32, the offsets of every anchor (only positives' count); ``loc_weight`` (A, R, R) float32,
+1 on positives.
 The assignment's draws come from the batch's own generator, so a batch's targets are a pure function of
 ``(seed, rank, batch index)`` like its pairs, and resumed runs stay exact.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from edgetrack.errors import InvalidArgumentError
+from edgetrack.errors import InvalidArgumentError, UnknownChoiceError
 from edgetrack.models.pairs import PairConfig
 from edgetrack.tracking.crop import box_center
 
 __all__ = ["AnchorTargetConfig", "RPN_PAIRS", "anchor_iou", "encode", "anchor_targets", "batch_targets",
-           "RPNTargets", "ANCHOR_TARGETS", "POSITIVE", "NEGATIVE", "IGNORED"]
+           "RPNTargets", "ANCHOR_TARGETS", "anchor_target_config", "POSITIVE", "NEGATIVE", "IGNORED", "CANDIDATE",
+           "OHEM_RANDOM", "OHEM_HARD"]
 
 POSITIVE, NEGATIVE, IGNORED = 1, 0, -1
+# A negative anchor not drawn at random: a candidate for the hardest negatives the rpn-ohem loss picks.
+CANDIDATE = -2
+# The rpn-ohem loss's negatives per pair: drawn at random here, and the hardest by their current loss, picked in the
+# loss (top-k). With SiamRPN's at most 16 positives a pair still counts 64 anchors, as the papers' sampling does.
+OHEM_RANDOM = 16
+OHEM_HARD = 32
 
 # Pair augmentation for SiamRPN (pysot's SEARCH: scale 0.18, shift 64): the regression branch learns size changes
 # only from pairs whose target changes size, which SiamFC's 5 % scale jitter barely provides. One pair in five is
@@ -55,12 +75,17 @@ class AnchorTargetConfig:
     ``total=None`` keeps every negative anchor instead of sampling (for the ``rpn-hsm`` loss, which weighs each
     anchor by how hard it is: a look-alike's anchors are among the few that count, and random sampling keeps one of
     them in about half of the pairs).
+
+    ``neg_random`` (with ``total=None``; for the ``rpn-ohem`` loss): draw exactly this many negatives per pair at
+    random (fewer where a pair has fewer) and label every other negative :data:`CANDIDATE`, for the loss to take
+    the hardest of them (module docstring). 0 leaves every negative to the loss's choice.
     """
 
     pos_iou: float = 0.6
     neg_iou: float = 0.3
     max_pos: int = 16
     total: int | None = 64
+    neg_random: int | None = None
 
     def __post_init__(self):
         if not (0 <= self.neg_iou <= self.pos_iou <= 1):
@@ -74,11 +99,36 @@ class AnchorTargetConfig:
                 raise InvalidArgumentError(f"AnchorTargetConfig.{name} must be a positive integer, got {value!r}")
         if self.total is not None and self.max_pos > self.total:
             raise InvalidArgumentError(f"AnchorTargetConfig.max_pos ({self.max_pos}) exceeds total ({self.total})")
+        if self.neg_random is not None:
+            value = self.neg_random
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise InvalidArgumentError(f"AnchorTargetConfig.neg_random must be None or an integer >= 0, got "
+                                           f"{value!r}", fix="pass the number of negatives to draw at random per pair")
+            if self.total is not None:
+                raise InvalidArgumentError(
+                    f"AnchorTargetConfig.neg_random ({value}) draws the negatives itself, but total is {self.total}",
+                    fix="pass total=None with neg_random (the loss adds the hardest negatives to the drawn ones)")
 
 
 # The anchor assignment each SiamRPN training loss expects: the papers' cross-entropy on 64 sampled anchors per
-# pair, the HSM loss on every labelled anchor.
-ANCHOR_TARGETS = {"rpn": AnchorTargetConfig(), "rpn-hsm": AnchorTargetConfig(total=None)}
+# pair, the HSM loss on every labelled anchor, the cross-entropy on the sampled positives, OHEM_RANDOM random
+# negatives and the OHEM_HARD hardest of the other negatives (picked by the loss among the candidates).
+ANCHOR_TARGETS = {"rpn": AnchorTargetConfig(), "rpn-hsm": AnchorTargetConfig(total=None),
+                  "rpn-ohem": AnchorTargetConfig(total=None, neg_random=OHEM_RANDOM)}
+
+
+def anchor_target_config(loss: str, neg_random: int | None = None) -> AnchorTargetConfig:
+    """The assignment the SiamRPN loss ``loss`` (a key of :data:`ANCHOR_TARGETS`) expects; ``neg_random``
+    (``rpn-ohem`` only; None: :data:`OHEM_RANDOM`) the number of negatives it draws at random per pair."""
+    if loss not in ANCHOR_TARGETS:
+        raise UnknownChoiceError("SiamRPN loss", loss, ANCHOR_TARGETS)
+    cfg = ANCHOR_TARGETS[loss]
+    if neg_random is None:
+        return cfg
+    if cfg.neg_random is None:
+        raise InvalidArgumentError(f"neg_random ({neg_random}) is a count of the rpn-ohem loss, not of {loss!r}",
+                                   fix="leave neg_random unset, or train with the rpn-ohem loss")
+    return dataclasses.replace(cfg, neg_random=neg_random)
 
 
 def _box_cxcywh(box) -> tuple[float, float, float, float]:
@@ -127,9 +177,12 @@ def anchor_targets(anchors: np.ndarray, box, rng: np.random.Generator,
         if len(hard) > cfg.max_pos:
             hard = rng.choice(hard, cfg.max_pos, replace=False)
         rest = np.setdiff1d(np.arange(flat.size), hard)
-        if cfg.total is not None:
-            rest = rng.choice(rest, min(len(rest), cfg.total - len(hard)), replace=False)
         flat[hard] = NEGATIVE
+        if cfg.neg_random is not None:
+            flat[rest] = CANDIDATE
+            rest = rng.choice(rest, min(len(rest), cfg.neg_random), replace=False)
+        elif cfg.total is not None:
+            rest = rng.choice(rest, min(len(rest), cfg.total - len(hard)), replace=False)
         flat[rest] = NEGATIVE
         return {"cls": cls, "loc": encode(anchors, box).astype(np.float32),
                 "loc_weight": np.zeros(iou.shape, np.float32)}
@@ -137,7 +190,11 @@ def anchor_targets(anchors: np.ndarray, box, rng: np.random.Generator,
     neg = np.flatnonzero(iou.reshape(-1) < cfg.neg_iou)
     if len(pos) > cfg.max_pos:
         pos = rng.choice(pos, cfg.max_pos, replace=False)
-    n_neg = len(neg) if cfg.total is None else cfg.total - len(pos)
+    if cfg.neg_random is not None:
+        flat[neg] = CANDIDATE
+        n_neg = cfg.neg_random
+    else:
+        n_neg = len(neg) if cfg.total is None else cfg.total - len(pos)
     if len(neg) > n_neg:
         neg = rng.choice(neg, n_neg, replace=False)
     flat[pos] = POSITIVE
@@ -168,7 +225,7 @@ class RPNTargets:
     """
 
     def __init__(self, anchors: np.ndarray, seed, cfg: AnchorTargetConfig | None = None):
-        """``cfg``: the assignment (:data:`ANCHOR_TARGETS` by loss name; None: sampled, SiamRPN's)."""
+        """``cfg``: the assignment (:func:`anchor_target_config` by loss name; None: sampled, SiamRPN's)."""
         self.anchors = np.asarray(anchors, dtype=np.float64)
         self.seed = tuple(int(s) for s in (seed if isinstance(seed, (tuple, list)) else (seed,)))
         self.cfg = AnchorTargetConfig() if cfg is None else cfg

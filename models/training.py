@@ -53,11 +53,37 @@ def validate_common(cfg) -> None:
                                    f"{cfg.weight_decay}")
     if not 0 <= cfg.alpha <= 1 or cfg.gamma < 0:
         raise InvalidArgumentError(f"need 0 <= alpha <= 1 and gamma >= 0, got {cfg.alpha}, {cfg.gamma}")
+    _resolve_ohem_counts(cfg)
     if isinstance(cfg.pairs, dict):
         object.__setattr__(cfg, "pairs", PairConfig.from_dict(cfg.pairs))
     if not isinstance(cfg.pairs, PairConfig):
         raise InvalidArgumentError(f"TrainConfig.pairs must be a PairConfig, got {type(cfg.pairs).__name__}")
     object.__setattr__(cfg, "out", str(cfg.out))
+
+
+def _resolve_ohem_counts(cfg) -> None:
+    """``neg_random`` / ``neg_hard``, the rpn-ohem loss's random and hardest negatives per pair: their defaults
+    (:data:`~edgetrack.models.rpn_targets.OHEM_RANDOM`, :data:`~edgetrack.models.rpn_targets.OHEM_HARD`) filled in
+    for that loss, so config.json and the checkpoints record them; None for every other loss (and a value given
+    there is refused: it would change nothing)."""
+    names = {"neg_random": ("--neg-random", 0), "neg_hard": ("--neg-hard", 1)}
+    if cfg.loss != "rpn-ohem":
+        for name, (flag, _) in names.items():
+            if getattr(cfg, name) is not None:
+                raise InvalidArgumentError(
+                    f"TrainConfig.{name} ({getattr(cfg, name)!r}) is a count of the rpn-ohem loss; this run's loss is "
+                    f"{cfg.loss!r}", fix=f"train a SiamRPN model with --loss rpn-ohem, or leave {flag} unset")
+        return
+    from edgetrack.models.rpn_targets import OHEM_HARD, OHEM_RANDOM
+
+    defaults = {"neg_random": OHEM_RANDOM, "neg_hard": OHEM_HARD}
+    for name, (flag, low) in names.items():
+        value = getattr(cfg, name)
+        if value is None:
+            object.__setattr__(cfg, name, defaults[name])
+        elif not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise InvalidArgumentError(f"TrainConfig.{name} must be an integer >= {low}, got {value!r}",
+                                       fix=f"pass {flag} N with N >= {low}, or leave it unset ({defaults[name]})")
 
 
 def config_from_dict(cls, data: dict):
@@ -194,7 +220,8 @@ class SiamRPNFamily(SiameseFamily):
         return SIAMRPN_PRESETS
 
     def losses(self):
-        # rpn: the papers' cross-entropy on sampled anchors; rpn-hsm: HSM-SiamFC's loss on every anchor (alpha, gamma).
+        # rpn: the papers' cross-entropy on sampled anchors; rpn-hsm: HSM-SiamFC's loss on every anchor (alpha, gamma);
+        # rpn-ohem: the cross-entropy on the sampled positives, neg_random random and the neg_hard hardest negatives.
         from edgetrack.models.rpn_targets import ANCHOR_TARGETS
 
         return dict.fromkeys(ANCHOR_TARGETS)
@@ -213,6 +240,8 @@ class SiamRPNFamily(SiameseFamily):
         """The RPN loss's classification term for ``cfg.loss`` (keyword arguments of ``rpn_loss`` / ``RPNLoss``)."""
         if cfg.loss == "rpn-hsm":
             return {"cls_loss": "hsm", "alpha": cfg.alpha, "gamma": cfg.gamma}
+        if cfg.loss == "rpn-ohem":
+            return {"cls_loss": "ohem", "neg_hard": cfg.neg_hard}
         return {"cls_loss": "ce"}
 
     def default_pairs(self) -> PairConfig:
@@ -221,10 +250,11 @@ class SiamRPNFamily(SiameseFamily):
         return RPN_PAIRS
 
     def batch_transform(self, cfg, model, seed):
-        from edgetrack.models.rpn_targets import ANCHOR_TARGETS, RPNTargets
+        from edgetrack.models.rpn_targets import RPNTargets, anchor_target_config
         from edgetrack.tracking.siamrpn import anchor_grid
 
-        return RPNTargets(anchor_grid(model.config.tracking_params()), seed, ANCHOR_TARGETS[cfg.loss])
+        return RPNTargets(anchor_grid(model.config.tracking_params()), seed,
+                          anchor_target_config(cfg.loss, cfg.neg_random))
 
 
 def family_of(families: dict, model: str):

@@ -245,6 +245,8 @@ def test_rpn_loss_counts_only_sampled_anchors_and_positives(rng):
     assert float(loss) == pytest.approx(math.log(2) + 4 * 0.5 * 9 * 0.01, rel=1e-5)
     with pytest.raises(InvalidArgumentError, match="reg_weight"):
         rpn_loss(_t(cls), _t(loc.reshape(1, 20, 25, 25)), cls_t, loc_t, w, reg_weight=-1)
+    with pytest.raises(InvalidArgumentError, match="neg_hard"):
+        rpn_loss(_t(cls), _t(loc.reshape(1, 20, 25, 25)), cls_t, loc_t, w, cls_loss="ohem", neg_hard=0)
 
 
 # -- checkpoints -----------------------------------------------------------------------------------------------------
@@ -296,6 +298,15 @@ def test_train_config_resolves_the_family_defaults():
     assert family_of("siamrpn-tiny").name == "siamrpn" and family_of("siamfc").name == "siamfc"
     with pytest.raises(UnknownChoiceError, match="rpn"):
         TrainConfig(model="siamrpn-tiny", loss="hsm")
+    # rpn-ohem: its counts filled in, so config.json and the checkpoints record them; refused with another loss.
+    ohem = TrainConfig(model="siamrpn-tiny", loss="rpn-ohem")
+    assert (ohem.neg_random, ohem.neg_hard, cfg.neg_random, cfg.neg_hard) == (16, 32, None, None)
+    assert ohem.to_dict()["neg_hard"] == 32 and TrainConfig.from_dict(ohem.to_dict()) == ohem
+    assert family_of("siamrpn-tiny").cls_loss(ohem) == {"cls_loss": "ohem", "neg_hard": 32}
+    with pytest.raises(InvalidArgumentError, match="rpn-ohem"):
+        TrainConfig(model="siamrpn-tiny", neg_random=4)
+    with pytest.raises(InvalidArgumentError, match="neg_random"):
+        TrainConfig(model="siamrpn-tiny", loss="rpn-ohem", neg_random=-1)
     with pytest.raises(InvalidArgumentError, match="regression branch"):
         TrainConfig(model="siamfc-tiny", reg_weight=1.0)
     with pytest.raises(InvalidArgumentError, match="reg_weight"):
@@ -313,6 +324,8 @@ def test_config_from_args_takes_the_family_pairs():
     cfg = config_from_args(args)
     assert (cfg.loss, cfg.reg_weight, cfg.epochs) == ("rpn", 0.5, 2)
     assert cfg.pairs.max_shift == 32.0 and cfg.pairs.scale_jitter == RPN_PAIRS.scale_jitter
+    args = argparse.Namespace(model="siamrpn-tiny", out="run", loss="rpn-ohem", neg_random=8, neg_hard=24)
+    assert (config_from_args(args).neg_random, config_from_args(args).neg_hard) == (8, 24)
 
 
 def test_pair_workers_deliver_the_same_targets(moving_target_sequence):

@@ -21,7 +21,7 @@ from edgetrack.errors import CheckpointError  # noqa: E402
 from edgetrack.models.mindspore import siamrpn as ms_rpn  # noqa: E402
 from edgetrack.models.mindspore.checkpoint import checkpoint_state as ms_state  # noqa: E402
 from edgetrack.models.mindspore.checkpoint import load_weights as ms_load_weights  # noqa: E402
-from edgetrack.models.rpn_targets import batch_targets  # noqa: E402
+from edgetrack.models.rpn_targets import ANCHOR_TARGETS, CANDIDATE, batch_targets  # noqa: E402
 from edgetrack.models.siamrpn_config import SIAMRPN_PRESETS, SiamRPNConfig  # noqa: E402
 from edgetrack.models.torch import siamrpn as torch_rpn  # noqa: E402
 from edgetrack.models.torch.checkpoint import checkpoint_state as torch_state  # noqa: E402
@@ -161,13 +161,13 @@ def test_full_size_outputs_agree(name, tmp_path, record_property):
     assert max(errors.values()) <= TOL, errors
 
 
-def _targets(n: int, seed: int):
+def _targets(n: int, seed: int, loss: str = "rpn", negative=None):
     grid = anchor_grid(TINY.tracking_params())
     rng = np.random.default_rng(seed)
     centres = 127 + rng.uniform(-40, 40, (n, 2))
     sizes = rng.uniform(30, 90, (n, 2))
     boxes = np.concatenate([centres - sizes / 2, sizes], 1)
-    return batch_targets(grid, boxes, rng)
+    return batch_targets(grid, boxes, rng, ANCHOR_TARGETS[loss], negative)
 
 
 def test_rpn_loss_equals_the_pytorch_loss():
@@ -207,6 +207,49 @@ def test_rpn_hsm_loss_equals_the_pytorch_loss():
         assert float(cell) == pytest.approx(float(theirs), rel=1e-5)
 
 
+def test_rpn_ohem_loss_and_its_gradient_equal_the_pytorch_ones():
+    """The same loss, and the same anchors chosen as the hardest: the gradient with respect to the logits (which
+    reaches only the anchors used) agrees, with a positive and a negative pair, for two ``neg_hard``, and with exact
+    ties at the k-th place (a block of equal logits among the candidates; both twins take the first in C order)."""
+    rng = np.random.default_rng(8)
+    t = _targets(3, seed=9, loss="rpn-ohem", negative=[False, True, False])
+    assert (t["cls"] == CANDIDATE).any(axis=(1, 2, 3)).all()
+    cls = (rng.normal(size=(3, 10, 25, 25)) * 3).astype(np.float32)
+    cls[0, :2, 0, :3] = (-60.0, 60.0, 25.0)
+    # A block of anchors, every shape, with one logit pair: cls₁ − cls₀ = 8, a tie among ~1 400 candidates of the
+    # third pair that the 100th and 300th places fall into (the random logits put few candidates above it).
+    cls[2, :5, 3:20, 3:20], cls[2, 5:, 3:20, 3:20] = 0.0, 8.0
+    v = (cls[2, 5:] - cls[2, :5])[t["cls"][2] == CANDIDATE]
+    assert (v > 8).sum() < 100 and (v >= 8).sum() > 300
+    loc = (t["loc"].reshape(3, 20, 25, 25) + rng.normal(size=(3, 20, 25, 25)) * 0.3).astype(np.float32)
+    targets_t = [torch.from_numpy(t[k]) for k in ("cls", "loc", "loc_weight")]
+    targets_m = [ms.Tensor(t["cls"].astype(np.float32)), ms.Tensor(t["loc"]), ms.Tensor(t["loc_weight"])]
+    for neg_hard in (32, 100, 300):
+        kw = dict(cls_loss="ohem", neg_hard=neg_hard)
+        cls_t = torch.from_numpy(cls).requires_grad_()
+        theirs = torch_rpn.rpn_loss(cls_t, torch.from_numpy(loc), *targets_t, **kw)
+        theirs.backward()
+        ours = ms_rpn.rpn_loss(ms.Tensor(cls), ms.Tensor(loc), t["cls"], t["loc"], t["loc_weight"], **kw)
+        cell = ms_rpn.RPNLoss(**kw)
+        grad = ms.grad(lambda c: cell(c, ms.Tensor(loc), *targets_m))(ms.Tensor(cls)).asnumpy()
+        assert float(ours) == pytest.approx(float(theirs.detach()), rel=1e-5)
+        assert float(cell(ms.Tensor(cls), ms.Tensor(loc), *targets_m)) == pytest.approx(float(theirs.detach()),
+                                                                                        rel=1e-5)
+        ref = cls_t.grad.numpy()
+        used = lambda g: np.abs(g.reshape(3, 2, -1)).sum(1) > 0  # noqa: E731
+        np.testing.assert_array_equal(used(grad), used(ref))
+        assert (used(ref).sum(1) - (t["cls"] >= 0).reshape(3, -1).sum(1) == neg_hard).all()
+        np.testing.assert_allclose(grad, ref, rtol=1e-5, atol=1e-7)
+    # The choice itself, ties included, from the same losses.
+    nll = rng.integers(0, 4, (4, 50)).astype(np.float32)
+    pool = rng.random((4, 50)) < 0.7
+    for k in (1, 5, 40):
+        ours = ms_rpn.hardest_negatives(ms.Tensor(nll), ms.Tensor(pool), k).asnumpy()
+        theirs = torch_rpn.hardest_negatives(torch.from_numpy(nll), torch.from_numpy(pool), k).numpy()
+        np.testing.assert_array_equal(ours.astype(bool), theirs)
+        assert (theirs.sum(1) == np.minimum(k, pool.sum(1))).all()
+
+
 def test_prior_bias_is_the_same_in_both_twins():
     tm, mm = torch_rpn.SiamRPN(TINY), ms_rpn.SiamRPN(TINY)
     tm.set_prior(0.01)
@@ -215,9 +258,11 @@ def test_prior_bias_is_the_same_in_both_twins():
     assert tm.head.cls_head[-1].bias[TINY.num_anchors:].detach().numpy() == pytest.approx(math.log(0.01 / 0.99))
 
 
-def test_two_training_steps_agree(tiny_checkpoint):
+@pytest.mark.parametrize("loss", ["rpn", "rpn-ohem"])
+def test_two_training_steps_agree(tiny_checkpoint, loss):
     """Train-mode BN, the RPN loss on the same numpy anchor targets, gradients through the grouped-convolution
-    correlation, and two SGD steps (momentum, weight decay) through the MindSpore trainer's own step and hooks."""
+    correlation, and two SGD steps (momentum, weight decay) through the MindSpore trainer's own step and hooks;
+    ``rpn-ohem`` with a negative pair, its hardest negatives chosen inside the compiled step."""
     from mindspore import nn
 
     from edgetrack.models.mindspore.train import FAMILIES, TrainConfig, _Dist, _make_step
@@ -229,22 +274,24 @@ def test_two_training_steps_agree(tiny_checkpoint):
     rng = np.random.default_rng(6)
     z = rng.random((2, 3, 127, 127), dtype=np.float32) * 255
     x = rng.random((2, 3, 255, 255), dtype=np.float32) * 255
-    batch = {"z": z, "x": x, **_targets(2, seed=7)}
+    batch = {"z": z, "x": x, **_targets(2, seed=7, loss=loss, negative=[False, loss == "rpn-ohem"])}
+    train_cfg = TrainConfig(model="siamrpn-tiny", loss=loss)
     lr, momentum, wd = 1e-2, 0.9, 5e-4
+    family = FAMILIES["siamrpn"]
 
     opt = torch.optim.SGD(tm.parameters(), lr=lr, momentum=momentum, weight_decay=wd)
     targets = [torch.from_numpy(batch[k]) for k in ("cls", "loc", "loc_weight")]
     t_losses = []
     for _ in range(2):  # two steps: the second one uses the momentum buffers
-        loss = torch_rpn.rpn_loss(*tm(torch.from_numpy(z), torch.from_numpy(x)), *targets)
+        value = torch_rpn.rpn_loss(*tm(torch.from_numpy(z), torch.from_numpy(x)), *targets,
+                                   **family.cls_loss(train_cfg))
         opt.zero_grad()
-        loss.backward()
+        value.backward()
         opt.step()
-        t_losses.append(loss.item())
+        t_losses.append(value.item())
 
-    family = FAMILIES["siamrpn"]
     ms_opt = nn.SGD([{"params": mm.trainable_params(), "weight_decay": wd}], learning_rate=lr, momentum=momentum)
-    step = _make_step(mm, family.objective(TrainConfig(model="siamrpn-tiny")), ms_opt, _Dist(), compile_step=True)
+    step = _make_step(mm, family.objective(train_cfg), ms_opt, _Dist(), compile_step=True)
     m_losses = [float(step(ms.Tensor(z), ms.Tensor(x), *family.targets(batch)).asnumpy()) for _ in range(2)]
 
     print(f"\nlosses: torch {t_losses}, mindspore {m_losses}")

@@ -10,10 +10,13 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 from edgetrack.errors import CheckpointError, InvalidArgumentError, UnknownChoiceError  # noqa: E402
 from edgetrack.models.pairs import CropCache, PairConfig, PairSampler  # noqa: E402
 from edgetrack.models.rpn_targets import (  # noqa: E402
+    ANCHOR_TARGETS,
+    CANDIDATE,
     IGNORED,
     NEGATIVE,
     POSITIVE,
@@ -21,11 +24,12 @@ from edgetrack.models.rpn_targets import (  # noqa: E402
     AnchorTargetConfig,
     RPNTargets,
     anchor_iou,
+    anchor_target_config,
     anchor_targets,
     batch_targets,
 )
 from edgetrack.models.siamrpn_config import eca_kernel_size, effnet_stages, round_filters  # noqa: E402
-from edgetrack.models.torch.checkpoint import save_weights  # noqa: E402
+from edgetrack.models.torch.checkpoint import read_metadata, save_weights  # noqa: E402
 from edgetrack.models.torch.siamrpn import (  # noqa: E402
     ECA,
     GRAPH_IO,
@@ -34,6 +38,7 @@ from edgetrack.models.torch.siamrpn import (  # noqa: E402
     SiamRPNConfig,
     build_siamrpn,
     graph_modules,
+    hardest_negatives,
     load_siamrpn,
     rpn_loss,
     save_siamrpn,
@@ -329,6 +334,51 @@ def test_anchor_targets_sample_at_most_16_positives_and_64_in_all():
         anchor_targets(grid, (1, 2, 0, 5), np.random.default_rng(0))
 
 
+def test_ohem_targets_draw_16_negatives_and_leave_the_others_to_the_loss():
+    grid = anchor_grid(TINY.tracking_params())
+    cfg = ANCHOR_TARGETS["rpn-ohem"]
+    assert (cfg.total, cfg.neg_random) == (None, 16)
+    box = _anchor_box(grid, 2, 12, 12)
+    iou = anchor_iou(grid, box)
+    t = anchor_targets(grid, box, np.random.default_rng(0), cfg)
+    pos, neg, cand = (t["cls"] == POSITIVE), (t["cls"] == NEGATIVE), (t["cls"] == CANDIDATE)
+    # The positives as the papers' sampling has them; 16 random negatives; every other negative a candidate.
+    assert 1 <= pos.sum() <= 16 and np.all(iou[pos] > 0.6)
+    assert neg.sum() == 16 and np.all(iou[neg | cand] < 0.3) and neg.sum() + cand.sum() == (iou < 0.3).sum()
+    assert np.all(t["cls"][(iou >= 0.3) & (iou <= 0.6)] == IGNORED)
+    np.testing.assert_array_equal(t["loc_weight"], pos.astype(np.float32))
+    # Deterministic per generator state, different for another; the positives are drawn as by the rpn targets.
+    again = anchor_targets(grid, box, np.random.default_rng(0), cfg)
+    np.testing.assert_array_equal(again["cls"], t["cls"])
+    other = anchor_targets(grid, box, np.random.default_rng(1), cfg)
+    assert not np.array_equal(other["cls"] == NEGATIVE, neg)
+    plain = anchor_targets(grid, box, np.random.default_rng(0))
+    np.testing.assert_array_equal(plain["cls"] == POSITIVE, pos)
+    # A negative pair: no positives, no regression; the object's anchors are negatives in the positives' slots,
+    # 16 more drawn at random, and every other anchor (none is ignored there) a candidate for the loss.
+    n = anchor_targets(grid, box, np.random.default_rng(0), cfg, negative=True)
+    obj = iou > 0.6
+    assert not (n["cls"] == POSITIVE).any() and not (n["cls"] == IGNORED).any() and not n["loc_weight"].any()
+    assert np.all(n["cls"][obj] == NEGATIVE) and (n["cls"] == NEGATIVE).sum() == obj.sum() + 16
+    assert (n["cls"] == CANDIDATE).sum() == n["cls"].size - obj.sum() - 16
+    # The batch transform: a pure function of (seed, batch index), negative pairs included.
+    batch = {"index": 3, "box": np.array([box, box]), "negative": np.array([False, True])}
+    a = RPNTargets(grid, (4, 0), cfg)(batch)
+    b = RPNTargets(grid, (4, 0), anchor_target_config("rpn-ohem"))(batch)
+    np.testing.assert_array_equal(a["cls"], b["cls"])
+    assert [(a["cls"][i] == NEGATIVE).sum() for i in range(2)] == [16, obj.sum() + 16]
+    assert (RPNTargets(grid, (4, 0), anchor_target_config("rpn-ohem", 5))(batch)["cls"][0] == NEGATIVE).sum() == 5
+    # Errors name the value and the fix.
+    with pytest.raises(InvalidArgumentError, match="total=None"):
+        AnchorTargetConfig(neg_random=16)
+    with pytest.raises(InvalidArgumentError, match="neg_random"):
+        AnchorTargetConfig(total=None, neg_random=-1)
+    with pytest.raises(InvalidArgumentError, match="rpn-ohem"):
+        anchor_target_config("rpn", 16)
+    with pytest.raises(UnknownChoiceError, match="rpn-ohem"):
+        anchor_target_config("ohem")
+
+
 def test_the_sampler_box_gives_targets_that_follow_the_shift(moving_target_sequence):
     cache = CropCache.build([moving_target_sequence("a", n=4)], RPN_PAIRS, progress=False)
     sampler = PairSampler(cache, seed=3)
@@ -409,6 +459,84 @@ def test_rpn_hsm_loss_weighs_every_anchor_by_its_difficulty():
         rpn_loss(cls, loc_t.reshape(1, 20, 25, 25), cls_t, loc_t, w, cls_loss="focal")
 
 
+def _ohem_case():
+    """One pair's rpn-ohem targets and logits whose candidates' losses are known and distinct: candidate ``j`` (in
+    C order) has the two-class logit ``v = cls₁ − cls₀`` = ``−4 + j / 200``, so the hardest are the last ones."""
+    grid = anchor_grid(TINY.tracking_params())
+    t = batch_targets(grid, np.array([_anchor_box(grid, 2, 12, 12)]), np.random.default_rng(0),
+                      ANCHOR_TARGETS["rpn-ohem"])
+    cls_t, loc_t, w = (torch.from_numpy(t[k]) for k in ("cls", "loc", "loc_weight"))
+    v = torch.zeros(cls_t.shape)
+    v[cls_t == POSITIVE], v[cls_t == NEGATIVE] = 1.5, -2.5
+    cand = cls_t == CANDIDATE
+    v[cand] = -4.0 + torch.arange(int(cand.sum())).float() / 200
+    return cls_t, loc_t, w, v
+
+
+def _logits(v: torch.Tensor) -> torch.Tensor:
+    return torch.stack([torch.zeros_like(v), v], 1).reshape(v.shape[0], -1, *v.shape[-2:])
+
+
+def test_ohem_loss_adds_exactly_the_k_hardest_candidates():
+    cls_t, loc_t, w, v = _ohem_case()
+    loc = loc_t.reshape(1, 20, 25, 25)
+    n_pos, cand = int((cls_t == POSITIVE).sum()), cls_t == CANDIDATE
+    # The cross-entropy of each anchor: softplus(−v) for a positive, softplus(v) for a negative.
+    expected_sum = n_pos * F.softplus(torch.tensor(-1.5)) + 16 * F.softplus(torch.tensor(-2.5))
+    hardest = torch.sort(v[cand]).values[-32:]
+    expected = (expected_sum + F.softplus(hardest).sum()) / (n_pos + 16 + 32)
+    cls = _logits(v).requires_grad_()
+    loss = rpn_loss(cls, loc, cls_t, loc_t, w, cls_loss="ohem")  # 32 hardest by default
+    assert float(loss.detach()) == pytest.approx(float(expected), rel=1e-6)
+    # The gradient reaches the labelled anchors and the 32 chosen candidates, nothing else; it is the mask's.
+    loss.backward()
+    touched = cls.grad.reshape(1, 2, 5, 25, 25).abs().sum(1) > 0
+    chosen = hardest_negatives(F.softplus(v), cand, 32)
+    assert int(chosen.sum()) == 32 and torch.equal(touched, (cls_t >= 0) | chosen)
+    assert torch.equal(chosen[cand], torch.arange(int(cand.sum())) >= int(cand.sum()) - 32)  # the last 32
+    # Another k; and k above the number of candidates takes them all.
+    loss8 = rpn_loss(_logits(v), loc, cls_t, loc_t, w, cls_loss="ohem", neg_hard=8)
+    expected8 = (expected_sum + F.softplus(hardest[-8:]).sum()) / (n_pos + 16 + 8)
+    assert float(loss8) == pytest.approx(float(expected8), rel=1e-6)
+    few = torch.where(cand & (torch.rand(cls_t.shape, generator=torch.Generator().manual_seed(0)) < 0.99),
+                      IGNORED, cls_t)
+    n_few = int((few == CANDIDATE).sum())
+    assert 0 < n_few < 100
+    all_of_them = rpn_loss(_logits(v), loc, few, loc_t, w, cls_loss="ohem", neg_hard=100)
+    expected_all = (expected_sum + F.softplus(v[few == CANDIDATE]).sum()) / (n_pos + 16 + n_few)
+    assert float(all_of_them) == pytest.approx(float(expected_all), rel=1e-6)
+    # The ce and hsm losses ignore candidates (label −2), as they ignore −1.
+    plain = rpn_loss(_logits(v), loc, cls_t, loc_t, w)
+    assert float(plain) == pytest.approx(float(expected_sum / (n_pos + 16)), rel=1e-6)
+    with pytest.raises(InvalidArgumentError, match="neg_hard"):
+        rpn_loss(_logits(v), loc, cls_t, loc_t, w, cls_loss="ohem", neg_hard=0)
+
+
+def test_ohem_breaks_ties_by_position_in_every_pair():
+    """Tied losses at the k-th place: the first candidates in C order are chosen, whatever order topk returns them
+    in, so the gradient is the same in both frameworks (test_siamrpn_parity checks the MindSpore twin)."""
+    loss = torch.tensor([[0.5, 0.9, 0.5, 0.5, 0.1, 0.5, 0.9, 0.5],
+                         [0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2],
+                         [0.7, 0.7, 0.3, 0.7, 0.7, 0.7, 0.1, 0.0]])
+    pool = torch.tensor([[1, 1, 1, 1, 1, 1, 0, 1], [0, 1, 1, 0, 1, 1, 1, 1], [1, 0, 1, 1, 1, 1, 1, 1]]).bool()
+    chosen = hardest_negatives(loss, pool, 3)
+    expected = torch.tensor([[1, 1, 1, 0, 0, 0, 0, 0],   # 0.9, then the first two of the tied 0.5s
+                             [0, 1, 1, 0, 1, 0, 0, 0],   # all tied: the first three candidates
+                             [1, 0, 0, 1, 1, 0, 0, 0]]).bool()  # 0.7 at 1 is no candidate
+    assert torch.equal(chosen, expected)
+    # A shape of several axes per pair (N, A, R, R) is flattened in C order.
+    assert torch.equal(hardest_negatives(loss.reshape(3, 2, 2, 2), pool.reshape(3, 2, 2, 2), 3),
+                       expected.reshape(3, 2, 2, 2))
+    # Through the loss: logits all equal on the candidates, so every candidate ties; the first 32 get the gradient.
+    cls_t, loc_t, w, v = _ohem_case()
+    cand = cls_t == CANDIDATE
+    v[cand] = -3.0
+    cls = _logits(v).requires_grad_()
+    rpn_loss(cls, loc_t.reshape(1, 20, 25, 25), cls_t, loc_t, w, cls_loss="ohem").backward()
+    touched = cls.grad.reshape(1, 2, 5, 25, 25).abs().sum(1) > 0
+    assert torch.equal(touched[cand], torch.arange(int(cand.sum())) < 32)
+
+
 def test_rpn_hsm_training_starts_every_anchor_at_the_prior():
     from edgetrack.models.torch.train import TrainConfig, family_of
     from edgetrack.models.training import RPN_HSM_PRIOR
@@ -454,6 +582,15 @@ def test_train_config_resolves_the_family_defaults():
     with pytest.raises(UnknownChoiceError, match="rpn-hsm"):
         TrainConfig(model="siamrpn-tiny", loss="hsm")
     assert TrainConfig(model="siamrpn-tiny", loss="rpn-hsm", gamma=1.0).gamma == 1.0
+    # rpn-ohem: its counts filled in (and so recorded), None for every other loss, a count given elsewhere refused.
+    ohem = TrainConfig(model="siamrpn-tiny", loss="rpn-ohem")
+    assert (ohem.neg_random, ohem.neg_hard, cfg.neg_random, cfg.neg_hard) == (16, 32, None, None)
+    assert TrainConfig.from_dict(json.loads(json.dumps(ohem.to_dict()))) == ohem
+    assert TrainConfig(model="siamrpn-tiny", loss="rpn-ohem", neg_random=0, neg_hard=8).neg_hard == 8
+    with pytest.raises(InvalidArgumentError, match="rpn-ohem"):
+        TrainConfig(model="siamrpn-tiny", neg_hard=8)
+    with pytest.raises(InvalidArgumentError, match="neg_hard"):
+        TrainConfig(model="siamrpn-tiny", loss="rpn-ohem", neg_hard=0)
     with pytest.raises(InvalidArgumentError, match="regression branch"):
         TrainConfig(model="siamfc-tiny", reg_weight=1.0)
     with pytest.raises(InvalidArgumentError, match="reg_weight"):
@@ -483,7 +620,7 @@ def _write_got10k(root, n_seq=2, n=8):
     return root
 
 
-@pytest.mark.parametrize("loss_name", ["rpn", "rpn-hsm"])
+@pytest.mark.parametrize("loss_name", ["rpn", "rpn-hsm", "rpn-ohem"])
 def test_cli_trains_siamrpn_tiny_with_falling_loss(tmp_path, loss_name):
     from edgetrack.cli import main
 
@@ -502,18 +639,24 @@ def test_cli_trains_siamrpn_tiny_with_falling_loss(tmp_path, loss_name):
     assert config["pairs"]["scale_jitter"] == RPN_PAIRS.scale_jitter
     model = load_siamrpn(out / "final.safetensors")
     assert model.config == TINY
+    # The checkpoint records the loss and, for rpn-ohem, its counts (the defaults; None for the other losses).
+    recorded = json.loads(read_metadata(out / "final.safetensors")["train_config"])
+    counts = (16, 32) if loss_name == "rpn-ohem" else (None, None)
+    assert (recorded["loss"], recorded["neg_random"], recorded["neg_hard"]) == (loss_name, *counts)
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
         f"epoch-000{e}{s}.safetensors" for e in (1, 2) for s in ("", ".state")]
 
 
-def test_resumed_siamrpn_run_repeats_the_uninterrupted_one(tmp_path, moving_target_sequence):
-    """Anchor targets are drawn per batch from (seed, rank, index): a resumed run computes the same steps."""
+@pytest.mark.parametrize("loss", ["rpn", "rpn-ohem"])
+def test_resumed_siamrpn_run_repeats_the_uninterrupted_one(tmp_path, moving_target_sequence, loss):
+    """Anchor targets are drawn per batch from (seed, rank, index), and rpn-ohem's hardest negatives are a function
+    of the step's logits: a resumed run computes the same steps."""
     from edgetrack.models.torch.train import TrainConfig, train
 
     cache = CropCache.build([moving_target_sequence("a", n=6)], RPN_PAIRS, progress=False)
     out = tmp_path / "run"
     cfg = TrainConfig(model="siamrpn-tiny", epochs=2, steps_per_epoch=2, batch_size=2, log_every=1, progress=False,
-                      out=str(out), lr_start=1e-2, lr_end=1e-3)
+                      out=str(out), lr_start=1e-2, lr_end=1e-3, loss=loss)
     train(cfg, cache)
     first = [json.loads(line)["loss"] for line in (out / "log.jsonl").read_text().splitlines()]
     for p in (out / "checkpoints").glob("epoch-0002*"):

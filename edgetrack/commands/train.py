@@ -76,8 +76,15 @@ def register(sub) -> None:
     p.add_argument("--lr-end", type=float, default=None, metavar="LR", help="last learning rate (default 1e-5)")
     p.add_argument("--loss", default=None, metavar="NAME",
                    help="hsm or logistic for SiamFC models (default: logistic for siamfc, hsm for the others); "
-                   "rpn (the default: cross-entropy on sampled anchors) or rpn-hsm (the HSM loss on every anchor) "
-                   "for SiamRPN models")
+                   "for SiamRPN models rpn (the default: cross-entropy on 64 sampled anchors per pair), rpn-hsm "
+                   "(the HSM loss on every anchor) or rpn-ohem (online hard negative mining: cross-entropy on the "
+                   "sampled positives, a few random negatives and each pair's hardest negatives by their current "
+                   "loss, so look-alikes and clutter in the search crop are trained against)")
+    p.add_argument("--neg-random", type=int, default=None, metavar="N",
+                   help="rpn-ohem: negatives drawn at random per pair, keeping the background calibrated "
+                   "(default 16)")
+    p.add_argument("--neg-hard", type=int, default=None, metavar="N",
+                   help="rpn-ohem: hardest negatives per pair, by their current loss (default 32)")
     p.add_argument("--alpha", type=float, default=None, help="HSM loss alpha (default 0.6)")
     p.add_argument("--gamma", type=float, default=None, help="HSM loss gamma (default 2)")
     p.add_argument("--reg-weight", type=float, default=None, metavar="LAMBDA",

@@ -68,6 +68,7 @@ __all__ = [
     "xcorr_depthwise_export",
     "rpn_loss",
     "RPNLoss",
+    "hardest_negatives",
     "save_siamrpn",
     "load_siamrpn",
 ]
@@ -412,11 +413,33 @@ def graph_modules(model: SiamRPN, head: str = "elementwise") -> dict[str, nn.Cel
 
 
 # ------------------------------------------------------------------------------------------------ loss
-RPN_CLS_LOSSES = ("ce", "hsm")
+RPN_CLS_LOSSES = ("ce", "hsm", "ohem")
+
+
+def hardest_negatives(nll, candidate, k: int):
+    """Per pair, the ``k`` candidates with the highest loss, as the twin's
+    :func:`~edgetrack.models.torch.siamrpn.hardest_negatives`: a 0/1 mask of ``nll``'s shape and dtype, no gradient
+    through it. ``candidate``: 0/1 (or bool), the anchors to choose among; a pair with fewer gets all of them.
+
+    The same rule as the twin, so both frameworks choose the same anchors: only the k-th largest value is taken from
+    ``topk`` (whichever tied element it returns), every candidate above it is chosen, and the places left go to the
+    candidates equal to it in C order (a cumulative sum), first ones first.
+    """
+    n = nll.shape[0]
+    pool = candidate.astype(nll.dtype).reshape(n, -1)
+    # Losses are >= 0, so -1 marks the others; they fill topk only where a pair has fewer than k candidates.
+    score = ops.where(pool > 0.5, ops.stop_gradient(nll).reshape(n, -1), ops.full_like(pool, -1.0))
+    k = min(k, score.shape[1])
+    kth = ops.topk(score, k, dim=1)[0][:, k - 1:k]
+    above = (score > kth).astype(nll.dtype)
+    tied = (score == kth).astype(nll.dtype) * pool
+    room = k - above.sum(axis=1, keepdims=True)
+    chosen = ops.maximum(above, tied * (ops.cumsum(tied, 1) <= room).astype(nll.dtype)) * pool
+    return ops.stop_gradient(chosen.reshape(nll.shape))
 
 
 def _rpn_loss(cls, loc, cls_target, loc_target, loc_weight, reg_weight: float, sigma: float, cls_loss: str = "ce",
-              alpha: float = 0.6, gamma: float = 2.0):
+              alpha: float = 0.6, gamma: float = 2.0, neg_hard: int = 32):
     n, a2, r, r2 = cls.shape
     a = a2 // 2
     pair = cls.reshape(n, 2, a, r, r2)
@@ -431,8 +454,11 @@ def _rpn_loss(cls, loc, cls_target, loc_target, loc_weight, reg_weight: float, s
         l_cls = (focal * sampled).sum() / ops.maximum(positive.sum(), 1.0)
     else:
         logp = ops.log_softmax(pair, axis=1)
-        # Two classes: gathering class t's log-probability is a blend of the two.
+        # Two classes: gathering class t's log-probability is a blend of the two (a candidate, −2, is a negative).
         nll = -(logp[:, 1] * positive + logp[:, 0] * (1.0 - positive))
+        if cls_loss == "ohem":
+            # Candidates are labelled −2 (rpn_targets.CANDIDATE), exact in float32.
+            sampled = sampled + hardest_negatives(nll, target < -1.5, neg_hard)
         l_cls = (nll * sampled).sum() / ops.maximum(sampled.sum(), 1.0)
     diff = ops.abs(loc.reshape(n, 4, a, r, r2) - loc_target.astype(loc.dtype))
     beta = 1.0 / (sigma * sigma)
@@ -443,13 +469,17 @@ def _rpn_loss(cls, loc, cls_target, loc_target, loc_weight, reg_weight: float, s
 
 
 def _check_loss_args(reg_weight: float, sigma: float, cls_loss: str = "ce", alpha: float = 0.6,
-                     gamma: float = 2.0) -> None:
+                     gamma: float = 2.0, neg_hard: int = 32) -> None:
     if not (reg_weight >= 0 and sigma > 0):
         raise InvalidArgumentError(f"the RPN loss needs reg_weight >= 0 and sigma > 0, got {reg_weight}, {sigma}")
     if cls_loss not in RPN_CLS_LOSSES:
         raise UnknownChoiceError("cls_loss", cls_loss, RPN_CLS_LOSSES)
     if not (0 <= alpha <= 1 and gamma >= 0):
         raise InvalidArgumentError(f"the RPN loss needs 0 <= alpha <= 1 and gamma >= 0, got {alpha}, {gamma}")
+    if not isinstance(neg_hard, int) or isinstance(neg_hard, bool) or neg_hard < 1:
+        raise InvalidArgumentError(f"the RPN loss's neg_hard must be an integer >= 1, got {neg_hard!r}",
+                                   fix="pass the number of hardest negatives per pair (32 by default), or use "
+                                   "cls_loss='ce' for none")
 
 
 def _as_tensor(value, dtype):
@@ -459,32 +489,36 @@ def _as_tensor(value, dtype):
 
 
 def rpn_loss(cls, loc, cls_target, loc_target, loc_weight, reg_weight: float = 1.2, sigma: float = 3.0,
-             cls_loss: str = "ce", alpha: float = 0.6, gamma: float = 2.0):
+             cls_loss: str = "ce", alpha: float = 0.6, gamma: float = 2.0, neg_hard: int = 32):
     """SiamRPN's loss (the paper's eq. 2-4), as the twin's :func:`~edgetrack.models.torch.siamrpn.rpn_loss`:
-    ``cls_loss`` ``"ce"`` (two-class cross-entropy over the sampled anchors) or ``"hsm"`` (the HSM loss on
-    ``cls₁ − cls₀`` of every labelled anchor over the number of positives) + ``reg_weight`` · smooth-L1 (σ) over the
-    positives' offsets.
+    ``cls_loss`` ``"ce"`` (two-class cross-entropy over the sampled anchors), ``"hsm"`` (the HSM loss on
+    ``cls₁ − cls₀`` of every labelled anchor over the number of positives) or ``"ohem"`` (the cross-entropy over the
+    sampled anchors and each pair's ``neg_hard`` hardest candidates, :func:`hardest_negatives`, averaged over all
+    it uses: the twin's docstring says why) + ``reg_weight`` · smooth-L1 (σ) over the positives' offsets.
 
     Targets (NumPy arrays or tensors) from :mod:`edgetrack.models.rpn_targets`: ``cls_target`` (N, A, R, R)
-    1 / 0 / −1, ``loc_target`` (N, 4, A, R, R), ``loc_weight`` (N, A, R, R).
+    1 / 0 / −1 / −2 (candidate), ``loc_target`` (N, 4, A, R, R), ``loc_weight`` (N, A, R, R).
     """
-    _check_loss_args(reg_weight, sigma, cls_loss, alpha, gamma)
+    _check_loss_args(reg_weight, sigma, cls_loss, alpha, gamma, neg_hard)
     return _rpn_loss(cls, loc, _as_tensor(cls_target, ms.float32), _as_tensor(loc_target, ms.float32),
                      _as_tensor(loc_weight, ms.float32), float(reg_weight), float(sigma), cls_loss, float(alpha),
-                     float(gamma))
+                     float(gamma), neg_hard)
 
 
 class RPNLoss(nn.Cell):
+    """:func:`rpn_loss` as a Cell, its settings checked once (``neg_hard``: the hardest negatives per pair of
+    ``"ohem"``)."""
+
     def __init__(self, reg_weight: float = 1.2, sigma: float = 3.0, cls_loss: str = "ce", alpha: float = 0.6,
-                 gamma: float = 2.0):
+                 gamma: float = 2.0, neg_hard: int = 32):
         super().__init__()
-        _check_loss_args(reg_weight, sigma, cls_loss, alpha, gamma)
+        _check_loss_args(reg_weight, sigma, cls_loss, alpha, gamma, neg_hard)
         self.reg_weight, self.sigma = float(reg_weight), float(sigma)
-        self.cls_loss, self.alpha, self.gamma = cls_loss, float(alpha), float(gamma)
+        self.cls_loss, self.alpha, self.gamma, self.neg_hard = cls_loss, float(alpha), float(gamma), neg_hard
 
     def construct(self, cls, loc, cls_target, loc_target, loc_weight):
         return _rpn_loss(cls, loc, cls_target, loc_target, loc_weight, self.reg_weight, self.sigma, self.cls_loss,
-                         self.alpha, self.gamma)
+                         self.alpha, self.gamma, self.neg_hard)
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints

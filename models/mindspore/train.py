@@ -12,7 +12,8 @@ model, its loss, the targets a batch needs beside the pair, the default augmenta
 family (:data:`FAMILIES`). ``siamfc`` (HSM-SiamFC, SiamFC): the sampler's label maps, the HSM loss (α = 0.6, γ = 2)
 for HSM-SiamFC, the balanced logistic loss for plain SiamFC. ``siamrpn`` (SiamRPN with EfficientNet-ECA or
 AlexNet): the numpy anchor targets of :mod:`edgetrack.models.rpn_targets` (the very arrays the PyTorch trainer
-uses), computed next to the pairs in the pair workers; cross-entropy + λ·smooth-L1 (λ = ``reg_weight``, 1.2);
+uses), computed next to the pairs in the pair workers; cross-entropy + λ·smooth-L1 (λ = ``reg_weight``, 1.2), the
+hardest negatives of ``rpn-ohem`` chosen inside the compiled step by the rule the PyTorch loss uses;
 pysot's stronger scale jitter and shift (:data:`~edgetrack.models.rpn_targets.RPN_PAIRS`).
 
 ``device``: ``cpu``, ``gpu`` (``cuda`` is accepted for it) or ``ascend`` — the production target, Ascend 910 —
@@ -149,7 +150,8 @@ class TrainConfig:
     """One training run (the PyTorch trainer's fields, less its CUDA-only ``amp``/``channels_last``).
 
     ``loss=None`` picks the family's loss: ``logistic`` for plain ``siamfc``, ``hsm`` for the other SiamFC models,
-    ``rpn`` for SiamRPN (``reg_weight``: its λ, default 1.2; None for SiamFC). ``steps_per_epoch=None``: one pair per
+    ``rpn`` for SiamRPN (``reg_weight``: its λ, default 1.2; None for SiamFC; ``rpn-hsm`` and ``rpn-ohem`` with
+    ``neg_random`` / ``neg_hard`` as in the PyTorch trainer). ``steps_per_epoch=None``: one pair per
     cached frame and epoch (``len(cache) // (batch_size · workers of the launcher)``). ``batch_size`` is per device.
     ``device``: ``cpu``, ``gpu`` or ``ascend``. ``checkpoint_every``: epochs between checkpoints (the last epoch
     always gets one). ``log_every``: steps per log line (the mean loss over them). ``frame_stride``: crop every n-th
@@ -180,6 +182,8 @@ class TrainConfig:
     jit: bool = True
     pairs: PairConfig | None = None
     reg_weight: float | None = None
+    neg_random: int | None = None
+    neg_hard: int | None = None
 
     def __post_init__(self):
         family = family_of(self.model)
@@ -604,6 +608,7 @@ def config_from_args(args) -> TrainConfig:
         "device": getattr(args, "device", None), "workers": getattr(args, "workers", None),
         "seed": getattr(args, "seed", None), "out": str(args.out), "log_every": getattr(args, "log_every", None),
         "frame_stride": getattr(args, "frame_stride", None), "reg_weight": getattr(args, "reg_weight", None),
+        "neg_random": getattr(args, "neg_random", None), "neg_hard": getattr(args, "neg_hard", None),
     }
     fields = {k: v for k, v in fields.items() if v is not None or k == "loss"}
     pair_fields = {"max_gap": getattr(args, "max_gap", None), "max_shift": getattr(args, "max_shift", None),

@@ -10,7 +10,8 @@ Model families. Everything here is shared; what differs between families — bui
 loss, the targets a batch needs beside the pair, the default augmentation — is a small hook object per family
 (:data:`FAMILIES`): ``siamfc`` (HSM-SiamFC, SiamFC: label maps from the pair sampler) and ``siamrpn`` (SiamRPN with
 EfficientNet-ECA or AlexNet: anchor targets from :mod:`edgetrack.models.rpn_targets`, computed next to the pairs in
-the data-loader workers; cross-entropy + λ·smooth-L1, λ = ``reg_weight``; pysot's stronger scale jitter and shift,
+the data-loader workers; cross-entropy (over the sampled anchors; with ``rpn-ohem`` also over each pair's hardest
+negatives) + λ·smooth-L1, λ = ``reg_weight``; pysot's stronger scale jitter and shift,
 :data:`~edgetrack.models.rpn_targets.RPN_PAIRS`). SiamRPN uses the same SGD recipe and schedule; pysot's recipe for
 it differs (warm-up, lr 5e-3 -> 5e-4 over 20 epochs), pass those with --lr-start/--lr-end if wanted.
 
@@ -122,7 +123,9 @@ def family_of(model: str):
 @dataclass(frozen=True)
 class TrainConfig:
     """One training run. ``loss=None`` picks the family's loss: ``logistic`` for plain ``siamfc``, ``hsm`` for the
-    other SiamFC models, ``rpn`` for SiamRPN (``reg_weight``: its λ, default 1.2; None for SiamFC).
+    other SiamFC models, ``rpn`` for SiamRPN (``reg_weight``: its λ, default 1.2; None for SiamFC). SiamRPN's other
+    losses: ``rpn-hsm`` (``alpha``, ``gamma``) and ``rpn-ohem`` (``neg_random`` random and the ``neg_hard`` hardest
+    negatives per pair, default 16 and 32; None for every other loss), :func:`~edgetrack.models.torch.siamrpn.rpn_loss`.
 
     ``steps_per_epoch=None``: one pair per cached frame and epoch (``len(cache) // (batch_size · ranks)``).
     ``batch_size`` is per rank. ``amp``: bf16 autocast (CUDA only). ``checkpoint_every``: epochs between
@@ -155,6 +158,8 @@ class TrainConfig:
     frame_stride: int = 1
     pairs: PairConfig | None = None
     reg_weight: float | None = None
+    neg_random: int | None = None
+    neg_hard: int | None = None
 
     def __post_init__(self):
         family = family_of(self.model)
@@ -515,6 +520,7 @@ def config_from_args(args) -> TrainConfig:
         "lr_end": args.lr_end, "device": args.device, "workers": args.workers, "seed": args.seed,
         "out": str(args.out), "amp": args.amp, "channels_last": args.channels_last, "log_every": args.log_every,
         "frame_stride": getattr(args, "frame_stride", None), "reg_weight": getattr(args, "reg_weight", None),
+        "neg_random": getattr(args, "neg_random", None), "neg_hard": getattr(args, "neg_hard", None),
     }
     fields = {k: v for k, v in fields.items() if v is not None or k == "loss"}
     pair_fields = {"max_gap": getattr(args, "max_gap", None), "max_shift": getattr(args, "max_shift", None),
