@@ -454,6 +454,7 @@ def add_deblur(
     model: str | None = None,
     opset: int = DEFAULT_OPSET,
     framework: str = "torch",
+    simplify: bool = True,
 ) -> Path:
     """A new bundle at ``out``: ``tracker_bundle``'s graphs and files plus the DeblurGAN-v2 generator of
     ``deblur_checkpoint`` as the two deblur graphs (module docstring), each checked against the framework.
@@ -465,9 +466,12 @@ def add_deblur(
     compute, as :mod:`edgetrack.converters.precision` builds the tracker's graphs), checked against the fp32 graphs
     and the framework within :data:`~edgetrack.converters.precision.SANITY_BOUNDS`. ``gate``: a
     :class:`~edgetrack.tracking.blur.BlurGate`, a threshold, or None for the calibrated default. ``model``: the
-    composed model's name (default ``deblur-<family>``, e.g. ``deblur-siamrpn``). Returns the bundle folder.
+    composed model's name (default ``deblur-<family>``, e.g. ``deblur-siamrpn``). ``simplify``: simplify the exported
+    graphs (:mod:`edgetrack.converters.onnx_simplify`; MindSpore's BatchNorm and Pad fold into the convolutions)
+    before they are checked. Returns the bundle folder.
     """
     from edgetrack.converters import precision as lower
+    from edgetrack.converters.onnx_simplify import simplify_graphs
     from edgetrack.converters.onnx_weights import share_weights
     from edgetrack.tracking.blur import DEBLUR_SECTION, DEFAULT_THRESHOLD
 
@@ -509,6 +513,7 @@ def add_deblur(
     with tempfile.TemporaryDirectory(prefix="edgetrack-deblur-") as tmp:
         tmp = Path(tmp)
         fp32 = export_deblur_onnx(generator, tmp / "fp32", shapes, opset=opset, framework=framework)
+        simplified = simplify_graphs({DEBLUR_GRAPHS[r]: p for r, p in fp32.items()}, simplify)
         final_dir = tmp / "final"
         final_dir.mkdir()
         final = {}
@@ -566,7 +571,8 @@ def add_deblur(
         }
         preprocessing = {**m.preprocessing, DEBLUR_SECTION: section}
         # As the tracker export records its own: the framework's version, the exporter and the opset it wrote.
-        tools = {**m.tools, **twin.tools(opset, fp32["search"]), "onnx": onnx.__version__,
+        tools = {**m.tools, **twin.tools(opset, fp32["search"]), "deblur_simplifier": simplified["simplifier"],
+                 "deblur_simplified": simplified.get("simplified"), "onnx": onnx.__version__,
                  "onnxruntime": onnxruntime.__version__, "python": platform.python_version(),
                  "edgetrack": edgetrack.__version__}
         note = (f"Deblur stage: DeblurGAN-v2 ({generator.config.name}, exported from {twin.label}) on the template "

@@ -355,6 +355,7 @@ def tracker_bundle(
     share: bool = True,
     runtime_weights: bool = True,
     framework: str = "torch",
+    simplify: bool = True,
 ) -> Path:
     """Checkpoint -> verified ONNX graphs -> a bundle folder (see :mod:`edgetrack.bundle`) for ONNX Runtime.
 
@@ -367,6 +368,7 @@ def tracker_bundle(
     ``runtime_weights``: SiamRPN's head correlates with one grouped Conv whose weight is the template's kernel
     (ONNX Runtime and PyTorch run it; about 7× faster on a CPU); False keeps the elementwise form the NPU converters
     need, which ``edgetrack convert --target ascend...`` asks for (:meth:`_Family.graph_modules`).
+    ``simplify``: simplify each exported graph (:mod:`edgetrack.converters.onnx_simplify`) before its parity check.
 
     ``target`` "cpu" or "cuda" (the same ONNX graphs; the manifest says which device they were built for),
     ``precision`` "fp32", "fp16" or "int8"; ``calibration`` (a data set spec, required for int8),
@@ -382,6 +384,7 @@ def tracker_bundle(
     import onnxruntime
 
     import edgetrack
+    from edgetrack.converters.onnx_simplify import simplify_graphs
     from edgetrack.converters.onnx_weights import DATA_FILE, share_weights
     from edgetrack.tracking.siamfc import INPUT_CHANNEL_ORDER, INPUT_VALUE_RANGE
 
@@ -406,6 +409,7 @@ def tracker_bundle(
     with tempfile.TemporaryDirectory(prefix="edgetrack-onnx-") as tmp:
         if framework == "torch":
             paths = export_siamfc_onnx(model, tmp, opset=opset, runtime_weights=runtime_weights, **sizes)
+            simplified = simplify_graphs(paths, simplify)
             parity = verify_siamfc_onnx(model, paths, **sizes)
             reference = lower.torch_reference(model)
             exporter = {"torch": torch.__version__, "onnx_opset": opset, "exporter": "torch.onnx.export(dynamo=False)"}
@@ -414,6 +418,7 @@ def tracker_bundle(
 
             paths = ms2onnx.export_mindspore_onnx(model, family, tmp, fam.graph_io, runtime_weights=runtime_weights,
                                                   **sizes)
+            simplified = simplify_graphs(paths, simplify)
             parity = ms2onnx.verify_mindspore_onnx(model, family, paths, **sizes)
             reference = ms2onnx.mindspore_reference(model, family)
             exporter = {"mindspore": mindspore.__version__, "onnx_opset": _opset(paths["search"]),
@@ -460,6 +465,7 @@ def tracker_bundle(
                 "onnx": onnx.__version__,
                 "onnxruntime": onnxruntime.__version__,
                 **exporter,
+                **simplified,
                 **lowered.tools,
             },
             parity={f"{framework}->onnx": parity, **lowered.parity},

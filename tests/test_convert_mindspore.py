@@ -43,6 +43,23 @@ def test_mindspore_export_tracks_as_the_pytorch_export(checkpoints, tmp_path, fa
 
     assert io(m) == io(load_bundle(torch_bundle).manifest)
 
+    # MindSpore writes every BatchNorm and Pad; the simplifier folds them into the convolutions, as PyTorch's
+    # exporter does (the rest differs in form only: ReduceMean for GlobalAveragePool, one Slice for two).
+    import collections
+
+    import onnx
+
+    def ops(bundle):
+        return {g: collections.Counter(n.op_type for n in onnx.load(str(load_bundle(bundle).graph_path(g))).graph.node)
+                for g in ("template", "search", "head")}
+
+    assert m.tools["simplifier"].startswith("onnxscript")
+    assert sum(r["removed"].get("BatchNormalization", 0) for r in m.tools["simplified"].values()) > 0
+    ms_ops, torch_ops = ops(ms_bundle), ops(torch_bundle)
+    for graph, counts in ms_ops.items():
+        assert counts["BatchNormalization"] == counts["Pad"] == 0
+        assert counts["Conv"] == torch_ops[graph]["Conv"]
+
     if family == "siamrpn":  # the head in the ONNX Runtime form, as the PyTorch export's
         assert len(runtime_weight_convs(load_bundle(ms_bundle).path / "head.onnx")[0]) == 1
         assert "grouped Conv" in m.notes
@@ -58,6 +75,12 @@ def test_cli_mindspore_fp16_and_bad_framework(checkpoints, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "mindspore->onnx" in printed and "mindspore->fp16" in printed
     assert load_bundle(out).manifest.precision == "fp16"
+    raw = tmp_path / "raw"
+    assert main(["convert", str(checkpoints["siamrpn"]), "--model", "siamrpn-tiny", "--framework", "mindspore",
+                 "--target", "cpu", "--no-simplify", "-o", str(raw)]) == 0
+    m = load_bundle(raw).manifest
+    assert m.tools["simplifier"] == "off (--no-simplify)" and "simplified" not in m.tools
+    assert all(r["passed"] for r in m.parity["mindspore->onnx"].values())
 
     assert main(["convert", str(checkpoints["siamrpn"]), "--model", "siamrpn-tiny", "--framework", "jax",
                  "--target", "cpu", "-o", str(tmp_path / "c")]) == 2

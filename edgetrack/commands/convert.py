@@ -46,7 +46,7 @@ PRECISIONS = ("fp32", "fp16", "int8")
 IMPLEMENTED_PRECISIONS = ("fp32", "fp16", "int8")
 
 # family -> "module:function" with siamfc_bundle's signature (checkpoint, out_dir, force, *, opset, scales,
-# target, precision, calibration, calibration_frames, verify_data, runtime_weights, framework).
+# target, precision, calibration, calibration_frames, verify_data, runtime_weights, framework, simplify).
 BUNDLERS = {
     "siamfc": "edgetrack.converters.torch2onnx:siamfc_bundle",
     "siamrpn": "edgetrack.converters.torch2onnx:siamrpn_bundle",
@@ -83,6 +83,9 @@ def register(sub) -> None:
                    "checkpoint file is the same")
     p.add_argument("--opset", type=int, default=11, metavar="N",
                    help="ONNX opset of the PyTorch export (default 11, what ATC reads; MindSpore exports its own)")
+    p.add_argument("--no-simplify", dest="simplify", action="store_false",
+                   help="keep the exported graphs as the exporter wrote them (by default onnxscript folds constants, "
+                   "BatchNorm and Pad into the convolutions before the parity check)")
     p.add_argument("--scales", type=int, default=3, metavar="N",
                    help="search scales the graphs are built for (odd; default 3)")
     p.add_argument("--calibration", metavar="SPEC",
@@ -245,13 +248,13 @@ def _run_ascend(args: argparse.Namespace, bundler, framework: str) -> int:
     with tempfile.TemporaryDirectory(prefix="edgetrack-convert-") as tmp:
         print(f"exporting and checking the ONNX graphs ({args.model}) ...")
         onnx_bundle = bundler(args.checkpoint, Path(tmp) / "onnx", False, opset=args.opset, scales=args.scales,
-                              runtime_weights=False, framework=framework)
+                              runtime_weights=False, framework=framework, simplify=getattr(args, "simplify", True))
         if args.deblur is not None:
             from edgetrack.converters.deblur2onnx import add_deblur
 
             print(f"adding the deblur stage ({args.deblur.name}) ...")
             onnx_bundle = add_deblur(onnx_bundle, args.deblur, Path(tmp) / "deblur", model=args.name,
-                                     framework=framework)
+                                     framework=framework, simplify=getattr(args, "simplify", True))
         print(f"auditing the graphs for {args.target} and writing the {args.toolchain} commands ...")
         path = ascend_bundle(onnx_bundle, args.out, args.target, toolchain=args.toolchain,
                              precision=args.precision, soc_version=args.soc_version, force=args.force,
@@ -299,7 +302,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_ascend(args, bundler, framework)
     kwargs = dict(opset=args.opset, scales=args.scales, target=args.target, precision=args.precision,
                   calibration=args.calibration, calibration_frames=args.calibration_frames,
-                  verify_data=args.verify_data, framework=framework)
+                  verify_data=args.verify_data, framework=framework, simplify=getattr(args, "simplify", True))
     if args.deblur is None:
         path = bundler(args.checkpoint, out, args.force, **kwargs)
     else:
@@ -313,7 +316,7 @@ def run(args: argparse.Namespace) -> int:
             tracker = bundler(args.checkpoint, Path(tmp) / "tracker", False, **kwargs)
             print(f"adding the deblur stage ({args.deblur.name}, {deblur_precision}, {framework}) ...")
             path = add_deblur(tracker, args.deblur, out, force=args.force, precision=deblur_precision,
-                              model=args.name, framework=framework)
+                              model=args.name, framework=framework, simplify=getattr(args, "simplify", True))
     manifest = load_bundle(path).manifest
     print(format_parity(manifest.parity))
     print(f"bundle: {path} ({manifest.model}, target {manifest.target}, {manifest.precision}, "
