@@ -19,7 +19,10 @@ it reports
 
 - **per stream**: one tracker in one thread: FPS, median and p90 milliseconds per update, and milliseconds per
   update by stage (the search and head graphs as ``Session.run`` sees them, i.e. with their host<->device copies;
-  the blur gate and the deblurrer from ``Tracker.stats``; ``other`` = crop, decode and the rest);
+  the blur gate and the deblurrer from ``Tracker.stats``; ``crop``, the tracking logic's ``search_crops``, and
+  ``decode``, its family's update from the maps, timed by wrapping them; ``other`` = the rest, Python glue), and
+  the share of the update outside the networks (crop, gate, decode, other: issue #6's "Python overhead", goal
+  under 10 %);
 - **aggregate**: for each N of ``--streams`` (1 is the per-stream row), N trackers in N threads sharing the device:
   total updates per second over the wall time, and the mean per-stream FPS;
 - **time to first frame**: ``Tracker(...)`` (graph conversion, weights to the device), ``init``, the first update
@@ -40,6 +43,11 @@ On the GPU machine (bundles from ``edgetrack convert ... --target cuda --precisi
 
     python benchmarks/gpu_speed.py --bundle edgetrack/assets/models/siamrpn-eca --bundle B \\
         --streams 1,4,16 --backends torch,onnxruntime --eager --out benchmarks/results/gpu-speed
+
+Per-stage CPU times of the shipped models through ONNX Runtime (what ``benchmarks/results/cpu-stages/`` holds)::
+
+    python benchmarks/gpu_speed.py --bundle siamrpn-eca --bundle deblur-siamrpn --device cpu \
+        --backends onnxruntime --deblur auto,always --cpu-measure 100 --cpu-streams 1 --out benchmarks/results/cpu-stages
 
 A smoke test on the CPU (what the tests run)::
 
@@ -195,6 +203,39 @@ class _Timed:
         return getattr(self._session, name)
 
 
+class _TimedCall:
+    """A function that adds up the seconds its calls take (the tracking logic's crop and decode)."""
+
+    def __init__(self, fn):
+        self._fn = fn
+        self.seconds = 0.0
+        self.calls = 0
+
+    def __call__(self, *args, **kwargs):
+        t = time.perf_counter()
+        out = self._fn(*args, **kwargs)
+        self.seconds += time.perf_counter() - t
+        self.calls += 1
+        return out
+
+
+# Stages that are the networks (run by the backend), the rest being crop, gate, decode and Python glue.
+GRAPH_STAGES = ("search", "head", "deblur")
+
+
+def _time_logic(tracker) -> dict[str, _TimedCall]:
+    """Wrap this tracker's crop (``logic.search_crops``) and decode (its family's update) in timers."""
+    import dataclasses
+
+    logic, family = getattr(tracker, "logic", None), getattr(tracker, "_family", None)
+    if logic is None or family is None:
+        return {}
+    crop, decode = _TimedCall(logic.search_crops), _TimedCall(family.update)
+    logic.search_crops = crop  # instance attributes: this tracker only
+    tracker._family = dataclasses.replace(family, update=decode)
+    return {"crop": crop, "decode": decode}
+
+
 @contextlib.contextmanager
 def _environment(values: dict[str, str]):
     before = {k: os.environ.get(k) for k in values}
@@ -320,18 +361,24 @@ def per_stream(bundle, variant, frames, box, args, deblur: str) -> dict:
         for name in ("search", "head"):
             if name in sessions:
                 timed[name] = sessions[name] = _Timed(sessions[name])
+    logic = _time_logic(tracker)
     update_s = np.array([stream.step() for _ in range(args.measure)])
     stream.finish()
     n = len(update_s)
     stages = {name: 1e3 * s.seconds / max(s.calls, 1) for name, s in timed.items()}
     stages["gate"] = 1e3 * stream.gate_s / n
     stages["deblur"] = 1e3 * stream.deblur_s / n
+    # crop includes check_frame and the NCHW float conversion; decode the numpy box decoding and the lost logic.
+    stages.update({name: 1e3 * c.seconds / n for name, c in logic.items()})
     stages["other"] = 1e3 * update_s.mean() - sum(stages.values())
+    graphs = sum(stages.get(k, 0.0) for k in GRAPH_STAGES)
     result = {
         "fps": float(n / update_s.sum()),
         "ms_p50": float(np.median(update_s) * 1e3),
         "ms_p90": float(np.percentile(update_s, 90) * 1e3),
         "stages_ms": stages,
+        # The share of the update outside the networks: crop, gate, decode and Python glue (issue #6: under 10 %).
+        "outside_graphs_share": max(0.0, 1.0 - graphs / (1e3 * update_s.mean())),
         "deblurred_share": stream.deblurred / stream.stat_frames if stream.stat_frames else 0.0,
         "mode": _modes(tracker),
         **times,
@@ -489,14 +536,18 @@ def markdown(meta: dict, rows: list[dict]) -> str:
         names = []
         for r in staged:
             names += [k for k in r["stages_ms"] if k not in names]
-        lines += ["", "Milliseconds per update by stage (one stream; graphs include their host<->device copies):", "",
-                  "| model | precision | variant | deblur | " + " | ".join(names) + " | total |",
-                  "|---|---|---|---|" + "--:|" * (len(names) + 1)]
+        lines += ["", "Milliseconds per update by stage (one stream; graphs include their host<->device copies; "
+                  "crop: the search crop with its checks and NCHW conversion; decode: the maps to a box, with the "
+                  "lost-target logic; other: the rest, Python glue and feeds; outside graphs: the share of the "
+                  "update that is not search, head or deblur):", "",
+                  "| model | precision | variant | deblur | " + " | ".join(names) + " | total | outside graphs |",
+                  "|---|---|---|---|" + "--:|" * (len(names) + 2)]
         for r in staged:
             s = r["stages_ms"]
             total = _fmt(1e3 / r["per_stream_fps"], ".3f")
+            share = "–" if r.get("outside_graphs_share") is None else f"{100 * r['outside_graphs_share']:.1f} %"
             lines.append(f"| {r['model']} | {r['precision']} | {r['variant']} | {r['deblur']} | "
-                         + " | ".join(_fmt(s.get(k), ".3f") for k in names) + f" | {total} |")
+                         + " | ".join(_fmt(s.get(k), ".3f") for k in names) + f" | {total} | {share} |")
     lines += ["", f"Command: `{meta['command']}`", ""]
     return "\n".join(lines)
 
@@ -626,7 +677,8 @@ def main(argv=None) -> int:
                     "second_update_s": one["second_update_s"], "load_s": one["load_s"], "init_s": one["init_s"],
                     "first_update_s": one["first_update_s"], "deblurred_share": one["deblurred_share"],
                     "updates": run_args.measure, "parity_max_rel": max(check.values()) if check else None,
-                    "bundle": str(bundle.path), "stages_ms": one["stages_ms"], "parity": check})
+                    "bundle": str(bundle.path), "stages_ms": one["stages_ms"],
+                    "outside_graphs_share": one["outside_graphs_share"], "parity": check})
                 _write(args.out, meta, rows)
                 print(f"  {variant['name']} deblur={base['deblur']} 1 stream: {one['fps']:.1f} FPS, "
                       f"{one['ms_p50']:.2f} ms p50, stages "

@@ -457,10 +457,13 @@ def test_gpu_speed_smoke_on_the_cpu(bundles, tmp_path, capsys):
     single = [r for r in rows if r["streams"] == 1]
     for r in single:
         assert r["parity_max_rel"] <= 1e-4 and r["time_to_first_frame_s"] > 0
-        assert {"search", "head", "gate", "deblur", "other"} <= set(r["stages_ms"])
+        assert {"search", "head", "gate", "deblur", "crop", "decode", "other"} <= set(r["stages_ms"])
+        assert r["stages_ms"]["crop"] > 0 and r["stages_ms"]["decode"] > 0
+        assert 0 < r["outside_graphs_share"] < 1
         assert r["aggregate_fps"] == r["per_stream_fps"]
     assert {r["variant"] for r in rows} == {"torch", "torch-eager", "onnxruntime"}
     assert {r["model"] for r in rows} == {"siamfc-tiny", "deblur-siamrpn"}
     text = (out / "gpu_speed.md").read_text()
     assert "| siamfc-tiny | fp32 | torch | – | cpu | eager | 1 |" in text and "by stage" in text
+    assert "outside graphs" in text
     assert "gpu_speed.md" in capsys.readouterr().out
