@@ -40,7 +40,11 @@ the opset. It is a key of a free-form section, so the bundle format does not cha
 bundle and track without the stage.
 
 For Ascend: add the deblur stage to the portable fp32 bundle (target cpu), then convert that for the chip
-(``edgetrack convert --target ascend310`` on the bundle): the Ascend converter builds every graph of the bundle.
+(``edgetrack convert --target ascend310`` on the bundle): the Ascend converter builds every graph of the bundle. For
+MindSpore Lite from MindSpore (``--framework mindspore --toolchain converter_lite``) the MindSpore generator is also
+exported as MindSpore's own MindIR (:func:`export_deblur_mindir`, ``add_deblur(..., mindir=True)``), checked against
+the generator (``parity["deblur mindspore->mindir"]``): converter_lite reads those with ``--fmk=MINDIR``
+(:mod:`edgetrack.converters.ms2mindir`).
 """
 from __future__ import annotations
 
@@ -79,6 +83,8 @@ __all__ = [
     "export_deblur_onnx",
     "verify_deblur_onnx",
     "deblur_to_onnx",
+    "export_deblur_mindir",
+    "verify_deblur_mindir",
     "add_deblur",
 ]
 
@@ -176,6 +182,14 @@ class _MindSporeTwin:
         ms.onnx.export(_export_cell()(model), ms.Tensor(np.ascontiguousarray(x, dtype=np.float32)),
                        file_name=str(path.with_suffix("")), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
         _resize_sizes_to_scales(path)
+
+    def export_mindir(self, model, x: np.ndarray, path: Path) -> Path:
+        """The generator at ``x``'s static shape as MindSpore's own MindIR (the source converter_lite reads with
+        ``--fmk=MINDIR``). The same trap as :meth:`export`, the same cure: a fresh top-level cell per export, here
+        one whose input is named ``crop`` (:func:`edgetrack.converters.ms2mindir.export_cell_mindir`)."""
+        from edgetrack.converters.ms2mindir import export_cell_mindir
+
+        return export_cell_mindir(model, (x,), path, (INPUT_NAME,))
 
     def tools(self, opset: int, path: Path) -> dict:
         import onnx
@@ -403,6 +417,42 @@ def verify_deblur_onnx(checkpoint_or_model, paths: dict, shapes: dict, *, tolera
     return out
 
 
+def export_deblur_mindir(checkpoint_or_model, out_dir: str | os.PathLike, shapes: dict) -> dict[str, Path]:
+    """The MindSpore generator at ``shapes`` (role -> (n, 3, H, W)) as MindSpore's own MindIR,
+    ``out_dir/<graph>.mindir`` (graph names: :data:`DEBLUR_GRAPHS`; input ``crop``, the ONNX graphs' name and shape;
+    :mod:`edgetrack.converters.ms2mindir`). Returns role -> path. No numerical check (:func:`verify_deblur_mindir`)."""
+    from edgetrack.converters.ms2mindir import EXPORTER, MINDIR_SUFFIX
+
+    twin = _TWINS["mindspore"]
+    model = load_generator(checkpoint_or_model, "mindspore")
+    shapes = _check_shapes(shapes)
+    examples = _examples(shapes, seed=0)
+    paths = {}
+    for role, graph in DEBLUR_GRAPHS.items():
+        try:
+            paths[role] = twin.export_mindir(model, examples[role], Path(out_dir) / f"{graph}{MINDIR_SUFFIX}")
+        except ConversionError:
+            raise
+        except Exception as exc:
+            raise ConversionError(f"exporting the deblur graph {graph!r} {shapes[role]} with {EXPORTER} failed: {exc}",
+                                  fix=twin.fix) from exc
+    return paths
+
+
+def verify_deblur_mindir(checkpoint_or_model, paths: dict, shapes: dict, *,
+                         tolerance: float = FP32_TOLERANCE) -> dict[str, dict]:
+    """Each deblur MindIR loaded back in MindSpore and run against the generator on the same random crops (other
+    than the export's): ``{graph: row}`` as :func:`verify_deblur_onnx` gives
+    (:func:`edgetrack.converters.ms2mindir.verify_cell_mindir`)."""
+    from edgetrack.converters.ms2mindir import verify_cell_mindir
+
+    model = load_generator(checkpoint_or_model, "mindspore")
+    examples = _examples(_check_shapes(shapes), seed=1)
+    return {graph: {**verify_cell_mindir(model, paths[role], (examples[role],), (OUTPUT_NAME,), graph=graph,
+                                         tolerance=tolerance), "inputs": "random"}
+            for role, graph in DEBLUR_GRAPHS.items()}
+
+
 def deblur_to_onnx(checkpoint_or_model, out_dir: str | os.PathLike, shapes: dict, *, opset: int = DEFAULT_OPSET,
                    framework: str = "torch") -> tuple[dict[str, Path], dict[str, dict]]:
     """:func:`export_deblur_onnx` then :func:`verify_deblur_onnx` with the ``framework`` twin: (role -> path,
@@ -455,6 +505,7 @@ def add_deblur(
     opset: int = DEFAULT_OPSET,
     framework: str = "torch",
     simplify: bool = True,
+    mindir: bool | None = None,
 ) -> Path:
     """A new bundle at ``out``: ``tracker_bundle``'s graphs and files plus the DeblurGAN-v2 generator of
     ``deblur_checkpoint`` as the two deblur graphs (module docstring), each checked against the framework.
@@ -468,7 +519,11 @@ def add_deblur(
     :class:`~edgetrack.tracking.blur.BlurGate`, a threshold, or None for the calibrated default. ``model``: the
     composed model's name (default ``deblur-<family>``, e.g. ``deblur-siamrpn``). ``simplify``: simplify the exported
     graphs (:mod:`edgetrack.converters.onnx_simplify`; MindSpore's BatchNorm and Pad fold into the convolutions)
-    before they are checked. Returns the bundle folder.
+    before they are checked. ``mindir`` (``framework="mindspore"`` only): also export the two deblur graphs as
+    MindSpore's own MindIR (fp32, whatever ``precision``; :func:`export_deblur_mindir`), checked against the generator
+    (``parity["deblur mindspore->mindir"]``) and listed with the tracker's in ``source["mindir"]``, the sources
+    converter_lite reads with ``--fmk=MINDIR``; None (the default): when the tracker bundle holds MindIR sources
+    (``tracker_bundle(..., mindir=True)``), so that every graph of the new bundle has one. Returns the bundle folder.
     """
     from edgetrack.converters import precision as lower
     from edgetrack.converters.onnx_simplify import simplify_graphs
@@ -484,6 +539,15 @@ def add_deblur(
     if precision not in PRECISIONS:
         raise UnknownChoiceError("deblur precision", precision, PRECISIONS,
                                  fix="int8 is not offered for the generator: its output is an image, not a score")
+    from edgetrack.converters.ms2mindir import EXPORTER as EXPORTER_MINDIR
+    from edgetrack.converters.ms2mindir import MINDIR_SUFFIX, SOURCE_SECTION
+    from edgetrack.converters.ms2mindir import STAGE as MINDIR_STAGE
+
+    if mindir and framework != "mindspore":
+        raise InvalidArgumentError(
+            f"mindir=True exports MindSpore's own MindIR, which the {framework!r} generator cannot write",
+            fix="use framework='mindspore' (--framework mindspore), or leave mindir off: converter_lite then reads "
+                "the ONNX graphs (--mindir-source onnx)")
     gate = _gate(gate)
     if model is not None and (not isinstance(model, str) or not model.strip()):
         raise InvalidArgumentError(f"model must be a non-empty name such as 'deblur-siamrpn', got {model!r}")
@@ -501,9 +565,13 @@ def add_deblur(
         raise BundleError(
             f"{where} already has a deblur stage ({m.preprocessing[DEBLUR_SECTION].get('model', '?')}, model "
             f"{m.model!r})", fix="start from the tracker's bundle without a deblur stage")
+    tracker_mindir = m.source.get(SOURCE_SECTION)
+    if mindir is None:
+        mindir = bool(tracker_mindir) and framework == "mindspore"
     clash = set(DEBLUR_GRAPHS.values()) & set(m.graphs)
     files_taken = {g.file for g in m.graphs.values()} | set(m.files)
-    clash |= {f for f in (*(f"{g}.onnx" for g in DEBLUR_GRAPHS.values()), DATA_FILE) if f in files_taken}
+    ours = [f"{g}{suffix}" for g in DEBLUR_GRAPHS.values() for suffix in (".onnx", MINDIR_SUFFIX)]
+    clash |= {f for f in (*ours, DATA_FILE) if f in files_taken}
     if clash:
         raise BundleError(f"{where} already holds {sorted(clash)}, the deblur stage's names")
     shapes = _tracker_shapes(src)
@@ -549,6 +617,22 @@ def add_deblur(
         extra = {rel: src.file_path(rel) for rel in m.files}
         extra[DATA_FILE] = final_dir / DATA_FILE
 
+        source = dict(m.source)
+        if mindir:
+            made = export_deblur_mindir(generator, tmp / "mindir", shapes)
+            parity[f"deblur {MINDIR_STAGE}"] = verify_deblur_mindir(generator, made, shapes)
+            extra.update({f"{DEBLUR_GRAPHS[role]}{MINDIR_SUFFIX}": path for role, path in made.items()})
+            section_in = dict(tracker_mindir or {})
+            source[SOURCE_SECTION] = {
+                **section_in,
+                "graphs": {**section_in.get("graphs", {}),
+                           **{g: f"{g}{MINDIR_SUFFIX}" for g in DEBLUR_GRAPHS.values()}},
+                "exporter": section_in.get("exporter", EXPORTER_MINDIR),
+                "mindspore": twin.lib().__version__,
+                "precision": "fp32",
+                "parity": [*section_in.get("parity", []), f"deblur {MINDIR_STAGE}"],
+            }
+
         checkpoint = Path(deblur_checkpoint) if isinstance(deblur_checkpoint, (str, os.PathLike)) else None
         section = {
             "model": generator.config.name,
@@ -579,6 +663,6 @@ def add_deblur(
                 f"and search crops, gated by blur ({gate.measure} >= {gate.threshold:g}); "
                 f"preprocessing.{DEBLUR_SECTION} describes it.")
         manifest = dataclasses.replace(
-            m, model=name, graphs=graphs, preprocessing=preprocessing, tools=tools,
+            m, model=name, graphs=graphs, preprocessing=preprocessing, tools=tools, source=source,
             parity={**m.parity, **parity}, notes=_join_notes(m.notes, note), files={}, format_version=None)
         return write_bundle(out, manifest, files, force=force, extra_files=extra)

@@ -8,6 +8,8 @@ weights, the bundle, ATC / converter_lite. So a team that trains on an Ascend 91
 PyTorch: ``edgetrack convert CKPT --model M --framework mindspore --target ...``
 (:func:`edgetrack.converters.torch2onnx.tracker_bundle` with ``framework="mindspore"``). The DeblurGAN-v2
 generator's MindSpore export (``--deblur``) is in :mod:`edgetrack.converters.deblur2onnx` (``framework="mindspore"``).
+The same graphs as MindSpore's own MindIR (the source converter_lite reads with ``--fmk=MINDIR`` for ``--toolchain
+converter_lite``) are :mod:`edgetrack.converters.ms2mindir`'s, exported from the same cells and example inputs.
 
 The MindSpore twins are built from export-safe operators (DESIGN.md: no bilinear resize, no transposed
 convolution). SiamRPN's head takes the form the target's runtime needs, as in the PyTorch half: one grouped Conv

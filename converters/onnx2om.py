@@ -16,6 +16,16 @@ One step each, as ``src2dst`` functions:
   the tool is on PATH, and record everything in the manifest. Without the toolchain the bundle still holds the
   checked ONNX graphs, the configs and the commands, and says the device files are not built.
 
+converter_lite's source (``mindir_source``). A bundle exported by MindSpore with MindIR sources
+(``tracker_bundle(..., framework="mindspore", mindir=True)``, :mod:`edgetrack.converters.ms2mindir`) holds each
+graph also as MindSpore's own ``<graph>.mindir``, checked against MindSpore (``parity["mindspore->mindir"]``). With
+``mindir_source="mindspore"`` (the default for such a bundle) converter_lite reads those: ``--fmk=MINDIR
+--modelFile=<graph>.mindir``, with the same ``--inputShape``, config and AIPP file as for ONNX
+(:mod:`edgetrack.converters.onnx2mindir` says what MindSpore Lite's docs confirm of that and what they do not). The
+Ascend bundle then carries the ``<graph>.mindir`` sources beside the ONNX graphs, which stay: the operator audit, the
+simulator and the nearest-Resize rewrite read the ONNX graphs, so the audit describes the ONNX form of each graph,
+not the MindIR converter_lite compiles. ``device.graphs[graph].source`` names the file and format each command reads.
+
 Precision. fp16 is ATC's ``--precision_mode`` (``force_fp16``, what the AI Core computes convolutions in). int8 is
 two steps per tracker graph (template, search, head), each recorded in ``device.graphs[graph].commands`` in order:
 AMCT's ``amct_onnx calibration`` quantizes the fp32 ONNX graph on crops from real sequences of the ``calibration``
@@ -76,11 +86,15 @@ __all__ = [
     "prepare_onnx_for_ascend",
     "image_inputs",
     "INT8_GRAPHS",
+    "MINDIR_SOURCES",
     "ascend_bundle",
 ]
 
 ATC = "atc"
 TOOLCHAINS = ("atc", "converter_lite")
+# What converter_lite reads (ascend_bundle's mindir_source): MindSpore's own MindIR, exported and checked beside the
+# ONNX graphs (edgetrack.converters.ms2mindir; --fmk=MINDIR), or the ONNX graphs (--fmk=ONNX).
+MINDIR_SOURCES = ("mindspore", "onnx")
 # Where a bundle keeps its device files, configs and (when built) OM / MindIR files.
 DEVICE_DIR = "device"
 TOOL_HINTS = {
@@ -427,6 +441,66 @@ def _int8_request(manifest, src_path, calibration, calibration_frames) -> int:
     return batches
 
 
+def _check_mindir_source(toolchain: str, mindir_source: str | None) -> None:
+    if mindir_source is None:
+        return
+    if mindir_source not in MINDIR_SOURCES:
+        raise UnknownChoiceError("MindIR source", mindir_source, MINDIR_SOURCES,
+                                 fix="use mindspore (MindSpore's own MindIR, --fmk=MINDIR) or onnx (--fmk=ONNX)")
+    if toolchain != "converter_lite":
+        raise InvalidArgumentError(
+            f"a MindIR source ({mindir_source!r}) chooses what converter_lite reads; toolchain {toolchain!r} "
+            "compiles the ONNX graphs",
+            fix="drop --mindir-source (mindir_source), or use --toolchain converter_lite")
+
+
+def _mindir_sources(src, toolchain: str, mindir_source: str | None) -> dict[str, str]:
+    """Graph -> the MindSpore MindIR file (relative) converter_lite reads, or {} when it reads the ONNX graphs.
+
+    ``mindir_source`` None: MindSpore's MindIR when ``src`` holds MindIR sources. "mindspore" needs a checked source
+    for every graph (a BundleError names those without)."""
+    from edgetrack.converters.ms2mindir import SOURCE_SECTION, STAGE
+
+    section = src.manifest.source.get(SOURCE_SECTION) or {}
+    listed = section.get("graphs") or {}
+    if toolchain != "converter_lite" or mindir_source == "onnx" or (mindir_source is None and not listed):
+        return {}
+    where = f"bundle {str(src.path)!r}"
+    missing = [g for g in src.manifest.graphs if g not in listed or listed[g] not in src.file_paths]
+    if missing:
+        raise BundleError(
+            f"converter_lite is to read MindSpore's own MindIR, but {where} has none for graph(s) {missing} "
+            f"(MindIR sources: {sorted(listed) or 'none'})",
+            fix="export the checkpoint with MindSpore and its MindIR (tracker_bundle(..., framework='mindspore', "
+                "mindir=True), add_deblur(..., mindir=True); edgetrack convert --framework mindspore --toolchain "
+                "converter_lite does both), or let converter_lite read the ONNX graphs (--mindir-source onnx)")
+    rows: dict[str, dict] = {}
+    for stage in section.get("parity") or [STAGE]:
+        rows.update(src.manifest.parity.get(stage) or {})
+    unchecked = [g for g in src.manifest.graphs if not (rows.get(g) or {}).get("passed")]
+    if unchecked:
+        raise BundleError(f"{where}: the MindIR of graph(s) {unchecked} has no passed check against MindSpore "
+                          f"(parity stages {section.get('parity') or [STAGE]})",
+                          fix="export the bundle again with edgetrack convert --framework mindspore")
+    return {g: listed[g] for g in src.manifest.graphs}
+
+
+def _without_mindir(manifest) -> tuple[dict, dict, dict]:
+    """``source``, ``parity`` and ``preprocessing`` of ``manifest`` without its MindIR sources' records: for an
+    Ascend bundle that does not carry those files (converter_lite reads ONNX, or ATC)."""
+    from edgetrack.converters.ms2mindir import SOURCE_SECTION
+    from edgetrack.tracking.blur import DEBLUR_SECTION
+
+    source, parity, pre = dict(manifest.source), dict(manifest.parity), dict(manifest.preprocessing)
+    stages = set((source.pop(SOURCE_SECTION, None) or {}).get("parity") or [])
+    for stage in stages:
+        parity.pop(stage, None)
+    if stages and isinstance(pre.get(DEBLUR_SECTION), dict):
+        pre[DEBLUR_SECTION] = {**pre[DEBLUR_SECTION],
+                               "parity": [p for p in pre[DEBLUR_SECTION].get("parity", []) if p not in stages]}
+    return source, parity, pre
+
+
 def ascend_bundle(
     src_bundle: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -439,6 +513,7 @@ def ascend_bundle(
     run_tools: bool = True,
     calibration: str | None = None,
     calibration_frames: int | None = None,
+    mindir_source: str | None = None,
 ) -> Path:
     """A verified ONNX bundle (``target`` cpu) -> an Ascend bundle for ``soc`` at ``out_dir``.
 
@@ -453,6 +528,11 @@ def ascend_bundle(
     commands, ``amct_onnx calibration`` then ``atc`` on AMCT's deploy model (``device.graphs[graph].commands``, in
     order; ``command`` is the ATC step, ``calibration`` describes the AMCT step). ``calibration`` is not used at
     fp16.
+
+    ``mindir_source`` (toolchain converter_lite only; :data:`MINDIR_SOURCES`): what converter_lite reads, "mindspore"
+    (each graph's checked ``<graph>.mindir`` from the bundle's MindSpore export, ``--fmk=MINDIR``; the files are
+    carried into the Ascend bundle) or "onnx" (``--fmk=ONNX``). None: "mindspore" when ``src_bundle`` holds MindIR
+    sources, else "onnx"; the choice is recorded as ``device["mindir_source"]`` (module docstring).
     """
     from edgetrack.ascend.ops import audit_graph
     from edgetrack.bundle import load_bundle, write_bundle
@@ -460,6 +540,7 @@ def ascend_bundle(
     soc = get_soc(soc)
     soc_version = soc.check_soc_version(soc_version)
     _check_toolchain(toolchain)
+    _check_mindir_source(toolchain, mindir_source)
     if toolchain == "atc":
         precision_mode = atc_precision_mode(soc, precision)
     else:
@@ -480,6 +561,7 @@ def ascend_bundle(
         )
     int8 = precision == "int8"
     batches = _int8_request(manifest, src.path, calibration, calibration_frames) if int8 else 0
+    sources = _mindir_sources(src, toolchain, mindir_source)
 
     with tempfile.TemporaryDirectory(prefix="edgetrack-ascend-") as tmp:
         work = Path(tmp)
@@ -535,12 +617,21 @@ def ascend_bundle(
                     calib = {"tool": "amct_onnx", "command": amct, "batches": batches, "dtype": "float32",
                              "data": {inp: f"{d}/" for inp, d in dirs.items()}, "deploy_model": model_rel}
                 argv = atc_argv(model_rel, stem, soc, shapes, graph_precision, aipp_rel, soc_version=soc_version)
+                graph_source = {"file": model_rel, "format": "ONNX"}
             else:
                 from edgetrack.converters.onnx2mindir import converter_lite_argv, write_converter_lite_config
 
                 config_rel = f"{stem}_converter_lite.cfg"
                 extra[config_rel] = write_converter_lite_config(work / config_rel, soc, precision, aipp_rel)
-                argv = converter_lite_argv(spec.file, stem, shapes, config_rel)
+                if name in sources:  # MindSpore's own MindIR, beside the ONNX graph (module docstring)
+                    model_rel, fmk = sources[name], "MINDIR"
+                    (work / model_rel).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(src.file_path(model_rel), work / model_rel)
+                    extra[model_rel] = work / model_rel
+                else:
+                    model_rel, fmk = spec.file, "ONNX"
+                argv = converter_lite_argv(model_rel, stem, shapes, config_rel, fmk=fmk)
+                graph_source = {"file": model_rel, "format": fmk}
             commands.append(argv)
             device_inputs = []
             for t in spec.inputs:
@@ -556,6 +647,7 @@ def ascend_bundle(
                 "precision": graph_precision,
                 "command": argv,
                 "commands": commands,
+                "source": graph_source,
                 "calibration": calib,
                 "config": config_rel,
                 "aipp": None if not aipps else {"file": aipp_rel,
@@ -600,12 +692,19 @@ def ascend_bundle(
                 "whose weight is computed at run time, as a runtime-kernel correlation: AMCT quantizes constant "
                 "weights only)."
                 + (" Other graphs (deblur) stay fp16." if len(manifest.graphs) > len(INT8_GRAPHS) else "") + " ")
+        mindir_note = ""
+        if toolchain == "converter_lite" and sources:
+            mindir_note = (
+                "converter_lite reads MindSpore's own MindIR (<graph>.mindir, --fmk=MINDIR; checked against MindSpore: "
+                "parity mindspore->mindir); the ONNX graphs beside them are what the operator audit and the simulator "
+                "read. ")
         device = {
             "kind": "ascend",
             "chip": soc.name,
             "soc_version": soc_version,
             "toolchain": toolchain,
             "precision_mode": precision_mode,
+            **({"mindir_source": "mindspore" if sources else "onnx"} if toolchain == "converter_lite" else {}),
             "graphs": device_graphs,
             "audit": {name: [f.to_dict() for f in findings] for name, findings in audits.items()},
             "notes": (
@@ -614,6 +713,7 @@ def ascend_bundle(
                  + "; then run each graph's commands (device.graphs.<graph>.commands), in order, from the bundle "
                  "folder (or rerun edgetrack convert). ")
                 + int8_note
+                + mindir_note
                 + "Commands use paths relative to the bundle folder. Image inputs go through static AIPP: on the "
                 "device they take uint8 NHWC frames. " + (
                     "converter_lite compiles for the Ascend device of the machine it runs on (--optimize="
@@ -625,10 +725,11 @@ def ascend_bundle(
         tools["toolchain"] = toolchain
         tools.update({t: found[t] or "not found on PATH" for t in tools_needed})
         tools["converted_on"] = platform.machine()
-        parity = dict(manifest.parity)
+        # MindIR sources not carried (ATC, or converter_lite reading ONNX): their records go with them.
+        source, parity, preprocessing = ((dict(manifest.source), dict(manifest.parity), dict(manifest.preprocessing))
+                                         if sources else _without_mindir(manifest))
         if rewrites:
             parity["onnx->ascend-onnx"] = rewrites
-        source = dict(manifest.source)
         if int8:
             source["precision"] = {
                 "precision": "int8",
@@ -650,6 +751,7 @@ def ascend_bundle(
             manifest,
             target=soc.name,
             precision=precision,
+            preprocessing=preprocessing,
             graphs={n: dataclasses.replace(s, sha256="") for n, s in manifest.graphs.items()},
             tools=tools,
             parity=parity,

@@ -263,23 +263,24 @@ def verify_siamfc_onnx(
 
 
 def graph_parity(graph: str, names, got_all, expected_all, reference: str, runtime: str, tolerance: float,
-                 fix: str) -> dict:
+                 fix: str, *, what: str = "ONNX graph") -> dict:
     """One graph's parity row: ONNX Runtime's outputs ``got_all`` against the framework's ``expected_all``, each
     output against its own scale (``max_rel`` = max |got − expected| / max |expected|). Raises
-    :class:`ConversionError` naming the graph on a shape mismatch or when ``max_rel`` exceeds ``tolerance``."""
+    :class:`ConversionError` naming the graph on a shape mismatch or when ``max_rel`` exceeds ``tolerance``.
+    ``what`` names the checked file in those errors (``"MindIR of graph"``: :mod:`edgetrack.converters.ms2mindir`)."""
     max_abs = max_rel = scale = 0.0
     for out_name, got, expected in zip(names, got_all, expected_all, strict=True):
         expected = np.asarray(expected, dtype=np.float64)
         if got.shape != expected.shape:
             raise ConversionError(
-                f"ONNX graph {graph!r} gives {out_name} of shape {got.shape}, {reference} gives {expected.shape}")
+                f"{what} {graph!r} gives {out_name} of shape {got.shape}, {reference} gives {expected.shape}")
         a = float(np.max(np.abs(got.astype(np.float64) - expected)))
         s_ = float(np.max(np.abs(expected)))
         max_abs, scale = max(max_abs, a), max(scale, s_)
         max_rel = max(max_rel, a / s_ if s_ > 0 else a)
     if not max_rel <= tolerance:
         raise ConversionError(
-            f"ONNX graph {graph!r} disagrees with {reference}: max abs error {max_abs:.3g}, "
+            f"{what} {graph!r} disagrees with {reference}: max abs error {max_abs:.3g}, "
             f"{max_rel:.3g} of the output scale {scale:.3g} (tolerance {tolerance:g})", fix=fix)
     return {"reference": reference, "runtime": runtime, "max_abs": max_abs, "max_rel": max_rel, "scale": scale,
             "tolerance": tolerance, "passed": True}
@@ -356,6 +357,7 @@ def tracker_bundle(
     runtime_weights: bool = True,
     framework: str = "torch",
     simplify: bool = True,
+    mindir: bool = False,
 ) -> Path:
     """Checkpoint -> verified ONNX graphs -> a bundle folder (see :mod:`edgetrack.bundle`) for ONNX Runtime.
 
@@ -369,6 +371,11 @@ def tracker_bundle(
     (ONNX Runtime and PyTorch run it; about 7× faster on a CPU); False keeps the elementwise form the NPU converters
     need, which ``edgetrack convert --target ascend...`` asks for (:meth:`_Family.graph_modules`).
     ``simplify``: simplify each exported graph (:mod:`edgetrack.converters.onnx_simplify`) before its parity check.
+    ``mindir`` (``framework="mindspore"`` only): also export each graph as MindSpore's own MindIR, in the same form
+    (``runtime_weights``) and with the same input names, order and static shapes, checked against the MindSpore cell
+    (:mod:`edgetrack.converters.ms2mindir`): ``<graph>.mindir`` beside the ONNX graphs, ``source["mindir"]``,
+    ``parity["mindspore->mindir"]``. They are the fp32 sources converter_lite reads with ``--fmk=MINDIR``
+    (:func:`edgetrack.converters.onnx2om.ascend_bundle`); ONNX Runtime and the simulator keep reading the ONNX graphs.
 
     ``target`` "cpu" or "cuda" (the same ONNX graphs; the manifest says which device they were built for),
     ``precision`` "fp32", "fp16" or "int8"; ``calibration`` (a data set spec, required for int8),
@@ -379,6 +386,11 @@ def tracker_bundle(
     if framework not in FRAMEWORKS:
         raise InvalidArgumentError(f"unknown framework {framework!r}; frameworks: {', '.join(FRAMEWORKS)}",
                                    fix="use torch or mindspore")
+    if mindir and framework != "mindspore":
+        raise InvalidArgumentError(
+            f"mindir=True exports MindSpore's own MindIR, which the {framework!r} twin cannot write",
+            fix="use framework='mindspore' (--framework mindspore), or leave mindir off: converter_lite then reads "
+                "the ONNX graphs (--mindir-source onnx)")
     torch = _torch() if framework == "torch" else None
     import onnx
     import onnxruntime
@@ -423,6 +435,19 @@ def tracker_bundle(
             reference = ms2onnx.mindspore_reference(model, family)
             exporter = {"mindspore": mindspore.__version__, "onnx_opset": _opset(paths["search"]),
                         "exporter": "mindspore.export"}
+        mindir_files, mindir_parity, mindir_source = {}, {}, {}
+        if mindir:
+            from edgetrack.converters import ms2mindir
+
+            made = ms2mindir.export_tracker_mindir(model, family, Path(tmp) / "mindir", fam.graph_io,
+                                                   runtime_weights=runtime_weights, **sizes)
+            mindir_parity = {ms2mindir.STAGE: ms2mindir.verify_tracker_mindir(
+                model, family, made, fam.graph_io, runtime_weights=runtime_weights, **sizes)}
+            mindir_files = {f"{name}{ms2mindir.MINDIR_SUFFIX}": path for name, path in made.items()}
+            mindir_source = {ms2mindir.SOURCE_SECTION: {
+                "graphs": {name: f"{name}{ms2mindir.MINDIR_SUFFIX}" for name in made},
+                "exporter": ms2mindir.EXPORTER, "mindspore": exporter["mindspore"], "precision": "fp32",
+                "parity": [ms2mindir.STAGE]}}
         specs = _graph_specs(paths, fam.graph_io)
         lowered = lower.apply_precision(
             paths, tmp, precision=precision, target=target, params=params,
@@ -430,7 +455,7 @@ def tracker_bundle(
             calibration_frames=calibration_frames or lower.DEFAULT_CALIBRATION_FRAMES, verify_data=verify_data,
         )
         paths = dict(lowered.paths)
-        extra = {}
+        extra = dict(mindir_files)
         shared = None
         if share and paths["template"].parent == paths["search"].parent:
             shared = share_weights({g: paths[g] for g in ("template", "search")})
@@ -458,6 +483,7 @@ def tracker_bundle(
                 "framework": framework,
                 "config": model.config.to_dict(),
                 **lowered.source,
+                **mindir_source,
             },
             tools={
                 "edgetrack": edgetrack.__version__,
@@ -468,7 +494,7 @@ def tracker_bundle(
                 **simplified,
                 **lowered.tools,
             },
-            parity={f"{framework}->onnx": parity, **lowered.parity},
+            parity={f"{framework}->onnx": parity, **mindir_parity, **lowered.parity},
             device_files_built=True,  # for targets "cpu" and "cuda" the ONNX graphs are the device files
             notes=" ".join(filter(None, [lowered.notes, fam.name == "siamrpn" and (
                 "The head correlates with one grouped Conv whose weight is the template's kernel (for ONNX Runtime "

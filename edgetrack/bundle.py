@@ -11,7 +11,8 @@ truncated graph is an error at load time, not a wrong box at run time.
 
 Format versions. 1: graphs and the free-form sections. 2 adds ``device`` (the target device's build: chip,
 toolchain, per-graph device files, commands, AIPP, operator audit) and ``files`` (further files of the bundle
-with their sha256: AIPP and converter configs, OM/MindIR files). A bundle is written at the lowest version that
+with their sha256: AIPP and converter configs, OM/MindIR device files, and MindSpore's own ``<graph>.mindir`` beside
+the ONNX graphs where converter_lite reads those). A bundle is written at the lowest version that
 holds it, so CPU/CUDA bundles stay readable by edgetrack releases that read only version 1, and a version-1
 reader refuses a device bundle by its version ("upgrade edgetrack") instead of misreading it.
 """
@@ -149,15 +150,19 @@ class Manifest:
 
     ``preprocessing``: crop sizes, ``channel_order`` ("BGR"), ``value_range`` ([0, 255]), ``mean``/``std``,
     ``layout`` ("NCHW"), ``dtype``. ``tracking``: the family's tracking hyper-parameters (e.g. SiamFCParams).
-    ``source``: provenance (checkpoint file and sha256, model config). ``tools``: library versions used.
+    ``source``: provenance (checkpoint file and sha256, model config; ``source["mindir"]["graphs"]``: graph ->
+    MindSpore's own ``<graph>.mindir`` in ``files``, where the bundle holds them). ``tools``: library versions used.
     ``parity``: per-stage numerical checks. ``device_files_built``: whether the target's device files (OM,
     MindIR) are in the bundle, or only the portable ONNX graphs they are built from.
 
     Format 2 (written only when used): ``device``: the device build, for Ascend targets
-    ``{"kind": "ascend", "chip", "soc_version", "toolchain", "precision_mode", "graphs": {graph: {"status":
+    ``{"kind": "ascend", "chip", "soc_version", "toolchain", "precision_mode", "mindir_source" (converter_lite only:
+    "mindspore" | "onnx", what it reads), "graphs": {graph: {"status":
     "built" | "not built: <why>", "file": relative path | None, "precision": "fp16" | "int8", "command": argv
     list (the compiler's, run from the bundle folder), "commands": every argv list in the order they run (int8: AMCT's
-    calibration, then the compiler), "calibration": {"tool", "command", "batches", "dtype", "data": {input: folder},
+    calibration, then the compiler), "source": {"file": relative path, "format": "ONNX" | "MINDIR"} (what the
+    compiler reads; absent in bundles written before it), "calibration": {"tool", "command", "batches", "dtype",
+    "data": {input: folder},
     "deploy_model"} | None (int8's AMCT step), "config": relative path | None, "aipp": {"file", "inputs": {input:
     AippConfig dict}} | None,
     "inputs": [{"name", "shape", "dtype", "layout"}] (what the device input takes)}}, "audit": {graph: [finding

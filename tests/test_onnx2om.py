@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgetrack.converters.onnx2mindir import converter_lite_argv, converter_lite_config, onnx2mindir
+from edgetrack.converters.onnx2mindir import converter_lite_argv, converter_lite_config, mindir2mindir, onnx2mindir
 from edgetrack.converters.onnx2om import (
     atc_argv,
     find_om,
@@ -18,6 +18,7 @@ from edgetrack.converters.onnx2om import (
 )
 from edgetrack.ascend import AippConfig
 from edgetrack.errors import (
+    BundleError,
     EdgetrackError,
     ExternalToolError,
     InvalidArgumentError,
@@ -92,6 +93,31 @@ def test_converter_lite_argv_and_config_golden():
     assert "insert_op_config_file_path" not in converter_lite_config("ascend310", "fp16")
     with pytest.raises(InvalidArgumentError, match="fp16"):
         converter_lite_config("ascend310", "fp32")
+
+
+def test_converter_lite_argv_for_mindspore_mindir_golden():
+    """MindSpore's own MindIR as the source: --fmk=MINDIR and the .mindir model file; output, static shapes and config
+    as for ONNX (MindSpore Lite's converter docs: onnx2mindir's module docstring)."""
+    head = {"kernel": (1, 16, 5, 5), "features": (1, 16, 21, 21)}
+    assert converter_lite_argv("head.mindir", "device/head", head, "device/head_converter_lite.cfg",
+                               fmk="MINDIR") == [
+        "converter_lite",
+        "--fmk=MINDIR",
+        "--modelFile=head.mindir",
+        "--outputFile=device/head",
+        "--saveType=MINDIR",
+        "--optimize=ascend_oriented",
+        "--inputShape=kernel:1,16,5,5;features:1,16,21,21",
+        "--configFile=device/head_converter_lite.cfg",
+    ]
+    with pytest.raises(InvalidArgumentError, match="(?s)--fmk=MINDIR reads a .mindir file.*fmk='ONNX'"):
+        converter_lite_argv("head.onnx", "device/head", head, "c.cfg", fmk="MINDIR")
+    with pytest.raises(InvalidArgumentError, match="--fmk=ONNX reads a .onnx file"):
+        converter_lite_argv("head.mindir", "device/head", head, "c.cfg")
+    with pytest.raises(UnknownChoiceError, match="MINDIR, ONNX"):
+        converter_lite_argv("head.pb", "device/head", head, "c.cfg", fmk="TF")
+    with pytest.raises(InvalidArgumentError, match="over its input"):  # the device file would replace the source
+        converter_lite_argv("device/head.mindir", "device/head", head, "c.cfg", fmk="MINDIR")
 
 
 def test_write_aipp_config_writes_one_block_per_input(tmp_path):
@@ -191,6 +217,9 @@ def test_converter_lite_run_writes_the_mindir(fake_bin, tmp_path):
     out = onnx2mindir("m.onnx", "device/m", "ascend310", SHAPES, cwd=tmp_path)
     assert out == tmp_path / "device" / "m.mindir"
     assert (tmp_path / "device" / "m_converter_lite.cfg").read_text().startswith("# edgetrack")
+    # From MindSpore's own MindIR: the same config, the device file in device/.
+    assert mindir2mindir("n.mindir", "device/n", "ascend310", SHAPES, cwd=tmp_path) == tmp_path / "device" / "n.mindir"
+    assert (tmp_path / "device" / "n_converter_lite.cfg").read_text() == converter_lite_config("ascend310")
 
 
 # -- preparing graphs -------------------------------------------------------------------------------------------
@@ -311,11 +340,32 @@ def test_convert_cli_with_fake_atc_builds_the_om_files(ckpt, tmp_path, fake_bin,
     (("--precision", "int8"), "--precision int8 needs --calibration"),
     (("--soc-version", "Ascend310P3"), "Ascend310"),
     (("--toolchain", "tensorrt"), "atc, converter_lite"),
+    # MindSpore's own MindIR as converter_lite's source needs the MindSpore twin, and converter_lite.
+    (("--toolchain", "converter_lite", "--mindir-source", "mindspore"), "--framework torch cannot export"),
+    (("--mindir-source", "onnx"), "--toolchain atc does not run converter_lite"),
+    (("--toolchain", "converter_lite", "--mindir-source", "ms"), "valid choices: mindspore, onnx"),
 ])
 def test_convert_cli_refuses_bad_ascend_options_before_exporting(ckpt, tmp_path, capsys, extra, message):
     assert convert(ckpt, tmp_path / "b", *extra) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_mindir_source_defaults_to_mindspore_only_for_the_mindspore_twin():
+    """What converter_lite reads when --mindir-source is not given (resolved before any export)."""
+    from argparse import Namespace
+
+    from edgetrack.commands.convert import mindir_source
+
+    def args(**kw):
+        return Namespace(**{"target": "ascend310", "toolchain": "converter_lite", "mindir_source": None, **kw})
+
+    assert mindir_source(args(), "mindspore") == "mindspore"
+    assert mindir_source(args(), "torch") == "onnx"
+    assert mindir_source(args(mindir_source="onnx"), "mindspore") == "onnx"
+    assert mindir_source(args(mindir_source="onnx"), "torch") == "onnx"
+    assert mindir_source(args(toolchain="atc"), "mindspore") is None
+    assert mindir_source(args(target="cuda"), "mindspore") is None
 
 
 def test_failing_atc_leaves_no_bundle_and_shows_its_output(onnx_bundle, tmp_path, fake_bin):
@@ -336,6 +386,19 @@ def test_converter_lite_toolchain(onnx_bundle, tmp_path, fake_bin):
     assert t["command"] == converter_lite_argv("template.onnx", "device/template", {"z": (1, 3, 127, 127)},
                                                "device/template_converter_lite.cfg")
     assert b.manifest.device_files_built
+    # A PyTorch export has no MindIR sources: converter_lite reads the ONNX graphs, and says so.
+    assert d["mindir_source"] == "onnx" and t["source"] == {"file": "template.onnx", "format": "ONNX"}
+    explicit = load_bundle(ascend_bundle(onnx_bundle, tmp_path / "c", "ascend910", toolchain="converter_lite",
+                                         mindir_source="onnx")).manifest
+    assert explicit.device["graphs"]["head"]["command"] == d["graphs"]["head"]["command"]
+    missing = r"(?s)MindIR, but .* has none for graph\(s\) \['head', 'search', 'template'\].*mindir=True"
+    with pytest.raises(BundleError, match=missing):
+        ascend_bundle(onnx_bundle, tmp_path / "d", "ascend910", toolchain="converter_lite", mindir_source="mindspore")
+    with pytest.raises(InvalidArgumentError, match="toolchain 'atc' compiles the ONNX graphs"):
+        ascend_bundle(onnx_bundle, tmp_path / "d", "ascend910", mindir_source="mindspore")
+    with pytest.raises(UnknownChoiceError, match="mindspore, onnx"):
+        ascend_bundle(onnx_bundle, tmp_path / "d", "ascend910", toolchain="converter_lite", mindir_source="tf")
+    assert not (tmp_path / "d").exists()
 
 
 def test_unsupported_operator_fails_before_anything_is_written(tmp_path, no_tools):

@@ -7,7 +7,10 @@ on ``--calibration`` crops), and Ascend bundles for ``--target ascend310|ascend3
 or int8 (the same checked ONNX graphs, audited against the chip's operator list, with AIPP configs and the exact ATC
 or converter_lite commands, run when the tool is on PATH: :mod:`edgetrack.converters.onnx2om`; int8 adds AMCT's
 calibration of each tracker graph on ``--calibration`` crops written into the bundle, before ATC:
-:mod:`edgetrack.converters.onnx2amct`). The other targets
+:mod:`edgetrack.converters.onnx2amct`). With ``--framework mindspore --toolchain converter_lite`` each graph is also
+exported as MindSpore's own MindIR (``mindspore.export(file_format="MINDIR")``, checked against MindSpore:
+:mod:`edgetrack.converters.ms2mindir`) and converter_lite reads that (``--fmk=MINDIR``); ``--mindir-source onnx``
+gives it the ONNX graphs instead. The other targets
 and precisions are recognised by name, so a user
 asking for them hears "not implemented yet" rather than "unknown", and a typo hears the valid list.
 ``--deblur`` adds a DeblurGAN-v2 checkpoint as the bundle's deblur stage
@@ -41,12 +44,14 @@ TARGETS = ("cpu", "cuda", "ascend310", "ascend310b", "ascend310p", "ascend910")
 ASCEND_TARGETS = ("ascend310", "ascend310b", "ascend310p", "ascend910")
 ASCEND_PRECISIONS = ("fp16", "int8")
 TOOLCHAINS = ("atc", "converter_lite")
+# What converter_lite reads (--mindir-source): MindSpore's own MindIR (--framework mindspore only) or the ONNX graphs.
+MINDIR_SOURCES = ("mindspore", "onnx")
 IMPLEMENTED_TARGETS = ("cpu", "cuda", *ASCEND_TARGETS)
 PRECISIONS = ("fp32", "fp16", "int8")
 IMPLEMENTED_PRECISIONS = ("fp32", "fp16", "int8")
 
 # family -> "module:function" with siamfc_bundle's signature (checkpoint, out_dir, force, *, opset, scales,
-# target, precision, calibration, calibration_frames, verify_data, runtime_weights, framework, simplify).
+# target, precision, calibration, calibration_frames, verify_data, runtime_weights, framework, simplify, mindir).
 BUNDLERS = {
     "siamfc": "edgetrack.converters.torch2onnx:siamfc_bundle",
     "siamrpn": "edgetrack.converters.torch2onnx:siamrpn_bundle",
@@ -97,6 +102,11 @@ def register(sub) -> None:
     p.add_argument("--toolchain", default="atc", metavar="NAME",
                    help=f"Ascend targets: {' or '.join(TOOLCHAINS)} (default atc: OM files; converter_lite: "
                    "MindSpore Lite MindIR). Run when on PATH; otherwise the bundle holds the exact commands")
+    p.add_argument("--mindir-source", default=None, metavar="NAME",
+                   help="--toolchain converter_lite: what converter_lite reads, mindspore (MindSpore's own MindIR, "
+                   "exported and checked beside the ONNX graphs: --fmk=MINDIR; the default with --framework "
+                   "mindspore) or onnx (the ONNX graphs: --fmk=ONNX; the default, and the only source, with "
+                   "--framework torch)")
     p.add_argument("--soc-version", default=None, metavar="NAME",
                    help="Ascend targets: ATC --soc_version (default per chip, e.g. Ascend310, Ascend310B1, "
                    "Ascend310P3, Ascend910A; on the device: Ascend + the Name `npu-smi info` prints)")
@@ -237,28 +247,58 @@ def _check_ascend_options(args: argparse.Namespace) -> None:
                                    fix="drop --soc-version or pick an Ascend --target")
 
 
-def _run_ascend(args: argparse.Namespace, bundler, framework: str) -> int:
-    """Checkpoint -> checked ONNX bundle (temporary) -> Ascend bundle (audit, AIPP, ATC/converter_lite)."""
+def mindir_source(args: argparse.Namespace, framework: str) -> str | None:
+    """What converter_lite reads (``--mindir-source``), checked before the export: None for ATC and the ONNX
+    targets; "mindspore" (MindSpore's own MindIR) by default with ``--framework mindspore``, else "onnx". Typed errors
+    for a bad name, for the option without ``--toolchain converter_lite`` on an Ascend target, and for "mindspore"
+    with another framework."""
+    asked = getattr(args, "mindir_source", None)
+    if asked is not None and asked not in MINDIR_SOURCES:
+        raise UnknownChoiceError("--mindir-source", asked, MINDIR_SOURCES,
+                                 fix="use --mindir-source mindspore (MindSpore's MindIR) or onnx (the ONNX graphs)")
+    toolchain = getattr(args, "toolchain", "atc")
+    if args.target not in ASCEND_TARGETS or toolchain != "converter_lite":
+        if asked is not None:
+            where = f"--toolchain {toolchain}" if args.target in ASCEND_TARGETS else f"--target {args.target}"
+            raise InvalidArgumentError(
+                f"--mindir-source {asked} chooses what converter_lite reads; {where} does not run converter_lite",
+                fix="drop --mindir-source, or use an Ascend --target with --toolchain converter_lite")
+        return None
+    if asked == "mindspore" and framework != "mindspore":
+        raise InvalidArgumentError(
+            f"--mindir-source mindspore is MindSpore's own MindIR, which --framework {framework} cannot export",
+            fix="add --framework mindspore (the same checkpoint file), or drop --mindir-source: converter_lite then "
+                "reads the ONNX graphs")
+    return asked or ("mindspore" if framework == "mindspore" else "onnx")
+
+
+def _run_ascend(args: argparse.Namespace, bundler, framework: str, source: str | None = None) -> int:
+    """Checkpoint -> checked ONNX bundle (temporary; with MindSpore's MindIR beside it when converter_lite is to read
+    that, ``source`` "mindspore") -> Ascend bundle (audit, AIPP, ATC/converter_lite)."""
     import tempfile
 
     from edgetrack.bundle import load_bundle
     from edgetrack.commands.inspect import format_device
     from edgetrack.converters.onnx2om import ascend_bundle
 
+    mindir = source == "mindspore"
     with tempfile.TemporaryDirectory(prefix="edgetrack-convert-") as tmp:
-        print(f"exporting and checking the ONNX graphs ({args.model}) ...")
+        print(f"exporting and checking the ONNX {'and MindIR ' if mindir else ''}graphs ({args.model}) ...")
         onnx_bundle = bundler(args.checkpoint, Path(tmp) / "onnx", False, opset=args.opset, scales=args.scales,
-                              runtime_weights=False, framework=framework, simplify=getattr(args, "simplify", True))
+                              runtime_weights=False, framework=framework, simplify=getattr(args, "simplify", True),
+                              mindir=mindir)
         if args.deblur is not None:
             from edgetrack.converters.deblur2onnx import add_deblur
 
             print(f"adding the deblur stage ({args.deblur.name}) ...")
             onnx_bundle = add_deblur(onnx_bundle, args.deblur, Path(tmp) / "deblur", model=args.name,
-                                     framework=framework, simplify=getattr(args, "simplify", True))
-        print(f"auditing the graphs for {args.target} and writing the {args.toolchain} commands ...")
+                                     framework=framework, simplify=getattr(args, "simplify", True), mindir=mindir)
+        print(f"auditing the graphs for {args.target} and writing the {args.toolchain} commands"
+              f"{' (reading MindSpore MindIR)' if mindir else ''} ...")
         path = ascend_bundle(onnx_bundle, args.out, args.target, toolchain=args.toolchain,
                              precision=args.precision, soc_version=args.soc_version, force=args.force,
-                             calibration=args.calibration, calibration_frames=args.calibration_frames)
+                             calibration=args.calibration, calibration_frames=args.calibration_frames,
+                             mindir_source=source)
     manifest = load_bundle(path).manifest
     print(format_parity(manifest.parity))
     print(format_device(manifest))
@@ -284,6 +324,7 @@ def run(args: argparse.Namespace) -> int:
     framework = getattr(args, "framework", "torch")
     if framework not in FRAMEWORKS:
         raise UnknownChoiceError("framework", framework, FRAMEWORKS, fix="use --framework torch or mindspore")
+    source = mindir_source(args, framework)
     _require_export_stack(args.model, framework)
     check_checkpoint(args.checkpoint, args.model, family)
     if args.deblur is not None:
@@ -299,7 +340,7 @@ def run(args: argparse.Namespace) -> int:
     module_name, func = BUNDLERS[family].split(":")
     bundler = getattr(importlib.import_module(module_name), func)
     if args.target in ASCEND_TARGETS:
-        return _run_ascend(args, bundler, framework)
+        return _run_ascend(args, bundler, framework, source)
     kwargs = dict(opset=args.opset, scales=args.scales, target=args.target, precision=args.precision,
                   calibration=args.calibration, calibration_frames=args.calibration_frames,
                   verify_data=args.verify_data, framework=framework, simplify=getattr(args, "simplify", True))

@@ -48,15 +48,21 @@ def _command(argv) -> str:
     return shlex.join(str(a) for a in argv) if isinstance(argv, (list, tuple)) else str(argv)
 
 
+# device["mindir_source"] (what converter_lite reads) in words.
+_SOURCES = {"mindspore": "MindSpore's MindIR (--fmk=MINDIR)", "onnx": "the ONNX graphs (--fmk=ONNX)"}
+
+
 def format_device(manifest) -> str:
-    """The manifest's ``device`` section (format 2: chip, toolchain, per-graph status, precision, AIPP, commands in
-    the order they run (int8: ``calibrate``, AMCT, then ``command``, ATC), audit)."""
+    """The manifest's ``device`` section (format 2: chip, toolchain (converter_lite: and what it reads, MindSpore's
+    MindIR or ONNX), per-graph status, the source file each command reads, precision, AIPP, commands in the order they
+    run (int8: ``calibrate``, AMCT, then ``command``, ATC), audit)."""
     d = manifest.device
     if not d:
         return "device: (none: the ONNX graphs are the device files)"
     lines = [
         f"device: {d.get('kind', '?')} {d.get('chip', '?')}, soc_version {d.get('soc_version', '?')}, "
         f"toolchain {d.get('toolchain', '?')}, precision_mode {d.get('precision_mode', '?')}"
+        + (f", reads {_SOURCES.get(d['mindir_source'], d['mindir_source'])}" if d.get("mindir_source") else "")
     ]
     for name, g in d.get("graphs", {}).items():
         status = g.get("status", "?")
@@ -70,6 +76,9 @@ def format_device(manifest) -> str:
 
             for inp, cfg in aipp.get("inputs", {}).items():
                 lines.append(f"    aipp:    {aipp.get('file')} ({inp}: {AippConfig.from_dict(cfg).describe()})")
+        source = g.get("source")
+        if source:
+            lines.append(f"    source:  {source.get('file')} ({source.get('format')})")
         if g.get("config"):
             lines.append(f"    config:  {g['config']}")
         calibration = g.get("calibration")
