@@ -99,9 +99,9 @@ MINDIR_SOURCES = ("mindspore", "onnx")
 DEVICE_DIR = "device"
 TOOL_HINTS = {
     "atc": "source /usr/local/Ascend/ascend-toolkit/set_env.sh (CANN toolkit) so that atc is on PATH",
-    "amct_onnx": "source /usr/local/Ascend/ascend-toolkit/set_env.sh (CANN toolkit) and install AMCT for ONNX from "
-                 "its package (pip3 install amct_onnx-<version>-py3-none-linux_<arch>.whl, CANN AMCT guide, "
-                 "'Installing the Tool') so that amct_onnx is on PATH",
+    "amct_onnx": "install AMCT for ONNX from the CANN toolkit's package (pip3 install "
+                 "amct_onnx-<version>-py3-none-linux_<arch>.whl, CANN AMCT guide, 'Installing the Tool'; it runs "
+                 "after set_env.sh) so that amct_onnx is on PATH",
     "converter_lite": "install MindSpore Lite's converter (mindspore-lite-<version>-linux-<arch>/tools/converter; "
                       "put converter/converter_lite on PATH and converter/lib on LD_LIBRARY_PATH)",
 }

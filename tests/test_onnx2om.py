@@ -446,3 +446,22 @@ def test_inspect_of_an_ascend_bundle_needs_no_torch_or_onnx(onnx_bundle, tmp_pat
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "soc_version Ascend310B1" in proc.stdout and "aipp:    device/template_aipp.cfg" in proc.stdout
+
+
+def test_the_audit_printout_groups_nodes_flagged_by_one_rule():
+    from edgetrack.commands.inspect import format_audit
+
+    def finding(node, group):
+        return {"severity": "warning", "op_type": "Conv", "node": node, "rule": "conv_group",
+                "message": f"group={group} (depthwise)"}
+
+    audit = {"search": [finding(f"dw{i}", 16 * (i + 1)) for i in range(11)],
+             "head": [{"severity": "info", "op_type": "Conv", "node": "corr", "rule": "conv_runtime_weight",
+                       "message": "weight computed at run time"}]}
+    lines = format_audit(audit)
+    assert lines[0] == "  operator audit: 1 info, 11 warning"
+    assert lines[1] == "    search: warning: Conv 'dw0': group=16 (depthwise) (and 10 more Conv nodes like it)"
+    assert lines[2] == "    head: info: Conv 'corr': weight computed at run time"
+    assert lines[3] == "    (edgetrack inspect BUNDLE --audit lists every node)"
+    every = format_audit(audit, every_node=True)
+    assert len(every) == 1 + 12 and every[-2] == "    search: warning: Conv 'dw10': group=176 (depthwise)"

@@ -23,6 +23,8 @@ def register(sub) -> None:
     )
     p.add_argument("bundle", type=Path, metavar="BUNDLE",
                    help="bundle folder written by edgetrack convert, or a shipped model's name (e.g. siamrpn-eca)")
+    p.add_argument("--audit", action="store_true",
+                   help="list every node the Ascend operator audit flagged (by default one line per rule and graph)")
     p.set_defaults(func=run)
 
 
@@ -52,7 +54,35 @@ def _command(argv) -> str:
 _SOURCES = {"mindspore": "MindSpore's MindIR (--fmk=MINDIR)", "onnx": "the ONNX graphs (--fmk=ONNX)"}
 
 
-def format_device(manifest) -> str:
+def format_audit(audit: dict, every_node: bool = False) -> list[str]:
+    """The operator audit's findings (graph -> list of finding dicts): a count per severity, then one line per
+    (graph, severity, rule) with how many nodes it flagged and the first one's message (a depthwise EfficientNet
+    flags every depthwise Conv alike), or every node with ``every_node``."""
+    counts: dict[str, int] = {}
+    for findings in audit.values():
+        for f in findings:
+            counts[f["severity"]] = counts.get(f["severity"], 0) + 1
+    summary = ", ".join(f"{n} {sev}" for sev, n in sorted(counts.items())) or "no findings"
+    lines = [f"  operator audit: {summary}"]
+    grouped = False
+    for name, findings in audit.items():
+        if every_node:
+            lines += [f"    {name}: {f['severity']}: {f['op_type']} {f['node']!r}: {f['message']}" for f in findings]
+            continue
+        groups: dict[tuple, list[dict]] = {}
+        for f in findings:
+            groups.setdefault((f["severity"], f["op_type"], f.get("rule", "")), []).append(f)
+        for (severity, op_type, _), same in groups.items():
+            first = same[0]
+            more = f" (and {len(same) - 1} more {op_type} nodes like it)" if len(same) > 1 else ""
+            grouped |= len(same) > 1
+            lines.append(f"    {name}: {severity}: {op_type} {first['node']!r}: {first['message']}{more}")
+    if grouped:
+        lines.append("    (edgetrack inspect BUNDLE --audit lists every node)")
+    return lines
+
+
+def format_device(manifest, every_node: bool = False) -> str:
     """The manifest's ``device`` section (format 2: chip, toolchain (converter_lite: and what it reads, MindSpore's
     MindIR or ONNX), per-graph status, the source file each command reads, precision, AIPP, commands in the order they
     run (int8: ``calibrate``, AMCT, then ``command``, ATC), audit)."""
@@ -90,23 +120,14 @@ def format_device(manifest) -> str:
         elif g.get("precision"):
             lines.append(f"    precision: {g['precision']}")
         lines.append(f"    command: {_command(g.get('command', []))}")
-    audit = d.get("audit", {})
-    counts = {}
-    for findings in audit.values():
-        for f in findings:
-            counts[f["severity"]] = counts.get(f["severity"], 0) + 1
-    summary = ", ".join(f"{n} {sev}" for sev, n in sorted(counts.items())) or "no findings"
-    lines.append(f"  operator audit: {summary}")
-    for name, findings in audit.items():
-        for f in findings:
-            lines.append(f"    {name}: {f['severity']}: {f['op_type']} {f['node']!r}: {f['message']}")
+    lines += format_audit(d.get("audit", {}), every_node)
     if d.get("notes"):
         lines.append(f"  notes: {d['notes']}")
     return "\n".join(lines)
 
 
-def format_manifest(bundle) -> str:
-    """A loaded :class:`edgetrack.bundle.Bundle` as readable text."""
+def format_manifest(bundle, every_node: bool = False) -> str:
+    """A loaded :class:`edgetrack.bundle.Bundle` as readable text (``every_node``: the whole operator audit)."""
     m = bundle.manifest
     lines = [
         f"bundle:         {bundle.path}",
@@ -124,7 +145,7 @@ def format_manifest(bundle) -> str:
         lines.append("files (sha256 verified):")
         lines += [f"  {rel}  sha256 {digest[:12]}" for rel, digest in sorted(m.files.items())]
     if m.device:
-        lines += format_device(m).splitlines()
+        lines += format_device(m, every_node).splitlines()
     lines += _section("preprocessing", m.preprocessing)
     lines += _section("tracking", m.tracking)
     lines += _section("source", m.source)
@@ -147,5 +168,5 @@ def run(args: argparse.Namespace) -> int:
     path = args.bundle
     if not path.exists() and str(path) in shipped:  # a shipped model's name
         path = shipped[str(path)]
-    print(format_manifest(load_bundle(path)))
+    print(format_manifest(load_bundle(path), getattr(args, "audit", False)))
     return 0
