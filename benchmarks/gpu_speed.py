@@ -507,10 +507,11 @@ def _fmt(v, spec=".1f", dash="–"):
 
 
 def markdown(meta: dict, rows: list[dict]) -> str:
+    on_gpu = meta.get("gpu") not in (None, "none")
     lines = [
-        "# GPU speed through edgetrack.Tracker",
+        "# GPU speed through edgetrack.Tracker" if on_gpu else "# Speed through edgetrack.Tracker, on the CPU",
         "",
-        f"{meta['gpu']} (peak table: {meta['peak_table']}), torch {meta.get('torch', '–')}, "
+        f"{meta['gpu'] if on_gpu else 'no GPU'} (peak table: {meta['peak_table']}), torch {meta.get('torch', '–')}, "
         f"CUDA {meta.get('cuda', '–')}, onnx2torch {meta.get('onnx2torch', '–')}, "
         f"TF32 convolutions {meta.get('tf32_convolutions', '–')}; {meta['frames']} frames "
         f"{meta['size'][0]}×{meta['size'][1]}, {meta['sequence']}; {meta['measure']} timed updates per stream "
