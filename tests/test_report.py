@@ -45,6 +45,25 @@ def setup(tmp_path_factory):
     (prior / "gpu_speed.json").write_text(json.dumps(
         {"meta": {"gpu": "Some GPU"}, "rows": [{"model": "siamfc-hsm", "batch": 1, "precision": "fp16",
                                                  "per_stream_fps": 800.0}]}))
+    # benchmarks/gpu_speed.py run on a CPU (per-stage figures): not a GPU result.
+    (prior / "cpu-stages").mkdir()
+    (prior / "cpu-stages" / "gpu_speed.json").write_text(json.dumps(
+        {"meta": {"gpu": "none"}, "rows": [{"model": "siamfc-hsm", "batch": 1, "precision": "fp16",
+                                             "per_stream_fps": 12.5}]}))
+    # benchmarks/chain_parity.py and benchmarks/precision_auc.py results.
+    (prior / "chain-parity").mkdir()
+    (prior / "chain-parity" / "chain_parity.json").write_text(json.dumps(
+        {"kind": "chain-parity", "meta": {"model": "siamrpn-eca", "test_data": "synthetic:T", "crops": 4,
+                                          "sequences": 10, "max_frames": 60},
+         "rows": [{"row": "pytorch", "what": "PyTorch twin", "precision": "fp32", "error": {"max_rel": 0.0},
+                   "auc_sharp": 0.7, "auc_blurred": 0.6, "delta_sharp": 0.0, "delta_blurred": 0.0},
+                  {"row": "mindspore", "what": "MindSpore twin", "precision": "fp32", "error": {"max_rel": 2e-6},
+                   "auc_sharp": 0.7, "auc_blurred": 0.61, "delta_sharp": 0.0, "delta_blurred": 0.01}]}))
+    (prior / "precision").mkdir()
+    (prior / "precision" / "precision_auc.json").write_text(json.dumps(
+        {"meta": {"model": "siamrpn-eca", "deblur": "d.safetensors"},
+         "rows": [{"precision": "int8", "max_rel_err": 0.13, "auc_sharp": 0.67, "auc_blurred": 0.66,
+                   "delta_auc_sharp": 0.006, "delta_auc_blurred": 0.008}]}))
     baseline = "kcf" if list_baselines()["kcf"] is None else "mil"
     return root, bundle, baseline
 
@@ -84,6 +103,11 @@ def test_report_has_every_section_and_a_second_run_reuses_the_cache(setup, capsy
     assert "| GPU machine, per stream, batch 1, through edgetrack.Tracker: siamfc-hsm ≥ 710 FPS | 800 FPS fp16 | " \
            "**met**" in text
     assert "deblur-siamrpn ≥ 420 FPS | – | not measured" in text
+    assert "12.5" not in text  # the CPU run of gpu_speed.py is not a GPU figure
+    # Section 6: the chain's rows, and the precision rows.
+    assert "| MindSpore twin | 2.0e-06 | 0.700 | 0.610 | +0.0000 / +0.0100 |" in text
+    assert "sequences 10, max frames 60 of each variant" in text
+    assert "| siamrpn-eca + deblur stage | int8 | 1.3e-01 | 0.670 | 0.660 | +0.0060 / +0.0080 |" in text
 
     before = _records(out)
     assert len(before) == 6

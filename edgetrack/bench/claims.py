@@ -81,6 +81,8 @@ class Prior:
     evals: list[EvalSummary] = field(default_factory=list)
     deblur: list[tuple[Path, dict]] = field(default_factory=list)
     precision: list[tuple[Path, dict]] = field(default_factory=list)
+    # benchmarks/chain_parity.py results ("kind": "chain-parity"): PyTorch vs MindSpore vs ONNX through one Tracker.
+    chain: list[tuple[Path, dict]] = field(default_factory=list)
     gpu: list[tuple[Path, object]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -133,6 +135,11 @@ def load_prior(root: Path | None, gpu_files: tuple[Path, ...] = (), precision_fi
         data = _read_json(path, problems)
         if not isinstance(data, dict) and not isinstance(data, list):
             continue
+        if isinstance(data, dict) and data.get("kind") == "chain-parity":
+            prior.chain.append((path, data))
+            continue
+        if isinstance(data, dict) and (data.get("meta") or {}).get("gpu") == "none":
+            continue  # benchmarks/gpu_speed.py run on a CPU (per-stage figures): not a GPU measurement
         if path.name.startswith("gpu") or (root is not None and any(
                 part.startswith("gpu") for part in path.relative_to(root).parts[:-1])):
             prior.gpu.append((path, data))
@@ -526,7 +533,8 @@ def all_targets(prior: Prior, accuracy: dict, speed: dict | None, default_name: 
         goal = f"{precision} costs at most {budget} AUC"
         figures, statuses, sources = [], [], []
         for path, data in prior.precision:
-            model = (data.get("meta") or {}).get("model", "?")
+            meta = data.get("meta") or {}
+            model = meta.get("model", "?") + (" + deblur stage" if meta.get("deblur") else "")
             for r in data.get("rows") or []:
                 if r.get("precision") != precision:
                     continue

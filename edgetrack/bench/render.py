@@ -21,6 +21,7 @@ SECTIONS = (
     "3. Ascend 310 / 310B: the simulator's latency estimates",
     "4. The papers' claims on this data",
     "5. Targets (issue #7)",
+    "6. Parity across the chain",
 )
 
 
@@ -282,9 +283,51 @@ def targets_section(r) -> list[str]:
     return lines
 
 
+def parity_section(r) -> list[str]:
+    """PyTorch vs MindSpore vs ONNX through one Tracker (``benchmarks/chain_parity.py``), and fp32 vs fp16 vs int8
+    per converted model (``benchmarks/precision_auc.py``), from the results folder."""
+    lines = [f"## {SECTIONS[5]}", ""]
+    chain = r.prior.chain
+    if not chain:
+        lines += ["PyTorch vs MindSpore vs ONNX: not measured yet (`benchmarks/chain_parity.py`).", ""]
+    for path, data in chain:
+        meta = data.get("meta") or {}
+        limits = ", ".join(f"{k.replace('_', ' ')} {meta[k]}" for k in ("sequences", "max_frames") if meta.get(k))
+        lines += [f"**{meta.get('model', '?')}: the frameworks and the exports** (`{rel(path, r.out)}`; test set "
+                  f"`{meta.get('test_data', '?')}`{' — ' + limits + ' of each variant' if limits else ''}; "
+                  f"{meta.get('date', '?')}). Every row tracks through the same `edgetrack.Tracker` code; only what "
+                  "computes the graphs differs. Output error: the whole chain on "
+                  f"{meta.get('crops', '?')} real crops against the PyTorch twin.", ""]
+        body = [[row.get("what", row.get("row", "?")), num((row.get("error") or {}).get("max_rel"), ".1e"),
+                 num(row.get("auc_sharp")), num(row.get("auc_blurred")),
+                 f"{num(row.get('delta_sharp'), '+.4f')} / {num(row.get('delta_blurred'), '+.4f')}"]
+                for row in data.get("rows") or [] if isinstance(row, dict)]
+        lines += table(["chain step", "output error (max rel)", "AUC sharp", "AUC blurred",
+                        "ΔAUC vs PyTorch (sharp / blurred)"], body) + [""]
+    if r.prior.precision:
+        lines += ["**fp32 vs fp16 vs int8** (`benchmarks/precision_auc.py`: each model converted at every precision "
+                  "from the PyTorch export and tracked on the test set; output error: the whole chain against the "
+                  "fp32 ONNX chain, fp32 against PyTorch):", ""]
+        body = []
+        for path, data in r.prior.precision:
+            meta = data.get("meta") or {}
+            model = meta.get("model", "?") + (" + deblur stage" if meta.get("deblur") else "")
+            for row in data.get("rows") or []:
+                if not isinstance(row, dict):
+                    continue
+                body.append([model, str(row.get("precision", "?")), num(row.get("max_rel_err"), ".1e"),
+                             num(row.get("auc_sharp")), num(row.get("auc_blurred")),
+                             f"{num(row.get('delta_auc_sharp'), '+.4f')} / {num(row.get('delta_auc_blurred'), '+.4f')}",
+                             f"`{rel(path, r.out)}`"])
+        lines += table(["model", "precision", "output error (max rel)", "AUC sharp", "AUC blurred",
+                        "ΔAUC vs fp32 (sharp / blurred)", "source"], body, "llrrrrl") + [""]
+    return lines
+
+
 def render(r) -> str:
     lines = header(r)
-    for part in (accuracy_section, speed_section, simulator_section, claims_section, targets_section):
+    for part in (accuracy_section, speed_section, simulator_section, claims_section, targets_section,
+                 parity_section):
         lines += part(r)
     if r.problems:
         lines += ["## What could not be read or drawn", "", *[f"- {p}" for p in r.problems], ""]
