@@ -183,6 +183,7 @@ def main(argv=None) -> int:
 
 
 def _main(argv=None) -> int:
+    command = list(sys.argv[1:] if argv is None else argv)  # before the convert calls below touch sys.argv
     args = parse_args(argv)
     from edgetrack.bundle import load_bundle
     from edgetrack.cli import main as cli
@@ -275,8 +276,7 @@ def _main(argv=None) -> int:
     meta = {"checkpoint": str(args.checkpoint), "model": args.model, "test_data": args.test_data,
             "crops": len(crops), "max_frames": args.max_frames, "sequences": args.sequences,
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-            "date": time.strftime("%Y-%m-%d %H:%M"), "command": "python benchmarks/chain_parity.py " + " ".join(
-                sys.argv[1:] if argv is None else argv)}
+            "date": time.strftime("%Y-%m-%d %H:%M"), "command": "python benchmarks/chain_parity.py " + " ".join(command)}
     md = [f"# Parity across the chain: {args.model}", "",
           f"Checkpoint `{args.checkpoint}`; test set `{args.test_data}` (sharp and blurred variants); output error on "
           f"{len(crops)} real crop samples of it, the whole chain (template -> search -> head) against the PyTorch "
