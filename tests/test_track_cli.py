@@ -82,6 +82,21 @@ def test_track_a_folder_writes_results_scores_and_video(bundle, frame_dir, mp4_o
         assert (out / "track.mp4").stat().st_size > 0 and str(out / "track.mp4") in text
 
 
+def test_track_on_the_simulator_prints_the_chip_estimate(bundle, frame_dir, tmp_path, capsys):
+    pytest.importorskip("onnx")
+    out = tmp_path / "sim"
+    assert main(["track", str(frame_dir), "--model", str(bundle), "--box", BOX_ARG, "--out", str(out), "--no-video",
+                 "--backend", "simulator", "--device", "ascend310"]) == 0
+    text = capsys.readouterr().out
+    assert "simulator on ascend310" in text
+    line = next(t for t in text.splitlines() if t.startswith("device:"))
+    assert "ms/frame on ascend310" in line and "an estimate" in line and "not a measurement" in line
+    assert float(line.split()[1]) > 0
+    # ONNX Runtime: no chip, no estimate line.
+    assert main(["track", str(frame_dir), "--model", str(bundle), "--box", BOX_ARG, "--out", str(out), "--no-video"]) == 0
+    assert "device:" not in capsys.readouterr().out
+
+
 def test_track_a_video_with_max_frames_and_no_video(bundle, tmp_path, capsys):
     path = tmp_path / "clip.avi"
     w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (W, H))

@@ -141,6 +141,20 @@ def _annotate(frame, box, score: float | None, lost: bool):
     return frame
 
 
+def _device_estimate(tracker) -> str:
+    """The simulator's latency estimate for the chip it simulated: the graphs every frame runs (search, head), and
+    what a deblurred frame adds. Labelled an estimate: the FPS above is this CPU's, not the chip's."""
+    from edgetrack.backends.simulator import estimate_bundle
+
+    est = estimate_bundle(tracker.bundle, tracker.device)
+    graphs = est["graphs"]
+    frame_ms = sum(graphs[g]["estimated_ms"] for g in ("search", "head") if g in graphs)
+    deblur = (f", +{graphs['deblur_search']['estimated_ms']:.2f} ms on a deblurred frame"
+              if "deblur_search" in graphs and tracker.deblur != "never" else "")
+    return (f"device:  {frame_ms:.2f} ms/frame on {est['chip']}{deblur} (an estimate from the graphs' operation "
+            f"count at {est['assumed_utilisation']:.0%} of the chip's peak, not a measurement)")
+
+
 def _open_writer(path: Path, fps: float, size: tuple[int, int]):
     import cv2
 
@@ -208,6 +222,8 @@ def run(args: argparse.Namespace) -> int:
     fps = (n - 1) / update_s if n > 1 and update_s > 0 else float("nan")
     print(f"frames:  {n} ({n - 1} tracked, {lost_count} lost)")
     print(f"fps:     {fps:.1f} (update calls, {tracker.backend} on {args.device})")
+    if tracker.backend == "simulator":
+        print(_device_estimate(tracker))
     print(f"results: {results_path}\nscores:  {scores_path}")
     if writer is not None:
         print(f"video:   {video_path}")
