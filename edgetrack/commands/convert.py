@@ -67,19 +67,26 @@ def register(sub) -> None:
         help="convert a trained checkpoint into a verified device bundle",
         description="Export a checkpoint to static-shape graphs (template, search, head), check every graph "
         "numerically against the framework, and write a bundle folder (manifest.json + graphs) that "
-        "edgetrack.Tracker loads. This version builds ONNX bundles for --target cpu or cuda at --precision fp32, "
-        "fp16 (cpu: fp16 weights, fp32 arithmetic; cuda: fp16 arithmetic) or int8 (static quantization "
-        "calibrated on --calibration crops).",
-        epilog="example: edgetrack convert runs/hsm/final.safetensors --model siamfc-hsm --target cpu -o bundles/hsm",
+        "edgetrack.Tracker loads. --target cpu or cuda: ONNX graphs at --precision fp32, fp16 (cpu: fp16 weights, "
+        "fp32 arithmetic; cuda: fp16 arithmetic) or int8 (static quantization calibrated on --calibration crops). "
+        "--target ascend310|ascend310b|ascend310p|ascend910: the checked ONNX graphs audited against the chip's "
+        "operator list, AIPP configs, and the ATC (int8: AMCT, then ATC) or converter_lite commands, run when the "
+        "tool is on PATH and recorded in the manifest either way. A DeblurGAN-v2 checkpoint is not converted alone: "
+        "pass it as --deblur of a tracker.",
+        epilog="examples: edgetrack convert runs/hsm/final.safetensors --model siamfc-hsm --target cpu -o bundles/hsm; "
+        "edgetrack convert runs/rpn/final.safetensors --model siamrpn-eca --deblur runs/deblur/final.safetensors "
+        "--target ascend310 -o bundles/rpn-310",
     )
     p.add_argument("checkpoint", type=Path, metavar="CKPT", help="checkpoint (.safetensors) written by training")
     p.add_argument("--model", required=True, metavar="NAME",
-                   help=f"model the checkpoint holds: {', '.join(MODELS)}")
+                   help="tracker the checkpoint holds: "
+                   f"{', '.join(m for m, f in MODELS.items() if f in BUNDLERS)} (a DeblurGAN-v2 checkpoint goes to "
+                   "--deblur)")
     p.add_argument("--target", required=True, metavar="NAME",
-                   help=f"device to convert for: {', '.join(TARGETS)} (implemented: {', '.join(IMPLEMENTED_TARGETS)})")
+                   help=f"device to convert for: {', '.join(TARGETS)}")
     p.add_argument("--precision", default=None, metavar="NAME",
-                   help=f"{', '.join(PRECISIONS)} (default fp32, fp16 for Ascend targets; implemented: "
-                   f"{', '.join(IMPLEMENTED_PRECISIONS)}; Ascend: {', '.join(ASCEND_PRECISIONS)})")
+                   help=f"{', '.join(PRECISIONS)} (default fp32; Ascend targets: {', '.join(ASCEND_PRECISIONS)}, "
+                   "default fp16)")
     p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="bundle folder to write")
     p.add_argument("--force", action="store_true", help="replace an existing bundle folder")
     p.add_argument("--framework", default="torch", metavar="NAME",
