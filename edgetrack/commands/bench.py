@@ -10,7 +10,8 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "bench",
-        help="regenerate the benchmark report (accuracy, speed, Ascend estimates, the papers' claims, targets)",
+        help="regenerate the benchmark report (accuracy, speed, Ascend estimates, the papers' claims, targets, "
+        "parity across the chain)",
         description="Measure every shipped model and the baselines (OpenCV CSRT, KCF, MIL, NanoTrack) on the "
         "held-out synthetic test split, sharp and blurred: accuracy with plots, speed side by side on this "
         "machine, the Ascend simulator's estimates; set the papers' claims and issue 7's targets against the "

@@ -54,7 +54,7 @@ FRAMEWORK_PACKAGES = {"torch": ("torch", "torch"), "mindspore": ("mindspore", "m
 def register(sub) -> None:
     p = sub.add_parser(
         "train",
-        help="train a tracker (HSM-SiamFC, SiamFC, SiamRPN) with PyTorch or MindSpore",
+        help="train a tracker (HSM-SiamFC, SiamFC, SiamRPN) or the DeblurGAN-v2 deblurrer, with PyTorch or MindSpore",
         description="Train a model on tracking data sets: pairs of frames of one video, cropped once into a cache "
         "(reused with --cache), augmented (scale, stretch, shift, colour, grey, motion blur), SGD with a geometric "
         "learning rate. Writes config.json, log.jsonl, checkpoints/epoch-N.safetensors and final.safetensors into "
