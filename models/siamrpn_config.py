@@ -10,6 +10,11 @@ Two backbones share one RPN head (see ``models/torch/siamrpn.py`` for the layers
   127 -> 15×15 template features (centre 7×7 kept), 255 -> 31×31 search features, 25×25 score map.
 - ``alexnet``: the original SiamRPN's AlexNet (conv1-conv5, 96/256/384/384/256), valid convolutions;
   127 -> 6×6, 255 -> 22×22, 17×17 score map. The paper's baseline.
+- ``deblur-fpn``: the DeblurGAN-v2 generator's own encoder (MobileNetV2 at the deblurrer's width, ``enc0``-``enc4``)
+  and its FPN's top-down path down to stride 8 (``lateral4``..``lateral2``, ``td1``, ``td2``), the same parameter
+  names as the generator's ``fpn.*`` so a trained deblurrer's weights copy in (the paper's feature reuse; see
+  ``models/torch/siamrpn.py``). One replicated row and column before the crop, and the first feature row and column
+  dropped after, give effnet-eca's maps exactly: 127 -> 15×15 (centre 7×7 kept), 255 -> 31×31, 25×25 score map.
 
 Either way score cell ``r`` (row or column) is centred on search-crop pixel ``(I - 1) / 2 + 8 · (r - (R - 1) / 2)``
 — the centre cell on the crop's centre, as in pysot (``ori = -(R // 2) · stride``) — which is what
@@ -36,12 +41,17 @@ __all__ = [
     "round_repeats",
     "eca_kernel_size",
     "effnet_stages",
+    "FPN_NORMS",
+    "REUSE_DEBLUR_PRESETS",
+    "trunk_source_name",
 ]
 
 # The checkpoint metadata's ``family`` for SiamRPN models (both frameworks).
 FAMILY = "siamrpn"
 TOTAL_STRIDE = 8
-BACKBONES = ("effnet-eca", "alexnet")
+BACKBONES = ("effnet-eca", "alexnet", "deblur-fpn")
+# The deblur-fpn backbone's decoder normalisations (DeblurGANConfig.norm's choices).
+FPN_NORMS = ("batch", "none")
 
 # EfficientNet-B0's stages 1-5 (Tan & Le 2019, Table 1): (expand ratio, kernel, stride, output channels, repeats).
 # Stages 6-7 (stride 32) are not used. Stage 4's stride is 1 here instead of 2 (see effnet_stages).
@@ -129,8 +139,11 @@ def _positive_number(value) -> bool:
 class SiamRPNConfig:
     """Architecture of one SiamRPN model. The crops (127/255) and the stride (8) are fixed.
 
-    ``backbone``: ``"effnet-eca"`` or ``"alexnet"``. ``width``/``depth``: EfficientNet's channel and depth
-    multipliers (effnet-eca only). ``alexnet_channels``: conv1..conv5 widths (alexnet only). ``corr_channels``:
+    ``backbone``: ``"effnet-eca"``, ``"alexnet"`` or ``"deblur-fpn"``. ``width``/``depth``: EfficientNet's channel
+    and depth multipliers (effnet-eca); for deblur-fpn ``width`` is MobileNetV2's (the deblurrer's
+    ``DeblurGANConfig.width``) and ``depth`` is unused. ``fpn_channels`` / ``fpn_norm`` (deblur-fpn only): the
+    deblurrer's ``fpn_channels`` / ``norm``; ``top_down``: the FPN's top-down path to stride 8 (its 1/8 map is the
+    backbone's output, ``fpn_channels`` wide) or, False, the stride-8 encoder map ``enc2`` alone. ``alexnet_channels``: conv1..conv5 widths (alexnet only). ``corr_channels``:
     channels of each of the two correlations (classification and regression; the template and search adjust
     convolutions output twice this). ``anchor_ratios`` (h/w) and ``anchor_scales`` (anchor side / stride, for a
     square anchor): one anchor per (ratio, scale), pysot's integer rounding (see
@@ -144,6 +157,9 @@ class SiamRPNConfig:
     corr_channels: int = 128
     anchor_ratios: tuple[float, ...] = (0.33, 0.5, 1.0, 2.0, 3.0)
     anchor_scales: tuple[float, ...] = (8.0,)
+    fpn_channels: int = 64
+    fpn_norm: str = "batch"
+    top_down: bool = True
     name: str = "custom"
 
     exemplar_size = 127
@@ -172,6 +188,24 @@ class SiamRPNConfig:
                 raise InvalidArgumentError(f"SiamRPNConfig.{name} must be one or more finite numbers > 0, "
                                            f"got {getattr(self, name)!r}")
             object.__setattr__(self, name, values)
+        f = self.fpn_channels
+        if not isinstance(f, int) or isinstance(f, bool) or f < 1:
+            raise InvalidArgumentError(f"SiamRPNConfig.fpn_channels must be a positive integer, got {f!r}")
+        if self.fpn_norm not in FPN_NORMS:
+            raise InvalidArgumentError(f"SiamRPNConfig.fpn_norm must be one of {', '.join(FPN_NORMS)}, "
+                                       f"got {self.fpn_norm!r}")
+        if not isinstance(self.top_down, bool):
+            raise InvalidArgumentError(f"SiamRPNConfig.top_down must be True or False, got {self.top_down!r}")
+        if self.backbone == "deblur-fpn":
+            self.deblur_config()  # the deblurrer's own checks (width in (0, 4])
+
+    def deblur_config(self):
+        """The :class:`~edgetrack.models.deblur_config.DeblurGANConfig` whose generator's encoder (and FPN) this
+        deblur-fpn backbone is: width, FPN channels and normalisation; the rest of it (the image decoder's heads)
+        is not part of the tracker."""
+        from edgetrack.models.deblur_config import DeblurGANConfig
+
+        return DeblurGANConfig(width=float(self.width), fpn_channels=self.fpn_channels, norm=self.fpn_norm)
 
     # -- geometry ------------------------------------------------------------------------------------------------
     @property
@@ -179,24 +213,26 @@ class SiamRPNConfig:
         """Channels of the backbone's output."""
         if self.backbone == "alexnet":
             return self.alexnet_channels[4]
+        if self.backbone == "deblur-fpn":
+            return self.fpn_channels if self.top_down else self.deblur_config().encoder_channels[2]
         return effnet_stages(self.width, self.depth)[1][-1][4]
 
     @property
     def template_feature_size(self) -> int:
         """Side of the backbone's template map (before the centre crop)."""
-        return 15 if self.backbone == "effnet-eca" else 6
+        return 6 if self.backbone == "alexnet" else 15
 
     @property
     def template_crop(self) -> int:
         """Cells cut from each side of the template map: 4 for EfficientNet, which pads, so that only the centre 7×7
         is kept (SiamRPN++'s crop: the outer cells see mostly padding and context, and a 15×15 kernel would
         correlate the whole exemplar); 0 for AlexNet, which does not pad."""
-        return 4 if self.backbone == "effnet-eca" else 0
+        return 0 if self.backbone == "alexnet" else 4
 
     @property
     def search_feature_size(self) -> int:
         """Side of the backbone's search map."""
-        return 31 if self.backbone == "effnet-eca" else 22
+        return 22 if self.backbone == "alexnet" else 31
 
     @property
     def kernel_size(self) -> int:
@@ -210,7 +246,7 @@ class SiamRPNConfig:
 
     @property
     def score_size(self) -> int:
-        """Side of the classification and regression maps: 25 (effnet-eca) or 17 (alexnet)."""
+        """Side of the classification and regression maps: 25 (effnet-eca, deblur-fpn) or 17 (alexnet)."""
         return self.search_size - self.kernel_size + 1
 
     @property
@@ -227,10 +263,14 @@ class SiamRPNConfig:
 
     # -- serialisation -------------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"backbone": self.backbone, "width": self.width, "depth": self.depth,
-                "alexnet_channels": list(self.alexnet_channels), "corr_channels": self.corr_channels,
-                "anchor_ratios": list(self.anchor_ratios), "anchor_scales": list(self.anchor_scales),
-                "name": self.name}
+        d = {"backbone": self.backbone, "width": self.width, "depth": self.depth,
+             "alexnet_channels": list(self.alexnet_channels), "corr_channels": self.corr_channels,
+             "anchor_ratios": list(self.anchor_ratios), "anchor_scales": list(self.anchor_scales),
+             "name": self.name}
+        if self.backbone == "deblur-fpn":
+            # Only here: the other backbones' checkpoints keep the fields (and bytes) they had before this backbone.
+            d.update(fpn_channels=self.fpn_channels, fpn_norm=self.fpn_norm, top_down=self.top_down)
+        return d
 
     @classmethod
     def from_dict(cls, data: dict) -> "SiamRPNConfig":
@@ -258,4 +298,78 @@ SIAMRPN_PRESETS: dict[str, SiamRPNConfig] = {
     # Same geometry, a few channels and one block per stage: for CI and quick tests.
     "siamrpn-tiny": SiamRPNConfig(backbone="effnet-eca", width=0.25, depth=0.25, corr_channels=16,
                                   name="siamrpn-tiny"),
+    # Feature reuse (the paper's "features DeblurGAN-v2 already extracted are reused by the tracking network"): the
+    # trunk is deblurgan-lite's generator encoder and FPN down to stride 8 (width 0.5, 64 channels), initialised from
+    # a trained deblurgan-lite checkpoint (edgetrack train --init-backbone); siamrpn-eca's head (C = 128).
+    "siamrpn-reuse": SiamRPNConfig(backbone="deblur-fpn", width=0.5, fpn_channels=64, name="siamrpn-reuse"),
+    # The same over deblurgan-tiny's encoder: for CI.
+    "siamrpn-reuse-tiny": SiamRPNConfig(backbone="deblur-fpn", width=0.25, fpn_channels=32, corr_channels=16,
+                                        name="siamrpn-reuse-tiny"),
 }
+
+# The deblurrer preset each reuse preset's trunk is the encoder of (what --init-backbone expects).
+REUSE_DEBLUR_PRESETS = {"siamrpn-reuse": "deblurgan-lite", "siamrpn-reuse-tiny": "deblurgan-tiny"}
+
+
+def trunk_source_name(name: str) -> str:
+    """The DeblurGAN-v2 generator's checkpoint key a deblur-fpn backbone parameter copies: ``backbone.X`` ->
+    ``fpn.X`` (the backbone keeps the generator's ``FPN`` submodule names, so the map is this one rename)."""
+    prefix, _, rest = name.partition(".")
+    if prefix != "backbone" or not rest:
+        raise InvalidArgumentError(f"{name!r} is not a backbone parameter (backbone.<name>)")
+    return f"fpn.{rest}"
+
+
+def read_deblur_trunk(path, trunk_shapes: dict, config: SiamRPNConfig | None = None) -> tuple[dict, dict]:
+    """The arrays of a trained DeblurGAN-v2 generator checkpoint that a deblur-fpn backbone copies, checked.
+
+    ``trunk_shapes``: the backbone's checkpoint keys (``backbone.*``, in the model's order) and shapes. Each key maps
+    to the generator's ``fpn.*`` key (:func:`trunk_source_name`); the first one that the file lacks or holds with
+    another shape raises :class:`~edgetrack.errors.CheckpointError` naming both keys. The generator's image decoder
+    (``head1``..``final``, ``fpn.lateral1``, ``fpn.lateral0``, ``fpn.td3``) is not copied. Returns (arrays by
+    backbone key, a record for the tracker checkpoint's metadata: path, sha256, the deblurrer's config name).
+    Framework-free: both twins' ``init_backbone`` call it.
+    """
+    import hashlib
+    import json
+
+    from edgetrack.errors import CheckpointError
+    from edgetrack.models.checkpoint_format import open_checkpoint
+
+    with open_checkpoint(path) as f:
+        meta = dict(f.metadata() or {})
+        if meta.get("family") != "deblurgan":
+            raise CheckpointError(
+                f"--init-backbone {str(path)!r} is not a DeblurGAN-v2 generator checkpoint "
+                f"(family {meta.get('family')!r})",
+                fix="pass the final.safetensors of an edgetrack train --model deblurgan-* run")
+        try:
+            deblur = json.loads(meta.get("config", "{}"))
+        except ValueError:
+            deblur = {}
+        want = config.deblur_config().to_dict() if config is not None else {}
+        hint = (f"train the tracker with the preset whose trunk is this deblurrer ({deblur.get('name')!r}: width "
+                f"{deblur.get('width')}, fpn_channels {deblur.get('fpn_channels')}, norm {deblur.get('norm')!r}); "
+                f"this model's trunk wants width {want.get('width')}, fpn_channels {want.get('fpn_channels')}, "
+                f"norm {want.get('norm')!r}")
+        keys = set(f.keys())
+        arrays = {}
+        for name, shape in trunk_shapes.items():
+            source = trunk_source_name(name)
+            shape = tuple(shape)
+            if source not in keys:
+                raise CheckpointError(
+                    f"deblurrer {str(path)!r} has no {source!r} for the tracker's {name!r} (shape {shape})", fix=hint)
+            got = tuple(f.get_slice(source).get_shape())
+            if got != shape:
+                raise CheckpointError(
+                    f"deblurrer {str(path)!r}: {source!r} has shape {got}, the tracker's {name!r} has {shape}",
+                    fix=hint)
+            arrays[name] = f.get_tensor(source)
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    record = {"path": str(path), "sha256": digest.hexdigest(), "deblur_config": deblur.get("name"),
+              "tensors": len(arrays)}
+    return arrays, record

@@ -54,11 +54,49 @@ def validate_common(cfg) -> None:
     if not 0 <= cfg.alpha <= 1 or cfg.gamma < 0:
         raise InvalidArgumentError(f"need 0 <= alpha <= 1 and gamma >= 0, got {cfg.alpha}, {cfg.gamma}")
     _resolve_ohem_counts(cfg)
+    _check_backbone_init(cfg)
     if isinstance(cfg.pairs, dict):
         object.__setattr__(cfg, "pairs", PairConfig.from_dict(cfg.pairs))
     if not isinstance(cfg.pairs, PairConfig):
         raise InvalidArgumentError(f"TrainConfig.pairs must be a PairConfig, got {type(cfg.pairs).__name__}")
     object.__setattr__(cfg, "out", str(cfg.out))
+
+
+# TrainConfig fields that config.json and the checkpoints' train_config hold only when they are set, so the records
+# of runs without them (and resuming runs written before these fields existed) are unchanged.
+OPTIONAL_RECORD = {"init_backbone": None, "freeze_backbone": False}
+
+
+def config_record(cfg) -> dict:
+    """``cfg`` as the dict written to config.json and the checkpoints (:data:`OPTIONAL_RECORD` fields only when set)."""
+    d = dataclasses.asdict(cfg)
+    for name, default in OPTIONAL_RECORD.items():
+        if name in d and d[name] == default:
+            del d[name]
+    return d
+
+
+def _check_backbone_init(cfg) -> None:
+    """``init_backbone`` (a DeblurGAN-v2 checkpoint) is for models whose trunk is the generator's encoder;
+    ``freeze_backbone`` needs it (a frozen random trunk would track on noise)."""
+    if not isinstance(cfg.freeze_backbone, bool):
+        raise InvalidArgumentError(f"TrainConfig.freeze_backbone must be True or False, got {cfg.freeze_backbone!r}")
+    if cfg.init_backbone is None:
+        if cfg.freeze_backbone:
+            raise InvalidArgumentError("freeze_backbone freezes a trunk copied from a deblurrer, but no "
+                                       "init_backbone was given",
+                                       fix="pass --init-backbone DEBLUR.safetensors with --freeze-backbone")
+        return
+    object.__setattr__(cfg, "init_backbone", str(cfg.init_backbone))
+    from edgetrack.models.siamrpn_config import SIAMRPN_PRESETS
+
+    preset = SIAMRPN_PRESETS.get(cfg.model)
+    if preset is None or preset.backbone != "deblur-fpn":
+        reuse = [n for n, c in SIAMRPN_PRESETS.items() if c.backbone == "deblur-fpn"]
+        raise InvalidArgumentError(
+            f"--init-backbone copies a DeblurGAN-v2 encoder into a deblur-fpn trunk; {cfg.model} has "
+            f"{'no such trunk' if preset is None else f'the {preset.backbone} backbone'}",
+            fix=f"train one of {', '.join(reuse)} with --init-backbone, or drop the option")
 
 
 def _resolve_ohem_counts(cfg) -> None:
@@ -233,6 +271,9 @@ class SiamRPNFamily(SiameseFamily):
         model = super().build(cfg)
         if cfg.loss == "rpn-hsm":
             model.set_prior(RPN_HSM_PRIOR)
+        if getattr(cfg, "init_backbone", None):
+            # The deblurrer's encoder into the deblur-fpn trunk (recorded in the checkpoints' backbone_init).
+            self._module(self.name).init_backbone(model, cfg.init_backbone, freeze=cfg.freeze_backbone)
         return model
 
     @staticmethod

@@ -26,6 +26,8 @@ MODELS: dict[str, str] = {
     "siamrpn-eca-lite": "siamrpn",
     "siamrpn-alexnet": "siamrpn",
     "siamrpn-tiny": "siamrpn",
+    "siamrpn-reuse": "siamrpn",
+    "siamrpn-reuse-tiny": "siamrpn",
     "deblurgan-v2": "deblurgan",
     "deblurgan-lite": "deblurgan",
     "deblurgan-tiny": "deblurgan",
@@ -97,6 +99,13 @@ def register(sub) -> None:
                    help="crop cache file (.npz): read if it exists, else written after cropping --data")
     p.add_argument("--frame-stride", type=int, default=None, metavar="N",
                    help="crop only every N-th annotated frame (long videos; default 1)")
+    p.add_argument("--init-backbone", default=None, metavar="DEBLUR",
+                   help="siamrpn-reuse models: copy this trained DeblurGAN-v2 checkpoint's generator encoder and FPN "
+                   "(deblurgan-lite's for siamrpn-reuse, deblurgan-tiny's for siamrpn-reuse-tiny) into the trunk; "
+                   "recorded in the checkpoints' backbone_init")
+    p.add_argument("--freeze-backbone", action="store_true", default=None,
+                   help="with --init-backbone: keep the copied trunk fixed (pure reuse of the deblurrer's features: "
+                   "only the RPN head trains); without it the trunk is fine-tuned")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     p.add_argument("--amp", action="store_true", default=None, help="bf16 autocast (CUDA only)")
     p.add_argument("--channels-last", action="store_true", default=None, help="channels-last memory format")

@@ -35,8 +35,11 @@ from mindspore import nn, ops
 from mindspore.common.initializer import HeNormal, Normal, One, Zero, initializer
 
 from edgetrack.errors import CheckpointError, InvalidArgumentError, UnknownChoiceError
-from edgetrack.models.mindspore.checkpoint import load_weights, read_metadata, save_weights
+from edgetrack.models.deblur_config import ENCODER_STAGES, make_divisible
+from edgetrack.models.mindspore.checkpoint import checkpoint_state, load_weights, read_metadata, save_weights
+from edgetrack.models.mindspore.deblurgan import _TO_UNIT, InvertedResidual, _conv_bn_relu6, _decoder_conv, _upsample
 from edgetrack.models.mindspore.siamfc import BN_EPS, BN_MOMENTUM, AlexNet
+from edgetrack.models.siamrpn_config import read_deblur_trunk
 from edgetrack.models.siamrpn_config import (
     FAMILY,
     GRAPH_IO,
@@ -58,6 +61,8 @@ __all__ = [
     "SiLU",
     "ECA",
     "MBConv",
+    "DeblurFPN",
+    "init_backbone",
     "EfficientNetECA",
     "AlexNetRPN",
     "RPNHead",
@@ -194,6 +199,53 @@ class AlexNetRPN(AlexNet):
         return self.conv5(self.conv4(self.conv3(self.pool2(f2))))
 
 
+class DeblurFPN(nn.Cell):
+    """The twin's :class:`~edgetrack.models.torch.siamrpn.DeblurFPN`: the DeblurGAN-v2 generator's encoder and FPN
+    top-down path to stride 8 (the generator's ``fpn`` submodule names), one replicated row and column on top and
+    left before it and the first cell of each axis dropped after (cell ``i`` centred on pixel ``8·i + 7``)."""
+
+    def __init__(self, width: float = 0.5, fpn_channels: int = 64, norm: str = "batch", top_down: bool = True):
+        super().__init__()
+        cin = make_divisible(32 * width)
+        stages = ENCODER_STAGES if top_down else ENCODER_STAGES[:3]
+        for i, stage in enumerate(stages):
+            blocks: list[nn.Cell] = [_conv_bn_relu6(3, cin, 3, 2)] if i == 0 else []
+            for expand, c, n, stride in stage:
+                cout = make_divisible(c * width)
+                for k in range(n):
+                    blocks.append(InvertedResidual(cin, cout, stride if k == 0 else 1, expand))
+                    cin = cout
+            setattr(self, f"enc{i}", nn.SequentialCell(blocks))
+        self.top_down = top_down
+        channels = [make_divisible(stage[-1][1] * width) for stage in ENCODER_STAGES]
+        if top_down:
+            f = fpn_channels
+            self.lateral4 = _conv(channels[4], f, 1)
+            self.lateral3 = _conv(channels[3], f, 1)
+            self.lateral2 = _conv(channels[2], f, 1)
+            self.td1 = _decoder_conv(f, f, norm)
+            self.td2 = _decoder_conv(f, f, norm)
+            self.out_channels = f
+        else:
+            self.out_channels = channels[2]
+
+    def construct(self, x):
+        x = x * _TO_UNIT - 1.0
+        # Slices and Concats, no Pad op (as the generator's pad_to_multiple).
+        x = ops.concat((x[:, :, 0:1, :], x), axis=2)
+        x = ops.concat((x[:, :, :, 0:1], x), axis=3)
+        enc2 = self.enc2(self.enc1(self.enc0(x)))
+        if self.top_down:
+            enc3 = self.enc3(enc2)
+            map4 = self.lateral4(self.enc4(enc3))
+            map3 = self.td1(self.lateral3(enc3) + _upsample(map4, 2))
+            out = self.td2(self.lateral2(enc2) + _upsample(map3, 2))
+        else:
+            out = enc2
+        h, w = out.shape[2], out.shape[3]
+        return out[:, :, 1:h, 1:w]
+
+
 # ------------------------------------------------------------------------------------------------ correlation
 def _pairing_message(nk: int, nx: int) -> str:
     return f"correlation needs 1 template or one per search map; got {nk} templates for {nx} search maps"
@@ -295,9 +347,14 @@ class SiamRPN(nn.Cell):
         self.config = config
         if config.backbone == "effnet-eca":
             self.backbone = EfficientNetECA(config.width, config.depth)
+        elif config.backbone == "deblur-fpn":
+            self.backbone = DeblurFPN(config.width, config.fpn_channels, config.fpn_norm, config.top_down)
         else:
             self.backbone = AlexNetRPN(config.alexnet_channels)
         self.head = RPNHead(self.backbone.out_channels, config.corr_channels, config.num_anchors)
+        # Set by init_backbone (the twin's): the deblurrer the trunk came from, and whether it is frozen.
+        self.backbone_init = None
+        self.frozen_backbone = False
         # Plain ints for construct: the template's centre crop and the export correlation's constant bounds.
         self.crop = config.template_crop
         self.reset_parameters()
@@ -321,6 +378,13 @@ class SiamRPN(nn.Cell):
         for layer, std in ((self.head.cls_head[3], 0.01), (self.head.loc_head[3], 0.001)):
             fill(layer.weight, Normal(sigma=std))
             fill(layer.bias, Zero())
+
+    def set_train(self, mode: bool = True):
+        """A frozen trunk (:func:`init_backbone`) stays in inference mode: its BN statistics are the deblurrer's."""
+        super().set_train(mode)
+        if self.frozen_backbone:
+            self.backbone.set_train(False)
+        return self
 
     def set_prior(self, prob: float) -> None:
         """Start every anchor at target probability ``prob`` (:func:`~edgetrack.models.siamrpn_config.prior_bias`;
@@ -522,10 +586,36 @@ class RPNLoss(nn.Cell):
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints
+def init_backbone(model: SiamRPN, path, freeze: bool = False) -> dict:
+    """The twin's :func:`~edgetrack.models.torch.siamrpn.init_backbone`: a trained DeblurGAN-v2 generator's encoder
+    (``fpn.X``) into a deblur-fpn backbone (``backbone.X``), the first mismatch a typed error; ``freeze``: the
+    backbone's parameters stop requiring gradients (the trainer's optimiser takes ``trainable_params()``) and it
+    stays in inference mode."""
+    if not isinstance(model, SiamRPN) or model.config.backbone != "deblur-fpn":
+        raise InvalidArgumentError(
+            f"init_backbone needs a SiamRPN with the deblur-fpn backbone, got "
+            f"{getattr(getattr(model, 'config', None), 'backbone', type(model).__name__)!r}",
+            fix="train a siamrpn-reuse model (--model siamrpn-reuse) to start from a deblurrer's encoder")
+    trunk = {f"backbone.{k}": v for k, v in checkpoint_state(model.backbone).items()}
+    arrays, record = read_deblur_trunk(path, {k: tuple(v.shape) for k, v in trunk.items()}, model.config)
+    for name, param in trunk.items():
+        ops.assign(param, ms.Tensor(np.asarray(arrays[name], dtype=np.float32), dtype=param.dtype))
+    record["frozen"] = bool(freeze)
+    if freeze:
+        for param in model.backbone.get_parameters():
+            param.requires_grad = False
+        model.frozen_backbone = True
+        model.set_train(model.training)
+    model.backbone_init = record
+    return record
+
+
 def save_siamrpn(model: SiamRPN, path, metadata: dict | None = None):
     """Save ``model`` with its configuration (``family``, ``config``) so either framework's ``load_siamrpn`` can
-    rebuild it."""
+    rebuild it (``backbone_init`` as the twin's)."""
     meta = {"family": FAMILY, "config": model.config.to_dict(), **(metadata or {})}
+    if getattr(model, "backbone_init", None):
+        meta.setdefault("backbone_init", model.backbone_init)
     return save_weights(model, path, meta)
 
 

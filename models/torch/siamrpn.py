@@ -80,7 +80,10 @@ from edgetrack.models.siamrpn_config import (
     effnet_stages,
     prior_bias,
 )
-from edgetrack.models.torch.checkpoint import load_weights, read_metadata, save_weights
+from edgetrack.models.deblur_config import ENCODER_STAGES, make_divisible
+from edgetrack.models.siamrpn_config import read_deblur_trunk
+from edgetrack.models.torch.checkpoint import checkpoint_state, load_weights, read_metadata, save_weights
+from edgetrack.models.torch.deblurgan import InvertedResidual, _conv_bn_relu6, _decoder_conv, _upsample
 from edgetrack.models.torch.siamfc import AlexNet
 
 __all__ = [
@@ -92,6 +95,7 @@ __all__ = [
     "MBConv",
     "EfficientNetECA",
     "AlexNetRPN",
+    "DeblurFPN",
     "RPNHead",
     "SiamRPN",
     "build_siamrpn",
@@ -105,6 +109,7 @@ __all__ = [
     "hardest_negatives",
     "save_siamrpn",
     "load_siamrpn",
+    "init_backbone",
 ]
 
 
@@ -202,6 +207,61 @@ class AlexNetRPN(AlexNet):
         return super().forward(x)[2]
 
 
+class DeblurFPN(nn.Module):
+    """The DeblurGAN-v2 generator's encoder and FPN top-down path to stride 8, as a SiamRPN backbone (the module
+    docstring's "Feature reuse"). Submodules are named as the generator's ``fpn`` (:class:`~edgetrack.models.torch.
+    deblurgan.FPN`): ``enc0``..``enc4``, ``lateral4``..``lateral2``, ``td1``, ``td2`` (``enc0``..``enc2`` only
+    without ``top_down``), so ``backbone.X`` copies ``fpn.X``.
+
+    Input: BGR 0..255 crops (the bundle's convention), scaled to the generator's [-1, 1] inside the graph. One
+    replicated row and column on top and left (127 -> 128, 255 -> 256: multiples of 32, as the encoder needs), and the
+    first cell of each axis dropped from the output: cell ``i`` is then centred on crop pixel ``8·i + 7``, the crop's
+    centre on a cell centre at every level (127 -> 15×15, 255 -> 31×31, as :class:`EfficientNetECA`).
+    """
+
+    def __init__(self, width: float = 0.5, fpn_channels: int = 64, norm: str = "batch", top_down: bool = True):
+        super().__init__()
+        cin = make_divisible(32 * width)
+        stages = ENCODER_STAGES if top_down else ENCODER_STAGES[:3]
+        encoders = []
+        for i, stage in enumerate(stages):
+            blocks: list[nn.Module] = [_conv_bn_relu6(3, cin, 3, 2)] if i == 0 else []
+            for expand, c, n, stride in stage:
+                cout = make_divisible(c * width)
+                for k in range(n):
+                    blocks.append(InvertedResidual(cin, cout, stride if k == 0 else 1, expand))
+                    cin = cout
+            encoders.append(nn.Sequential(*blocks))
+            setattr(self, f"enc{i}", encoders[-1])
+        self.top_down = top_down
+        channels = [make_divisible(stage[-1][1] * width) for stage in ENCODER_STAGES]
+        if top_down:
+            f = fpn_channels
+            self.lateral4 = nn.Conv2d(channels[4], f, 1, bias=False)
+            self.lateral3 = nn.Conv2d(channels[3], f, 1, bias=False)
+            self.lateral2 = nn.Conv2d(channels[2], f, 1, bias=False)
+            self.td1 = _decoder_conv(f, f, norm)
+            self.td2 = _decoder_conv(f, f, norm)
+            self.out_channels = f
+        else:
+            self.out_channels = channels[2]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x * (1.0 / 127.5) - 1.0
+        # Slices and Concats, no Pad op (as the generator's pad_to_multiple).
+        x = torch.cat([x[:, :, :1, :], x], dim=2)
+        x = torch.cat([x[:, :, :, :1], x], dim=3)
+        enc2 = self.enc2(self.enc1(self.enc0(x)))
+        if self.top_down:
+            enc3 = self.enc3(enc2)
+            map4 = self.lateral4(self.enc4(enc3))
+            map3 = self.td1(self.lateral3(enc3) + _upsample(map4, 2))
+            out = self.td2(self.lateral2(enc2) + _upsample(map3, 2))
+        else:
+            out = enc2
+        return out[:, :, 1:, 1:]
+
+
 # ------------------------------------------------------------------------------------------------ correlation
 def xcorr_depthwise(kernel: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     """Depthwise cross-correlation as one grouped convolution (training form).
@@ -284,10 +344,22 @@ class SiamRPN(nn.Module):
         self.config = config
         if config.backbone == "effnet-eca":
             self.backbone = EfficientNetECA(config.width, config.depth)
+        elif config.backbone == "deblur-fpn":
+            self.backbone = DeblurFPN(config.width, config.fpn_channels, config.fpn_norm, config.top_down)
         else:
             self.backbone = AlexNetRPN(config.alexnet_channels)
         self.head = RPNHead(self.backbone.out_channels, config.corr_channels, config.num_anchors)
+        # Set by init_backbone: the deblurrer the trunk came from (saved in the checkpoint's metadata), and whether
+        # the trunk is frozen (no gradients, BN statistics kept: train() leaves it in eval mode).
+        self.backbone_init: dict | None = None
+        self.frozen_backbone = False
         self.reset_parameters()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.frozen_backbone:
+            self.backbone.eval()
+        return self
 
     def reset_parameters(self) -> None:
         """Kaiming-normal (fan-out) convolutions and BN at identity (EfficientNet's and siamfc-pytorch's); the last
@@ -518,9 +590,42 @@ class RPNLoss(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints
+def init_backbone(model: SiamRPN, path, freeze: bool = False) -> dict:
+    """Copy a trained DeblurGAN-v2 generator's encoder (and FPN top-down path) into a deblur-fpn ``model``'s backbone.
+
+    Names are mapped explicitly (``backbone.X`` <- ``fpn.X``, :func:`~edgetrack.models.siamrpn_config.
+    trunk_source_name`); the first backbone tensor the file lacks or holds with another shape raises
+    :class:`~edgetrack.errors.CheckpointError` naming it, and nothing is copied then. ``freeze``: no gradients to the
+    backbone and its BN statistics kept (pure reuse of the deblurrer's features); else it is fine-tuned. The record
+    returned (path, sha256, deblurrer, frozen) is kept on the model and written into its checkpoints' metadata
+    (``backbone_init``) by :func:`save_siamrpn`.
+    """
+    if not isinstance(model, SiamRPN) or model.config.backbone != "deblur-fpn":
+        raise InvalidArgumentError(
+            f"init_backbone needs a SiamRPN with the deblur-fpn backbone, got "
+            f"{getattr(getattr(model, 'config', None), 'backbone', type(model).__name__)!r}",
+            fix="train a siamrpn-reuse model (--model siamrpn-reuse) to start from a deblurrer's encoder")
+    trunk = {f"backbone.{k}": v for k, v in checkpoint_state(model.backbone).items()}
+    arrays, record = read_deblur_trunk(path, {k: tuple(v.shape) for k, v in trunk.items()}, model.config)
+    with torch.no_grad():
+        for name, tensor in trunk.items():
+            tensor.copy_(torch.from_numpy(arrays[name]))
+    record["frozen"] = bool(freeze)
+    if freeze:
+        for p in model.backbone.parameters():
+            p.requires_grad_(False)
+        model.frozen_backbone = True
+        model.train(model.training)
+    model.backbone_init = record
+    return record
+
+
 def save_siamrpn(model: SiamRPN, path, metadata: dict | None = None):
-    """Save ``model`` with its configuration (``family``, ``config``) so :func:`load_siamrpn` can rebuild it."""
+    """Save ``model`` with its configuration (``family``, ``config``) so :func:`load_siamrpn` can rebuild it; a
+    model whose trunk came from a deblurrer (:func:`init_backbone`) records that as ``backbone_init``."""
     meta = {"family": FAMILY, "config": model.config.to_dict(), **(metadata or {})}
+    if getattr(model, "backbone_init", None):
+        meta.setdefault("backbone_init", model.backbone_init)
     return save_weights(model, path, meta)
 
 

@@ -67,6 +67,7 @@ from edgetrack.models.training import family_of as _family_of
 from edgetrack.models.training import (  # the run folder, schedule and checks both trainers share
     TRAIN_STATE_FORMAT,
     check_resumable,
+    config_record,
     config_from_dict,
     find_resume_point,
     lr_at,
@@ -160,6 +161,8 @@ class TrainConfig:
     reg_weight: float | None = None
     neg_random: int | None = None
     neg_hard: int | None = None
+    init_backbone: str | None = None
+    freeze_backbone: bool = False
 
     def __post_init__(self):
         family = family_of(self.model)
@@ -180,7 +183,7 @@ class TrainConfig:
         validate_common(self)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return config_record(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
@@ -521,6 +524,8 @@ def config_from_args(args) -> TrainConfig:
         "out": str(args.out), "amp": args.amp, "channels_last": args.channels_last, "log_every": args.log_every,
         "frame_stride": getattr(args, "frame_stride", None), "reg_weight": getattr(args, "reg_weight", None),
         "neg_random": getattr(args, "neg_random", None), "neg_hard": getattr(args, "neg_hard", None),
+        "init_backbone": getattr(args, "init_backbone", None),
+        "freeze_backbone": getattr(args, "freeze_backbone", None),
     }
     fields = {k: v for k, v in fields.items() if v is not None or k == "loss"}
     pair_fields = {"max_gap": getattr(args, "max_gap", None), "max_shift": getattr(args, "max_shift", None),
