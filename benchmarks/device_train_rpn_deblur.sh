@@ -17,6 +17,14 @@
 # siamrpn-eca-rpn-hsm/ and siamrpn-eca-lite-rpn-hsm/, RUNS="siamrpn-eca:rpn-ohem" into siamrpn-eca-rpn-ohem/ (16
 # random + the 32 hardest negatives per pair, the trainer's defaults; config.json records them).
 #
+# Feature reuse (issue #4): siamrpn-reuse's trunk is deblurgan-lite's generator encoder + FPN, copied from a trained
+# deblurgan-lite (--init-backbone DEBLUR_INIT, default $W/deblurgan-lite/final.safetensors, else that run's newest
+# epoch checkpoint). MODEL:LOSS:frozen adds --freeze-backbone (only the RPN head trains); the run folder is
+# MODEL-LOSS-frozen. With deblurgan-lite in the same RUNS, the reuse runs start after the deblurrers finish (each
+# phase has its own TIMEOUT), so one call trains both:
+#   OUT=/tmp/out RUNS="deblurgan-lite siamrpn-reuse:rpn siamrpn-reuse:rpn:frozen" STEPS_DEBLUR=4800 LR_DEBLUR=3e-4 \
+#       WORKERS_DEBLUR=6 STEPS_RPN=4000 BATCH_RPN=32 WORKERS_ECA=6 TIMEOUT=270 bash benchmarks/device_train_rpn_deblur.sh
+#
 # The shipped siamrpn-eca (second recipe, issue #4): more and more varied targets, mirrored/channel-swapped pairs
 # (RPN_PAIRS), 6000 steps of batch 32:
 #   OUT=/tmp/out RUNS="siamrpn-eca siamrpn-alexnet" SEQS=240 PATCHES=0.6 PATCH_PHOTOS=all BATCH_RPN=32 \
@@ -39,7 +47,8 @@ WORKERS_ALEX=${WORKERS_ALEX:-5}
 WORKERS_DEBLUR=${WORKERS_DEBLUR:-4}
 LR_DEBLUR=${LR_DEBLUR:-1e-4}
 wants() { [[ " $RUNS " == *" $1 "* ]]; }
-run_dir() { if [[ "$1" == *:* ]]; then echo "${1%%:*}-${1#*:}"; else echo "$1"; fi; }
+run_dir() { echo "${1//:/-}"; }  # MODEL[:LOSS[:frozen]] -> MODEL[-LOSS[-frozen]]
+reuse_run() { [[ "$1" == siamrpn-reuse* ]]; }
 CORES=$(nproc)
 et() { python3 -m edgetrack "$@"; }
 export EDGETRACK_NO_PROGRESS=1 PYTHONUNBUFFERED=1
@@ -70,17 +79,28 @@ if trackers; then
   say "crop cache ready"
 fi
 
-rpn() {  # MODEL[:LOSS] workers
-  local model=${1%%:*} loss=rpn dir
-  [[ "$1" == *:* ]] && loss=${1#*:}
+deblur_init() {  # the deblurgan-lite checkpoint the reuse runs start from
+  local c=${DEBLUR_INIT:-$W/deblurgan-lite/final.safetensors}
+  [ -f "$c" ] || c=$(ls -t "$W/deblurgan-lite"/checkpoints/*.safetensors 2>/dev/null | grep -v state | head -1 || true)
+  echo "$c"
+}
+rpn() {  # MODEL[:LOSS[:frozen]] workers
+  local model=${1%%:*} loss=rpn dir rest extra=()
+  if [[ "$1" == *:* ]]; then rest=${1#*:}; loss=${rest%%:*}; [[ "$rest" == *:frozen ]] && extra+=(--freeze-backbone); fi
+  if reuse_run "$model"; then
+    local init; init=$(deblur_init)
+    [ -n "$init" ] || { echo "no deblurgan-lite checkpoint for $1: set DEBLUR_INIT or add deblurgan-lite to RUNS"; return 1; }
+    extra+=(--init-backbone "$init")
+  fi
   dir=$(run_dir "$1")
-  timeout "$TIMEOUT" python3 -m edgetrack train --model "$model" --loss "$loss" --data "synthetic:$W/train" \
+  timeout "$TIMEOUT" python3 -m edgetrack train --model "$model" --loss "$loss" "${extra[@]}" --data "synthetic:$W/train" \
     --cache "$W/rpn-cache.npz" --out "$W/$dir" --device cuda --amp --batch-size "$BATCH_RPN" --epochs 10 \
     --steps-per-epoch $((STEPS_RPN / 10)) --workers "$2" --seed 0 --log-every 200 --frame-stride "$FRAME_STRIDE" \
     > "$W/$dir.log" 2>&1 || echo "$dir exited with $?" >> "$W/$dir.log"
 }
 for run in $RUNS; do
   case "$run" in
+    siamrpn-reuse*) ;;  # after the deblurrers (below)
     siamrpn-alexnet*) rpn "$run" "$WORKERS_ALEX" & ;;
     siamrpn*) rpn "$run" "$WORKERS_ECA" & ;;
   esac
@@ -91,6 +111,10 @@ for d in deblurgan-v2 deblurgan-lite; do
     --eval-data "synthetic:$W/dtest" --out "$W/$d" --device cuda --batch-size 16 --epochs 8 \
     --steps-per-epoch $((STEPS_DEBLUR / 8)) --lr-start "$LR_DEBLUR" --workers "$WORKERS_DEBLUR" --seed 0 \
     > "$W/$d.log" 2>&1 || echo "$d exited with $?" >> "$W/$d.log" &
+done
+wait
+for run in $RUNS; do
+  reuse_run "$run" && rpn "$run" "$WORKERS_ECA" &
 done
 wait
 say "training done"

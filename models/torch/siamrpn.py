@@ -60,6 +60,48 @@ grouped convolution (faster); ``tests/test_siamrpn_torch.py`` checks they agree.
 computed at run time (ONNX Runtime, PyTorch) get that grouped form in their bundles too (``graph_modules(model,
 head="grouped")``; ``edgetrack convert --target cpu|cuda``): 1.7 against 12.2 ms per frame for ``siamrpn-eca``'s
 head on a 2-core CPU (``benchmarks/precision_speed.py`` with a bundle of each form, side by side).
+
+Feature reuse (``deblur-fpn``, presets ``siamrpn-reuse`` / ``siamrpn-reuse-tiny``; issue #4)
+------------------------------------------------------------------------------------------
+The paper: "DeblurGAN-v2 deblurs first; features it already extracted are reused by the tracking network". Here that
+means the tracker's trunk *is* the DeblurGAN-v2 generator's encoder (MobileNetV2 at the deblurrer's width, ``enc0``-
+``enc4``) with its FPN's top-down path down to stride 8 (``lateral4``..``lateral2``, ``td1``, ``td2``): the
+generator's 1/8 pyramid map, the level at which its decoder reads the image's structure, feeds SiamRPN's head
+(:class:`DeblurFPN`; ``top_down=False`` takes the stride-8 encoder map ``enc2`` alone). ``edgetrack train --model
+siamrpn-reuse --init-backbone DEBLUR.safetensors`` copies a trained deblurgan-lite's ``fpn.*`` tensors into
+``backbone.*`` (:func:`init_backbone`; names mapped one by one, the first missing or mis-shaped one a
+:class:`~edgetrack.errors.CheckpointError`; recorded as the checkpoint's ``backbone_init``); ``--freeze-backbone``
+keeps them (gradient-free, BN statistics fixed: pure reuse, only the head learns), else they are fine-tuned.
+
+Why this form. (1) It exports: the trunk is the generator's own export-safe operator set (Conv, Clip, Add, nearest
+Resize, Slice, Concat) inside the existing template / search / head split, and nothing else changes downstream. (2)
+A crop is encoded once: the search graph encodes the crop and correlates; there is no deblurred image, no second
+network reading it. (3) The image decoder (``head1``..``final``) only trains: it is what taught the encoder to see
+through blur, and it is dropped from every tracker graph. The paper's other reading (deblur, then deconvolve the
+deblurrer's features back to a 255×255 image for SiamRPN) is the deblur stage edgetrack already has.
+
+Geometry. MobileNetV2 pads "same" (3×3, stride 2, padding 1): an even map of ``n`` becomes ``n / 2`` cells centred
+on even pixels, cell ``j`` of the stride-8 map on pixel ``8·j``, so a 255 crop's centre (127) falls between cells.
+:class:`DeblurFPN` repeats the crop's first row and column (127 -> 128, 255 -> 256, multiples of 32 as the encoder
+needs; pixel ``p`` moves to ``p + 1``) and drops each map's first row and column: cell ``i`` is then centred on
+pixel ``8·i + 7`` and the maps are effnet-eca's (15×15 / 31×31, centre 7×7 kept, 25×25 scores, the same
+:func:`~edgetrack.tracking.siamrpn.anchor_grid`). The padded centre (128 = 8·16 = 16·8 = 32·4) is a cell centre at
+every pyramid level. Nearest upsampling followed by the FPN's 3×3 convolutions leans a stride-8 cell's receptive
+field up/left by 1-2 px (cell 2j+1 takes coarse cell j), the same lean in the template as in the search map, so it
+cancels in the correlation (``tests/test_siamrpn_reuse.py`` measures both).
+
+Cost at inference (multiply-adds of the exported graphs, :func:`edgetrack.backends.simulator.graph_cost`, one crop):
+
+- siamrpn-reuse (deblur-fpn, width 0.5, FPN 64, C = 128): search 0.272 G, template 0.041 G;
+- siamrpn-eca + deblurgan-lite's deblur stage: search 0.968 + 0.713 (deblur_search) = 1.681 G, template
+  0.183 + 0.178 = 0.361 G;
+- siamrpn-eca alone (no deblurring): search 0.968 G, template 0.183 G.
+
+The head graph is the same (0.023 G, C = 128). Of siamrpn-reuse's search graph, 0.124 G is the head's 3×3 search
+adjust convolution (64 -> 256 channels, 31×31 -> 29×29) and about 0.15 G the trunk: per searched crop about a
+sixth of deblurring and tracking, and below siamrpn-eca alone, i.e. below the deblur pipeline even on the sharp
+frames whose deblurring its blur gate skips. Whether it tracks as well is what the GPU run measures (benchmarks/
+device_train_rpn_deblur.sh, the reuse recipe).
 """
 from __future__ import annotations
 
