@@ -297,3 +297,17 @@ def test_three_graphs_export_to_opset_11_and_match_onnx_runtime(tmp_path):
             e = e.numpy()
             assert g.shape == e.shape
             assert np.abs(g - e).max() <= 1e-4 * np.abs(e).max(), (name, np.abs(g - e).max(), np.abs(e).max())
+
+
+def test_convert_cli_bundles_siamrpn_reuse(tmp_path):
+    """``edgetrack convert --model siamrpn-reuse-tiny --target cpu``: the three graphs, checked against PyTorch."""
+    pytest.importorskip("onnxruntime")
+    from edgetrack.bundle import load_bundle
+    from edgetrack.cli import main
+
+    ckpt = save_siamrpn(_randomise_bn(SiamRPN(REUSE_TINY), seed=9), tmp_path / "rpn.safetensors")
+    out = tmp_path / "bundle"
+    assert main(["convert", str(ckpt), "--model", "siamrpn-reuse-tiny", "--target", "cpu", "-o", str(out)]) == 0
+    bundle = load_bundle(out)
+    assert bundle.manifest.model == "siamrpn-reuse-tiny"
+    assert set(bundle.manifest.graphs) == {"template", "search", "head"}
