@@ -235,6 +235,18 @@ def test_train_config_checks_the_backbone_options(deblur_tiny):
     assert TrainConfig.from_dict(record) == TrainConfig(model="siamrpn-reuse-tiny")
 
 
+def test_the_deblurrer_itself_refuses_the_backbone_options(tmp_path, capsys):
+    from edgetrack.cli import main
+
+    argv = ["train", "--model", "deblurgan-tiny", "--data", "synthetic:/nowhere", "--out", str(tmp_path / "d"),
+            "--init-backbone", str(tmp_path / "g.safetensors")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--init-backbone" in err and "deblurgan-tiny is the deblurrer" in err and "siamrpn-reuse" in err
+    assert main(argv[:-2] + ["--freeze-backbone"]) == 2
+    assert "--freeze-backbone" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("freeze", [False, True])
 def test_cli_trains_siamrpn_reuse_tiny_from_a_deblurrer(tmp_path, deblur_tiny, freeze):
     from test_siamrpn_torch import _write_got10k

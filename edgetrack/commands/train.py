@@ -15,7 +15,7 @@ import importlib
 import importlib.util
 from pathlib import Path
 
-from edgetrack.errors import EdgetrackError, MissingDependencyError, UnknownChoiceError
+from edgetrack.errors import EdgetrackError, InvalidArgumentError, MissingDependencyError, UnknownChoiceError
 
 # model name -> family
 MODELS: dict[str, str] = {
@@ -152,5 +152,13 @@ def trainer_for(model: str, framework: str):
 
 def run(args: argparse.Namespace) -> int:
     train_from_args = trainer_for(args.model, args.framework)
+    if MODELS.get(args.model) == "deblurgan":
+        given = [flag for flag, value in (("--init-backbone", getattr(args, "init_backbone", None)),
+                                          ("--freeze-backbone", getattr(args, "freeze_backbone", False))) if value]
+        if given:
+            raise InvalidArgumentError(
+                f"{' and '.join(given)} set a SiamRPN trunk from a trained deblurrer; {args.model} is the deblurrer",
+                fix="train the deblurrer without them, then pass its checkpoint as --init-backbone of "
+                    "--model siamrpn-reuse")
     train_from_args(args)
     return 0
