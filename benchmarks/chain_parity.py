@@ -77,27 +77,15 @@ class _FrameworkSession:
         self._run, self._inputs, self._outputs = run, inputs, outputs
 
     def run(self, feeds):
-        out = self._run(*(np.ascontiguousarray(feeds[name], dtype=np.float32) for name in self._inputs))
+        out = self._run(*(np.asarray(feeds[name], dtype=np.float32) for name in self._inputs))
         return dict(zip(self._outputs, out))
 
 
 def _torch_graphs(checkpoint: Path, family: str) -> dict:
-    import torch
+    from edgetrack.converters.precision import torch_reference
+    from edgetrack.converters.torch2onnx import _load_model
 
-    from edgetrack.converters.torch2onnx import _load_model, family_of
-
-    model = _load_model(checkpoint, family)
-    modules = family_of(model).torch_module().graph_modules(model)
-
-    def runner(module):
-        def run(*arrays):
-            with torch.no_grad():
-                out = module(*(torch.from_numpy(a) for a in arrays))
-            return [t.numpy() for t in (out if isinstance(out, (tuple, list)) else (out,))]
-
-        return run
-
-    return {name: runner(m) for name, m in modules.items()}
+    return torch_reference(_load_model(checkpoint, family), join=False)
 
 
 def _mindspore_graphs(checkpoint: Path, family: str) -> dict:
@@ -106,34 +94,17 @@ def _mindspore_graphs(checkpoint: Path, family: str) -> dict:
     from edgetrack.converters import ms2onnx
 
     # Graph mode compiles each graph once (static shapes): MindSpore's PyNative mode dispatches EfficientNet's many
-    # small operators one by one, several times slower on a CPU.
+    # small operators one by one, several times slower on a CPU. The head as one grouped Conv, as in the cpu
+    # bundles (the same function as the elementwise form).
     ms.set_context(mode=ms.GRAPH_MODE)
     model = ms2onnx.load_mindspore_model(checkpoint, family)
-
-    def runner(cell):
-        def run(*arrays):
-            out = cell(*(ms.Tensor(a) for a in arrays))
-            return [t.asnumpy() for t in (out if isinstance(out, (tuple, list)) else (out,))]
-
-        return run
-
-    # The head as one grouped Conv, as in the cpu bundles (the same function as the elementwise form).
-    return {name: runner(cell) for name, cell in ms2onnx._graphs(model, family, runtime_weights=True).items()}
+    return ms2onnx.mindspore_reference(model, family, join=False, runtime_weights=True)
 
 
 def _onnx_graphs(bundle) -> dict:
-    import onnxruntime as ort
+    from edgetrack.converters.precision import ort_runner
 
-    def runner(path):
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        names = [i.name for i in session.get_inputs()]
-
-        def run(*arrays):
-            return session.run(None, dict(zip(names, arrays)))
-
-        return run
-
-    return {name: runner(bundle.graph_path(name)) for name in ("template", "search", "head")}
+    return {name: ort_runner(bundle.graph_path(name), join=False) for name in ("template", "search", "head")}
 
 
 def _io(bundle) -> dict[str, tuple[list[str], list[str]]]:

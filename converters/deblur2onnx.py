@@ -49,7 +49,6 @@ the generator (``parity["deblur mindspore->mindir"]``): converter_lite reads tho
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
 import platform
@@ -179,7 +178,9 @@ class _MindSporeTwin:
         # out of range: 5" at the padding's StridedSlice), e.g. a generator exported by deblur_to_onnx and then by
         # add_deblur. The wrapper compiles anew and exports the same operators. file_name without the suffix: the
         # exporter appends ".onnx".
-        ms.onnx.export(_export_cell()(model), ms.Tensor(np.ascontiguousarray(x, dtype=np.float32)),
+        from edgetrack.converters.ms2mindir import export_wrapper
+
+        ms.onnx.export(export_wrapper(model, (INPUT_NAME,)), ms.Tensor(np.ascontiguousarray(x, dtype=np.float32)),
                        file_name=str(path.with_suffix("")), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
         _resize_sizes_to_scales(path)
 
@@ -249,22 +250,6 @@ def _resize_sizes_to_scales(path: Path) -> int:
             graph.initializer.remove(tensor)
         onnx.save(model, str(path))
     return changed
-
-
-@functools.cache
-def _export_cell():
-    """The class of :meth:`_MindSporeTwin.export`'s wrapper (defined on first use: MindSpore is imported lazily)."""
-    from mindspore import nn
-
-    class ExportCell(nn.Cell):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def construct(self, x):
-            return self.net(x)
-
-    return ExportCell
 
 
 # One twin per framework the tracker export offers (torch2onnx.FRAMEWORKS).

@@ -53,6 +53,7 @@ __all__ = [
     "EXPORTER",
     "STAGE",
     "SOURCE_SECTION",
+    "export_wrapper",
     "export_cell_mindir",
     "mindir_inputs",
     "verify_cell_mindir",
@@ -105,6 +106,18 @@ def _wrappers() -> dict[tuple[str, ...], type]:
     return {("z",): TemplateInput, ("x",): SearchInput, ("kernel", "features"): HeadInputs, ("crop",): CropInput}
 
 
+def export_wrapper(cell, input_names: Sequence[str]):
+    """A fresh top-level cell around ``cell`` whose ``construct`` takes ``input_names`` (one of the bundle graphs'
+    input sets): what every MindSpore export of a bundle graph goes through (module docstring)."""
+    wrappers = _wrappers()
+    names = tuple(input_names)
+    if names not in wrappers:
+        raise InvalidArgumentError(
+            f"no MindIR export wrapper for inputs {list(names)}; bundle graphs take {[list(k) for k in wrappers]}",
+            fix="export a tracker or deblur graph of edgetrack's (their tensor names are the bundle's contract)")
+    return wrappers[names](cell)
+
+
 def _tensors(inputs) -> tuple:
     ms = _ms()
     return tuple(t if isinstance(t, ms.Tensor) else ms.Tensor(np.ascontiguousarray(t, dtype=np.float32))
@@ -138,11 +151,7 @@ def export_cell_mindir(cell, inputs, path: str | os.PathLike, input_names: Seque
     ms = _ms()
     path = Path(path)
     names = tuple(input_names)
-    wrappers = _wrappers()
-    if names not in wrappers:
-        raise InvalidArgumentError(
-            f"no MindIR export wrapper for inputs {list(names)}; bundle graphs take {[list(k) for k in wrappers]}",
-            fix="export a tracker or deblur graph of edgetrack's (their tensor names are the bundle's contract)")
+    wrapped = export_wrapper(cell, names)
     if path.suffix != MINDIR_SUFFIX:
         raise InvalidArgumentError(f"a MindIR file name ends in {MINDIR_SUFFIX}, got {str(path)!r}")
     tensors = _tensors(inputs)
@@ -150,7 +159,7 @@ def export_cell_mindir(cell, inputs, path: str | os.PathLike, input_names: Seque
         raise InvalidArgumentError(f"{len(tensors)} example input(s) for the inputs {list(names)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     # file_name without the suffix: the exporter appends ".mindir".
-    ms.export(wrappers[names](cell), *tensors, file_name=str(path.with_suffix("")), file_format="MINDIR")
+    ms.export(wrapped, *tensors, file_name=str(path.with_suffix("")), file_format="MINDIR")
     if not path.is_file():
         raise ConversionError(f"mindspore.export reported success but {str(path)!r} does not exist",
                               fix="check the folder is writable and MindSpore's log")

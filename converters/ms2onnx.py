@@ -75,20 +75,22 @@ def _examples(model, family: str, exemplar: int, instance: int, scales: int, see
     return {"template": (z,), "search": (x,), "head": (graphs["template"](z), graphs["search"](x))}
 
 
-def mindspore_reference(model, family: str) -> dict:
+def mindspore_reference(model, family: str, *, join: bool = True, runtime_weights: bool = False) -> dict:
     """Graph name -> function of float32 arrays returning the MindSpore graph's outputs joined into one array (the
-    form :func:`edgetrack.converters.precision.apply_precision` compares against)."""
+    form :func:`edgetrack.converters.precision.apply_precision` compares against; ``join`` False: the list of
+    outputs). ``runtime_weights``: SiamRPN's head as one grouped Conv (:func:`_graphs`), the same function."""
     ms = _ms()
     from edgetrack.converters.precision import _joined
 
     def runner(cell):
         def run(*arrays):
             out = cell(*(ms.Tensor(np.ascontiguousarray(a, dtype=np.float32)) for a in arrays))
-            return _joined([t.asnumpy() for t in _outputs(out)])
+            outputs = [t.asnumpy() for t in _outputs(out)]
+            return _joined(outputs) if join else outputs
 
         return run
 
-    return {name: runner(cell) for name, cell in _graphs(model, family).items()}
+    return {name: runner(cell) for name, cell in _graphs(model, family, runtime_weights).items()}
 
 
 def export_mindspore_onnx(model, family: str, out_dir: str | os.PathLike, graph_io: dict, *, exemplar: int = 127,

@@ -69,6 +69,7 @@ __all__ = [
     "channel_gates",
     "quantize_int8",
     "torch_reference",
+    "ort_runner",
     "check_request",
     "apply_precision",
 ]
@@ -228,7 +229,7 @@ def calibration_feeds(crops: CropSet, graph: str, fp32_paths: Mapping[str, str |
     names = _input_names(Path(fp32_paths[graph]))
     if graph == "head":
         if runners is None:
-            runners = {g: _ort_runner(Path(fp32_paths[g])) for g in ("template", "search")}
+            runners = {g: ort_runner(Path(fp32_paths[g])) for g in ("template", "search")}
         for k in range(len(crops)):
             kernel = np.asarray(runners["template"](crops.first_template(k)), np.float32)
             features = np.asarray(runners["search"](crops.search(k)), np.float32)
@@ -449,8 +450,9 @@ def quantize_int8(
 Runner = Callable[..., np.ndarray]
 
 
-def torch_reference(model) -> dict[str, Runner]:
-    """Graph name -> function of float32 arrays returning the torch module's output as an array."""
+def torch_reference(model, join: bool = True) -> dict[str, Runner]:
+    """Graph name -> function of float32 arrays returning the torch module's output as an array (``join`` False:
+    the list of its outputs, in the graph's order)."""
     import torch
 
     from edgetrack.converters.torch2onnx import family_of
@@ -461,21 +463,25 @@ def torch_reference(model) -> dict[str, Runner]:
         def run(*arrays):
             with torch.no_grad():
                 out = module(*(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays))
-            return _joined([t.numpy() for t in (out if isinstance(out, (tuple, list)) else (out,))])
+            outputs = [t.numpy() for t in (out if isinstance(out, (tuple, list)) else (out,))]
+            return _joined(outputs) if join else outputs
 
         return run
 
     return {name: runner(m) for name, m in modules.items()}
 
 
-def _ort_runner(path: Path) -> Runner:
+def ort_runner(path: str | Path, join: bool = True) -> Runner:
+    """The ONNX graph at ``path`` in ONNX Runtime (CPU) as a function of its input arrays, in the graph's order,
+    returning its outputs joined into one array (``join`` False: the list of outputs)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
 
     def run(*arrays):
-        return _joined(session.run(None, dict(zip(names, arrays))))
+        outputs = session.run(None, dict(zip(names, arrays)))
+        return _joined(outputs) if join else outputs
 
     return run
 
@@ -644,7 +650,7 @@ def apply_precision(
     bound = SANITY_BOUNDS[precision]
     out = Path(work_dir) / precision
     out.mkdir(parents=True, exist_ok=True)
-    fp32 = {name: _ort_runner(p) for name, p in fp32_paths.items()}
+    fp32 = {name: ort_runner(p) for name, p in fp32_paths.items()}
 
     # Only int8 calibrates; for fp32/fp16 a --calibration data set is a source of verification crops.
     calib = sample_crops(calibration, calibration_frames, params, phase=0.25) if precision == "int8" else None
@@ -670,7 +676,7 @@ def apply_precision(
     # ---- check
     parity: dict[str, dict] = {}
     runtime = _runtime_name()
-    low = {name: _ort_runner(p) if name in converted else fp32[name] for name, p in paths.items()}
+    low = {name: ort_runner(p) if name in converted else fp32[name] for name, p in paths.items()}
     sample_sets = []
     if precision != "fp32":
         sample_sets.append(("random", _random_samples(fp32, params)))

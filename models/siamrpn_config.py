@@ -330,15 +330,16 @@ def read_deblur_trunk(path, trunk_shapes: dict, config: SiamRPNConfig | None = N
     backbone key, a record for the tracker checkpoint's metadata: path, sha256, the deblurrer's config name).
     Framework-free: both twins' ``init_backbone`` call it.
     """
-    import hashlib
     import json
 
+    from edgetrack.bundle import sha256_file
     from edgetrack.errors import CheckpointError
     from edgetrack.models.checkpoint_format import open_checkpoint
+    from edgetrack.models.deblur_config import FAMILY as DEBLUR_FAMILY
 
     with open_checkpoint(path) as f:
         meta = dict(f.metadata() or {})
-        if meta.get("family") != "deblurgan":
+        if meta.get("family") != DEBLUR_FAMILY:
             raise CheckpointError(
                 f"--init-backbone {str(path)!r} is not a DeblurGAN-v2 generator checkpoint "
                 f"(family {meta.get('family')!r})",
@@ -366,10 +367,6 @@ def read_deblur_trunk(path, trunk_shapes: dict, config: SiamRPNConfig | None = N
                     f"deblurrer {str(path)!r}: {source!r} has shape {got}, the tracker's {name!r} has {shape}",
                     fix=hint)
             arrays[name] = f.get_tensor(source)
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    record = {"path": str(path), "sha256": digest.hexdigest(), "deblur_config": deblur.get("name"),
+    record = {"path": str(path), "sha256": sha256_file(path), "deblur_config": deblur.get("name"),
               "tensors": len(arrays)}
     return arrays, record

@@ -202,7 +202,8 @@ class SiamFCTracking(SiameseTracking):
             regions = [(self._center, side * f) for f in self._scale_factors]
         # The frame's mean colour once per frame, shared by the crops, and only if one of them needs padding.
         needed = any(reaches_outside(frame.shape, c, s, size) for c, s in regions)
-        pad = mean_color(frame) if needed else None
+        # When no crop reaches outside, no crop reads the padding: any colour does, and crop_and_resize need not ask.
+        pad = mean_color(frame) if needed else (0.0, 0.0, 0.0)
         crops = np.stack([crop_and_resize(frame, c, s, size, pad) for c, s in regions])
         self._pending = True
         return to_nchw(crops)
