@@ -1,5 +1,5 @@
 """Helpers several bundle and benchmark test modules share (imported by name: pytest puts tests/ on sys.path).
-Framework-free: numpy, onnx and edgetrack only, imported inside the helpers that need them."""
+Framework-free: numpy, onnx, onnxruntime and edgetrack only, imported inside the helpers that need them."""
 import importlib.util
 import sys
 from pathlib import Path
@@ -28,6 +28,19 @@ def runtime_weight_convs(path):
     g = onnx.load(str(path), load_external_data=False).graph
     constant = {t.name for t in g.initializer} | {o for n in g.node if n.op_type == "Constant" for o in n.output}
     return [n for n in g.node if n.op_type == "Conv" and n.input[1] not in constant], {n.op_type for n in g.node}
+
+
+def assert_onnx_matches(path, inputs, expected, name: str = "", tol: float = 1e-4) -> None:
+    """ONNX Runtime on the graph at ``path``, fed ``inputs`` (arrays, in the graph's input order), gives ``expected``
+    (arrays, in its output order) within ``tol`` of each expected output's largest magnitude."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {i.name: np.asarray(a) for i, a in zip(session.get_inputs(), inputs, strict=True)})
+    for g, e in zip(got, expected, strict=True):
+        e = np.asarray(e)
+        assert g.shape == e.shape, (name, g.shape, e.shape)
+        assert np.abs(g - e).max() <= tol * np.abs(e).max(), (name, np.abs(g - e).max(), np.abs(e).max())
 
 
 def assert_track_alike(a, b, frames, boxes, box_atol: float, score_tol: float) -> None:

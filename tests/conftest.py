@@ -34,3 +34,20 @@ def moving_target_sequence(tmp_path):
         return Sequence(name, tuple(frames), np.array(boxes, dtype=np.float64), dataset="tiny")
 
     return make
+
+
+@pytest.fixture
+def no_tools(monkeypatch):
+    """No vendor tool (ATC, AMCT, converter_lite) on PATH."""
+    from tool_helpers import VENDOR_TOOLS, path_without
+
+    monkeypatch.setenv("PATH", path_without(*VENDOR_TOOLS))
+
+
+@pytest.fixture
+def fake_bin(tmp_path, monkeypatch, no_tools):
+    """A folder first on PATH (and no real vendor tool) for stand-ins written with ``tool_helpers.make_tool``."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    return folder

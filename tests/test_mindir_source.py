@@ -7,11 +7,10 @@ Checkpoints are written by the MindSpore twins themselves: nothing here needs Py
 """
 import json
 import os
-import stat
-from pathlib import Path
 
 import numpy as np
 import pytest
+
 
 ms = pytest.importorskip("mindspore")
 pytest.importorskip("safetensors")
@@ -27,6 +26,8 @@ from edgetrack.converters.onnx2om import ascend_bundle  # noqa: E402
 from edgetrack.converters.torch2onnx import tracker_bundle  # noqa: E402
 from edgetrack.errors import BundleError, InvalidArgumentError  # noqa: E402
 from edgetrack.models.mindspore.checkpoint import checkpoint_state  # noqa: E402
+
+from tool_helpers import make_tool, path_without  # noqa: E402 - tests/ is on sys.path
 
 pytestmark = pytest.mark.mindspore
 
@@ -147,20 +148,11 @@ echo "CONVERT RESULT SUCCESS:0"
 """
 
 
-def _path_without(*tools: str) -> str:
-    keep = [d for d in os.environ.get("PATH", "").split(os.pathsep)
-            if d and not any((Path(d) / t).exists() for t in tools)]
-    return os.pathsep.join(keep)
-
-
 @pytest.fixture
 def fake_converter_lite(tmp_path, monkeypatch):
     folder = tmp_path / "bin"
-    folder.mkdir()
-    tool = folder / "converter_lite"
-    tool.write_text("#!/bin/sh\n" + FAKE_CONVERTER_LITE)
-    tool.chmod(tool.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{_path_without('atc', 'converter_lite')}")
+    tool = make_tool(folder, "converter_lite", FAKE_CONVERTER_LITE)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{path_without('atc', 'converter_lite')}")
     return tool
 
 
@@ -219,7 +211,7 @@ def test_cli_converter_lite_builds_the_device_files_from_mindspore_mindir(checkp
 
 
 def test_cli_without_converter_lite_records_the_mindir_commands(checkpoints, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("PATH", _path_without("atc", "converter_lite"))
+    monkeypatch.setenv("PATH", path_without("atc", "converter_lite"))
     out = tmp_path / "b"
     assert main(["convert", str(checkpoints["siamrpn"]), "--model", "siamrpn-tiny", "--framework", "mindspore",
                  "--target", "ascend310b", "--toolchain", "converter_lite", "--mindir-source", "mindspore",
@@ -235,7 +227,7 @@ def test_cli_without_converter_lite_records_the_mindir_commands(checkpoints, tmp
 
 
 def test_mindir_source_onnx_and_atc_leave_the_mindir_out(rpn_with_mindir, tmp_path, monkeypatch):
-    monkeypatch.setenv("PATH", _path_without("atc", "converter_lite"))
+    monkeypatch.setenv("PATH", path_without("atc", "converter_lite"))
     # The default for a bundle with MindIR sources is to read them.
     auto = load_bundle(ascend_bundle(rpn_with_mindir, tmp_path / "auto", "ascend310", toolchain="converter_lite"))
     assert auto.manifest.device["mindir_source"] == "mindspore" and "template.mindir" in auto.manifest.files

@@ -1,11 +1,9 @@
 """int8 for Ascend: AMCT's command and .bin calibration data (golden), ATC on AMCT's deploy model, fake tools on PATH,
 the bundle without the toolchain, the CLI, and the simulator on an int8 bundle."""
-import os
-import stat
-from pathlib import Path
 
 import numpy as np
 import pytest
+
 
 from edgetrack.converters.onnx2amct import (
     DEFAULT_CALIBRATION_BATCHES,
@@ -25,6 +23,8 @@ from edgetrack.errors import (
     InvalidArgumentError,
     ToolchainNotFoundError,
 )
+
+from tool_helpers import make_tool, path_without  # noqa: E402 - tests/ is on sys.path
 
 HEAD = {"kernel": (1, 16, 5, 5), "features": (1, 16, 21, 21)}
 
@@ -128,14 +128,6 @@ def test_calibration_data_is_raw_float32_in_the_input_layout(tmp_path):
 
 
 # -- running AMCT --------------------------------------------------------------------------------------------------
-def _tool(folder: Path, name: str, body: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text("#!/bin/sh\n" + body)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return path
-
-
 # A stand-in for amct_onnx: checks the subcommand and that every --data_dir folder holds --batch_num .bin files,
 # writes <--save_path>_deploy_model.onnx and logs as AMCT does.
 FAKE_AMCT = """\
@@ -168,36 +160,18 @@ echo "ATC run success, welcome to the next use."
 """
 
 
-def _path_without(*tools: str) -> str:
-    return os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
-                           if d and not any((Path(d) / t).exists() for t in tools))
-
-
-@pytest.fixture
-def no_tools(monkeypatch):
-    monkeypatch.setenv("PATH", _path_without("atc", "amct_onnx", "converter_lite"))
-
-
-@pytest.fixture
-def fake_bin(tmp_path, monkeypatch, no_tools):
-    folder = tmp_path / "bin"
-    folder.mkdir()
-    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
-    return folder
-
-
 def test_onnx2amct_runs_the_tool_and_finds_its_deploy_model(fake_bin, tmp_path):
     work = tmp_path / "w"
     write_calibration_data(work, "cal", [_T("z", (1, 2))], [{"z": np.ones((1, 2))}] * 2, 2)
     with pytest.raises(ToolchainNotFoundError, match="(?s)amct_onnx.*amct_onnx-<version>.*set_env.sh"):
         onnx2amct("m.onnx", "amct/m", {"z": (1, 2)}, {"z": "cal/z"}, 2, cwd=work)
-    _tool(fake_bin, "amct_onnx", FAKE_AMCT)
+    make_tool(fake_bin, "amct_onnx", FAKE_AMCT)
     out = onnx2amct("m.onnx", "amct/m", {"z": (1, 2)}, {"z": "cal/z"}, 2, cwd=work)
     assert out == work / "amct/m_deploy_model.onnx" and out.read_text() == "fake deploy model of amct/m"
     # The fake checks --batch_num against the folder: the argv and the data agree.
     with pytest.raises(ExternalToolError, match="holds 2 .bin files, --batch_num=3"):
         onnx2amct("m.onnx", "amct/m", {"z": (1, 2)}, {"z": "cal/z"}, 3, cwd=work)
-    _tool(fake_bin, "amct_onnx", FAILING_AMCT)
+    make_tool(fake_bin, "amct_onnx", FAILING_AMCT)
     with pytest.raises(ExternalToolError) as err:
         onnx2amct("m.onnx", "amct/m", {"z": (1, 2)}, {"z": "cal/z"}, 2, cwd=work)
     assert err.value.returncode == 2 and "fake AMCT cannot read" in str(err.value)
@@ -247,7 +221,7 @@ def calibration(tmp_path_factory):
 @pytest.fixture(scope="module")
 def int8_bundle(onnx_bundle, calibration, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PATH", _path_without("atc", "amct_onnx"))
+        mp.setenv("PATH", path_without("atc", "amct_onnx"))
         return ascend_bundle(onnx_bundle, tmp_path_factory.mktemp("a") / "int8", "ascend310", precision="int8",
                              calibration=calibration, calibration_frames=BATCHES)
 
@@ -348,8 +322,8 @@ def test_the_simulator_tracks_an_int8_bundle_and_says_it_simulates_fp16(int8_bun
 
 def test_with_fake_amct_and_atc_the_om_files_are_built_from_the_deploy_models(onnx_bundle, calibration, tmp_path,
                                                                                fake_bin):
-    _tool(fake_bin, "amct_onnx", FAKE_AMCT)
-    _tool(fake_bin, "atc", FAKE_ATC)
+    make_tool(fake_bin, "amct_onnx", FAKE_AMCT)
+    make_tool(fake_bin, "atc", FAKE_ATC)
     b = load_bundle(ascend_bundle(onnx_bundle, tmp_path / "b", "ascend310", precision="int8",
                                   calibration=calibration, calibration_frames=2))
     assert b.manifest.device_files_built
@@ -361,7 +335,7 @@ def test_with_fake_amct_and_atc_the_om_files_are_built_from_the_deploy_models(on
 
 
 def test_only_atc_on_path_builds_nothing_and_names_amct(onnx_bundle, calibration, tmp_path, fake_bin):
-    _tool(fake_bin, "atc", FAKE_ATC)
+    make_tool(fake_bin, "atc", FAKE_ATC)
     b = load_bundle(ascend_bundle(onnx_bundle, tmp_path / "b", "ascend310", precision="int8",
                                   calibration=calibration, calibration_frames=1))
     assert not b.manifest.device_files_built
@@ -375,8 +349,8 @@ def test_only_atc_on_path_builds_nothing_and_names_amct(onnx_bundle, calibration
 ])
 def test_a_failing_amct_leaves_no_bundle_and_shows_its_output(onnx_bundle, calibration, tmp_path, fake_bin,
                                                               body, error, match):
-    _tool(fake_bin, "amct_onnx", body)
-    _tool(fake_bin, "atc", FAKE_ATC)
+    make_tool(fake_bin, "amct_onnx", body)
+    make_tool(fake_bin, "atc", FAKE_ATC)
     with pytest.raises(error, match=match):
         ascend_bundle(onnx_bundle, tmp_path / "b", "ascend310p", precision="int8", calibration=calibration,
                       calibration_frames=1)

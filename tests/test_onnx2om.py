@@ -1,11 +1,9 @@
 """ATC / converter_lite commands and configs (golden), tool runs with fake executables, and the Ascend bundle."""
 import json
-import os
-import stat
-from pathlib import Path
 
 import numpy as np
 import pytest
+
 
 from edgetrack.converters.onnx2mindir import converter_lite_argv, converter_lite_config, mindir2mindir, onnx2mindir
 from edgetrack.converters.onnx2om import (
@@ -26,6 +24,8 @@ from edgetrack.errors import (
     UnknownChoiceError,
     UnsupportedOperatorError,
 )
+
+from tool_helpers import make_tool  # noqa: E402 - tests/ is on sys.path
 
 SHAPES = {"z": (1, 3, 127, 127)}
 
@@ -127,14 +127,6 @@ def test_write_aipp_config_writes_one_block_per_input(tmp_path):
 
 
 # -- running tools ----------------------------------------------------------------------------------------------
-def _tool(folder: Path, name: str, body: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text("#!/bin/sh\n" + body)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return path
-
-
 # A stand-in for ATC: writes <--output>.om (or <--output>_linux_x86_64.om when FAKE_SUFFIX is set) and prints
 # its arguments, as the real one writes the model and logs.
 FAKE_ATC = """\
@@ -157,26 +149,6 @@ exit 1
 """
 
 
-def _path_without(*tools: str) -> str:
-    """PATH with every folder holding one of ``tools`` left out (this machine has no CANN; a developer's might)."""
-    keep = [d for d in os.environ.get("PATH", "").split(os.pathsep)
-            if d and not any((Path(d) / t).exists() for t in tools)]
-    return os.pathsep.join(keep)
-
-
-@pytest.fixture
-def no_tools(monkeypatch):
-    monkeypatch.setenv("PATH", _path_without("atc", "converter_lite"))
-
-
-@pytest.fixture
-def fake_bin(tmp_path, monkeypatch, no_tools):
-    folder = tmp_path / "bin"
-    folder.mkdir()
-    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
-    return folder
-
-
 def test_tool_not_on_path_says_how_to_get_it(no_tools):
     with pytest.raises(ToolchainNotFoundError, match="(?s)toolchain not found.*set_env.sh") as err:
         run_tool(["atc", "--help"])
@@ -188,7 +160,7 @@ def test_tool_not_on_path_says_how_to_get_it(no_tools):
 
 
 def test_failing_tool_output_is_in_the_error(fake_bin, tmp_path):
-    _tool(fake_bin, "atc", FAILING_ATC)
+    make_tool(fake_bin, "atc", FAILING_ATC)
     with pytest.raises(ExternalToolError) as err:
         run_tool(atc_argv("m.onnx", "out", "ascend310", SHAPES), cwd=tmp_path)
     e = err.value
@@ -198,7 +170,7 @@ def test_failing_tool_output_is_in_the_error(fake_bin, tmp_path):
 
 
 def test_successful_tool_writes_the_om(fake_bin, tmp_path, monkeypatch):
-    _tool(fake_bin, "atc", FAKE_ATC)
+    make_tool(fake_bin, "atc", FAKE_ATC)
     run = run_tool(["atc", "--output=x"], cwd=tmp_path)
     assert run.returncode == 0 and "ATC run success" in run.stdout and run.executable == str(fake_bin / "atc")
     (tmp_path / "device").mkdir()
@@ -212,7 +184,7 @@ def test_successful_tool_writes_the_om(fake_bin, tmp_path, monkeypatch):
 
 
 def test_converter_lite_run_writes_the_mindir(fake_bin, tmp_path):
-    _tool(fake_bin, "converter_lite", FAKE_CONVERTER_LITE)
+    make_tool(fake_bin, "converter_lite", FAKE_CONVERTER_LITE)
     (tmp_path / "device").mkdir()
     out = onnx2mindir("m.onnx", "device/m", "ascend310", SHAPES, cwd=tmp_path)
     assert out == tmp_path / "device" / "m.mindir"
@@ -322,7 +294,7 @@ def test_convert_cli_without_atc_writes_graphs_configs_and_commands(ckpt, tmp_pa
 
 
 def test_convert_cli_with_fake_atc_builds_the_om_files(ckpt, tmp_path, fake_bin, capsys):
-    _tool(fake_bin, "atc", FAKE_ATC)
+    make_tool(fake_bin, "atc", FAKE_ATC)
     out = tmp_path / "b"
     assert convert(ckpt, out, "--soc-version", "ascend310") == 0
     assert "device files built" in capsys.readouterr().out
@@ -369,14 +341,14 @@ def test_mindir_source_defaults_to_mindspore_only_for_the_mindspore_twin():
 
 
 def test_failing_atc_leaves_no_bundle_and_shows_its_output(onnx_bundle, tmp_path, fake_bin):
-    _tool(fake_bin, "atc", FAILING_ATC)
+    make_tool(fake_bin, "atc", FAILING_ATC)
     with pytest.raises(ExternalToolError, match="E19999: Inner Error! fake ATC"):
         ascend_bundle(onnx_bundle, tmp_path / "b", "ascend310p")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bin"]
 
 
 def test_converter_lite_toolchain(onnx_bundle, tmp_path, fake_bin):
-    _tool(fake_bin, "converter_lite", FAKE_CONVERTER_LITE)
+    make_tool(fake_bin, "converter_lite", FAKE_CONVERTER_LITE)
     b = load_bundle(ascend_bundle(onnx_bundle, tmp_path / "b", "ascend910", toolchain="converter_lite"))
     d = b.manifest.device
     assert d["toolchain"] == "converter_lite" and d["precision_mode"] == "enforce_fp16"

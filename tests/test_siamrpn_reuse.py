@@ -1,11 +1,10 @@
 """siamrpn-reuse: SiamRPN whose trunk is the DeblurGAN-v2 generator's encoder and FPN (deblur-fpn backbone), in
 PyTorch: geometry (the crop centre on a cell centre), the copy from a trained deblurrer (names, typed errors, frozen
-or fine-tuned, recorded in the checkpoint), training, and export through the template/search/head split.
-The MindSpore twin's parity is in tests/test_siamrpn_reuse_parity.py."""
+or fine-tuned, recorded in the checkpoint), training, and the convert CLI. The graphs' ONNX export is
+test_siamrpn_torch's export test (its deblur-fpn case); the MindSpore twin's parity is in
+tests/test_siamrpn_reuse_parity.py."""
 import json
-import warnings
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -17,10 +16,8 @@ from edgetrack.models.siamrpn_config import REUSE_DEBLUR_PRESETS, SIAMRPN_PRESET
 from edgetrack.models.torch.checkpoint import read_metadata  # noqa: E402
 from edgetrack.models.torch.deblurgan import build_deblurgan, pad_to_multiple, save_deblurgan  # noqa: E402
 from edgetrack.models.torch.siamrpn import (  # noqa: E402
-    GRAPH_IO,
     SiamRPN,
     build_siamrpn,
-    graph_modules,
     init_backbone,
     load_siamrpn,
     save_siamrpn,
@@ -31,34 +28,16 @@ pytestmark = pytest.mark.torch
 
 REUSE_TINY = SIAMRPN_PRESETS["siamrpn-reuse-tiny"]
 
-from torch_helpers import single_torch_thread  # noqa: E402 - tests/ is on sys.path
+from torch_helpers import random_crops, randomise_bn_affine, single_torch_thread  # noqa: E402 - tests/ is on sys.path
 
 one_thread = pytest.fixture(autouse=True)(single_torch_thread)
-
-
-def _randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
-    return model.eval()
-
-
-def _crops(n=1, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(n, 3, 127, 127, generator=g) * 255, torch.rand(n, 3, 255, 255, generator=g) * 255
 
 
 @pytest.fixture(scope="module")
 def deblur_tiny(tmp_path_factory):
     """A deblurgan-tiny generator with non-trivial weights and BN statistics, saved as a training run would."""
     torch.manual_seed(11)
-    gen = _randomise_bn(build_deblurgan("deblurgan-tiny"), seed=12)
+    gen = randomise_bn_affine(build_deblurgan("deblurgan-tiny"), seed=12)
     return gen, save_deblurgan(gen, tmp_path_factory.mktemp("deblur") / "final.safetensors")
 
 
@@ -88,7 +67,7 @@ def test_presets_geometry_and_config_round_trip():
                                                               corr_channels=8)])
 def test_maps_graphs_and_training_forward_have_the_contract_shapes(config):
     model = SiamRPN(config).eval()
-    z, x = _crops()
+    z, x = random_crops()
     with torch.no_grad():
         assert model.backbone(z).shape[1:] == (config.backbone_channels, 15, 15)
         assert model.backbone(x).shape[1:] == (config.backbone_channels, 31, 31)
@@ -157,7 +136,7 @@ def test_top_down_skew_is_the_same_in_template_and_search_so_it_cancels():
 
 
 def test_a_shift_by_8_pixels_moves_the_encoder_map_by_one_cell():
-    model = _randomise_bn(SiamRPN(SiamRPNConfig(backbone="deblur-fpn", width=0.25, top_down=False)), seed=1)
+    model = randomise_bn_affine(SiamRPN(SiamRPNConfig(backbone="deblur-fpn", width=0.25, top_down=False)), seed=1)
     g = torch.Generator().manual_seed(2)
     big = torch.rand(1, 3, 255 + 8, 255 + 8, generator=g) * 255
     with torch.no_grad():
@@ -179,7 +158,7 @@ def test_init_backbone_copies_the_generator_encoder_and_reproduces_its_features(
             assert torch.equal(tensor, gen_state[f"fpn.{name}"]), name
     # The trunk's stride-8 map is the generator's own FPN map2 of the crop (shifted by the replicated row/column).
     model.eval()
-    _, x = _crops(seed=3)
+    _, x = random_crops(seed=3)
     with torch.no_grad():
         ours = model.backbone(x)
         shifted = torch.cat([x[:, :, :1], x], 2)
@@ -209,7 +188,7 @@ def test_frozen_trunk_gets_no_gradient_keeps_its_statistics_and_is_recorded(debl
     assert not model.backbone.training and model.head.training
     assert all(not p.requires_grad for p in model.backbone.parameters())
     stats = model.backbone.enc0[0][1].running_mean.clone()
-    z, x = _crops(2, seed=5)
+    z, x = random_crops(2, seed=5)
     cls, loc = model(z, x)
     (cls.sum() + loc.sum()).backward()
     assert all(p.grad is None for p in model.backbone.parameters())
@@ -271,53 +250,14 @@ def test_cli_trains_siamrpn_reuse_tiny_from_a_deblurrer(tmp_path, deblur_tiny, f
     assert config["init_backbone"] == str(path) and config.get("freeze_backbone", False) is freeze
 
 
-# -- export -----------------------------------------------------------------------------------------------------------
-def test_three_graphs_export_to_opset_11_and_match_onnx_runtime(tmp_path):
-    onnx = pytest.importorskip("onnx")
-    ort = pytest.importorskip("onnxruntime")
-    model = _randomise_bn(SiamRPN(REUSE_TINY), seed=5)
-    graphs = graph_modules(model)
-    z, x = _crops(seed=6)
-    z2, x2 = _crops(seed=7)
-    with torch.no_grad():
-        examples = {"template": (z,), "search": (x,), "head": (model.template(z), model.search(x))}
-        checks = {"template": (z2,), "search": (x2,), "head": (model.template(z2), model.search(x2))}
-    for name, module in graphs.items():
-        inputs, outputs = GRAPH_IO[name]
-        path = tmp_path / f"{name}.onnx"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(module.eval(), examples[name], str(path), input_names=list(inputs),
-                              output_names=list(outputs), opset_version=11, do_constant_folding=True, dynamo=False)
-        proto = onnx.load(str(path))
-        onnx.checker.check_model(proto, full_check=True)
-        constants = {i.name for i in proto.graph.initializer}
-        constants |= {o for n in proto.graph.node if n.op_type == "Constant" for o in n.output}
-        ops = {n.op_type for n in proto.graph.node}
-        # The generator's export-safe set (models/torch/deblurgan.py): nearest Resize, Clip for ReLU6, no Pad.
-        assert ops <= {"Conv", "Relu", "Clip", "Mul", "Add", "Sub", "Slice", "Concat", "Resize", "Constant",
-                       "Identity"}, ops
-        for node in proto.graph.node:
-            if node.op_type == "Conv":
-                assert node.input[1] in constants, f"{name}: Conv {node.name} has a runtime weight"
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        got = session.run(list(outputs), {n: t.numpy() for n, t in zip(inputs, checks[name])})
-        with torch.no_grad():
-            expected = module(*checks[name])
-        expected = expected if isinstance(expected, tuple) else (expected,)
-        for g, e in zip(got, expected):
-            e = e.numpy()
-            assert g.shape == e.shape
-            assert np.abs(g - e).max() <= 1e-4 * np.abs(e).max(), (name, np.abs(g - e).max(), np.abs(e).max())
-
-
+# -- export (the three graphs' ONNX export: test_siamrpn_torch's export test, its deblur-fpn case) ----------------
 def test_convert_cli_bundles_siamrpn_reuse(tmp_path):
     """``edgetrack convert --model siamrpn-reuse-tiny --target cpu``: the three graphs, checked against PyTorch."""
     pytest.importorskip("onnxruntime")
     from edgetrack.bundle import load_bundle
     from edgetrack.cli import main
 
-    ckpt = save_siamrpn(_randomise_bn(SiamRPN(REUSE_TINY), seed=9), tmp_path / "rpn.safetensors")
+    ckpt = save_siamrpn(randomise_bn_affine(SiamRPN(REUSE_TINY), seed=9), tmp_path / "rpn.safetensors")
     out = tmp_path / "bundle"
     assert main(["convert", str(ckpt), "--model", "siamrpn-reuse-tiny", "--target", "cpu", "-o", str(out)]) == 0
     bundle = load_bundle(out)

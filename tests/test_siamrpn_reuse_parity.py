@@ -21,7 +21,8 @@ from edgetrack.models.torch.checkpoint import checkpoint_state as torch_state  #
 from edgetrack.models.torch.deblurgan import build_deblurgan, save_deblurgan  # noqa: E402
 from edgetrack.tracking.siamrpn import anchor_grid  # noqa: E402
 
-from torch_helpers import single_torch_thread  # noqa: E402 - tests/ is on sys.path
+from bundle_helpers import assert_onnx_matches, runtime_weight_convs  # noqa: E402 - tests/ is on sys.path
+from torch_helpers import randomise_bn_affine, single_torch_thread  # noqa: E402
 
 one_thread = pytest.fixture(autouse=True)(single_torch_thread)
 
@@ -29,26 +30,13 @@ TOL = 1e-4
 REUSE_TINY = SIAMRPN_PRESETS["siamrpn-reuse-tiny"]
 
 
-def _randomise(model, seed):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     d = tmp_path_factory.mktemp("reuse")
     torch.manual_seed(0)
-    tracker = torch_rpn.save_siamrpn(_randomise(torch_rpn.SiamRPN(REUSE_TINY), 1), d / "rpn.safetensors")
+    tracker = torch_rpn.save_siamrpn(randomise_bn_affine(torch_rpn.SiamRPN(REUSE_TINY), 1), d / "rpn.safetensors")
     torch.manual_seed(2)
-    deblur = save_deblurgan(_randomise(build_deblurgan("deblurgan-tiny"), 3), d / "deblur.safetensors")
+    deblur = save_deblurgan(randomise_bn_affine(build_deblurgan("deblurgan-tiny"), 3), d / "deblur.safetensors")
     return tracker, deblur
 
 
@@ -161,7 +149,7 @@ def test_one_training_step_agrees(checkpoints, freeze, record_property):
 
 def test_three_graphs_export_to_onnx_and_match_onnx_runtime(checkpoints, tmp_path):
     onnx = pytest.importorskip("onnx")
-    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxruntime")
     path, _ = checkpoints
     model = ms_rpn.load_siamrpn(path)
     graphs = ms_rpn.graph_modules(model)
@@ -174,18 +162,9 @@ def test_three_graphs_export_to_onnx_and_match_onnx_runtime(checkpoints, tmp_pat
     for name, graph in graphs.items():
         inputs, outputs = GRAPH_IO[name]
         ms.export(graph, *traced[name], file_name=str(tmp_path / name), file_format="ONNX")
-        proto = onnx.load(str(tmp_path / f"{name}.onnx"))
-        onnx.checker.check_model(proto)
-        constants = {i.name for i in proto.graph.initializer}
-        constants |= {o for n in proto.graph.node if n.op_type == "Constant" for o in n.output}
-        for node in proto.graph.node:
-            if node.op_type == "Conv":
-                assert node.input[1] in constants, f"{name}: Conv {node.name} has a runtime weight"
-        session = ort.InferenceSession(str(tmp_path / f"{name}.onnx"), providers=["CPUExecutionProvider"])
-        got = session.run(None, {i.name: a.asnumpy() for i, a in zip(session.get_inputs(), checks[name])})
+        path = tmp_path / f"{name}.onnx"
+        onnx.checker.check_model(onnx.load(str(path)))
+        assert not runtime_weight_convs(path)[0], f"{name}: a Conv has a runtime weight"
         expected = graph(*checks[name])
         expected = expected if isinstance(expected, tuple) else (expected,)
-        for g, e in zip(got, expected, strict=True):
-            e = e.asnumpy()
-            assert g.shape == e.shape
-            assert np.abs(g - e).max() <= 1e-4 * np.abs(e).max(), (name, np.abs(g - e).max(), np.abs(e).max())
+        assert_onnx_matches(path, [a.asnumpy() for a in checks[name]], [e.asnumpy() for e in expected], name)

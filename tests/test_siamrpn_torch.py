@@ -52,27 +52,9 @@ pytestmark = pytest.mark.torch
 TINY = SIAMRPN_PRESETS["siamrpn-tiny"]
 TINY_ALEX = SiamRPNConfig(backbone="alexnet", alexnet_channels=(8, 16, 16, 16, 16), corr_channels=8)
 
-from torch_helpers import single_torch_thread  # noqa: E402 - tests/ is on sys.path
+from torch_helpers import random_crops, randomise_bn_affine, single_torch_thread  # noqa: E402 - tests/ is on sys.path
 
 one_thread = pytest.fixture(autouse=True)(single_torch_thread)
-
-
-def _randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Non-trivial BN statistics and affine terms, so eval-mode tests exercise them."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
-    return model.eval()
-
-
-def _crops(n=1, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(n, 3, 127, 127, generator=g) * 255, torch.rand(n, 3, 255, 255, generator=g) * 255
 
 
 # -- configuration and geometry ---------------------------------------------------------------------------------------
@@ -99,14 +81,14 @@ def test_presets_and_derived_geometry():
 @pytest.mark.parametrize("config", [TINY, TINY_ALEX])
 def test_shapes_of_the_three_graphs_and_the_training_forward(config):
     model = SiamRPN(config).eval()
-    z, x = _crops()
+    z, x = random_crops()
     with torch.no_grad():
         kernel, features = model.template(z), model.search(x)
         cls, loc = model.head(kernel, features)
     c, k, s, r, a = config.corr_channels, config.kernel_size, config.search_size, config.score_size, 5
     assert kernel.shape == (1, 2 * c, k, k) and features.shape == (1, 2 * c, s, s)
     assert cls.shape == (1, 2 * a, r, r) and loc.shape == (1, 4 * a, r, r)
-    z2, x2 = _crops(3, seed=1)
+    z2, x2 = random_crops(3, seed=1)
     cls2, loc2 = model(z2, x2)
     assert cls2.shape == (3, 2 * a, r, r) and loc2.shape == (3, 4 * a, r, r)
 
@@ -145,8 +127,8 @@ def test_effnet_cells_are_centred_where_the_docstring_says():
 def test_alexnet_features_are_fully_convolutional(shift):
     """AlexNet does not pad: the template's features equal the search features of the same pixels, so score cell r
     sits at 8·r + 63 exactly (the backbone's conv5 cell i at 8·i + 43)."""
-    model = _randomise_bn(SiamRPN(TINY_ALEX))
-    _, x = _crops()
+    model = randomise_bn_affine(SiamRPN(TINY_ALEX))
+    _, x = random_crops()
     o = 8 * shift
     with torch.no_grad():
         fx = model.backbone(x)
@@ -191,9 +173,9 @@ def test_export_correlation_equals_the_grouped_convolution(nk):
 
 @pytest.mark.parametrize("config", [TINY, TINY_ALEX])
 def test_split_graphs_equal_the_training_forward(config):
-    model = _randomise_bn(SiamRPN(config), seed=3)
+    model = randomise_bn_affine(SiamRPN(config), seed=3)
     graphs = {k: v.eval() for k, v in graph_modules(model).items()}
-    z, x = _crops(2, seed=4)
+    z, x = random_crops(2, seed=4)
     with torch.no_grad():
         cls, loc = model(z, x)
         for i in range(2):
@@ -205,16 +187,25 @@ def test_split_graphs_equal_the_training_forward(config):
 
 
 # -- ONNX export ------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("config", [TINY, TINY_ALEX])
-def test_three_graphs_export_to_opset_11_with_constant_weight_convolutions(tmp_path, config):
+# Operators each backbone's graphs may hold: EfficientNet/AlexNet's, and the DeblurGAN-v2 generator's export-safe
+# set for the deblur-fpn trunk (models/torch/deblurgan.py: nearest Resize, Clip for ReLU6, no Pad).
+_RPN_OPS = {"Conv", "Relu", "Sigmoid", "Mul", "Add", "Slice", "Reshape", "GlobalAveragePool", "MaxPool", "Constant",
+            "Identity"}
+_REUSE_OPS = {"Conv", "Relu", "Clip", "Mul", "Add", "Sub", "Slice", "Concat", "Resize", "Constant", "Identity"}
+
+
+@pytest.mark.parametrize("config, allowed", [(TINY, _RPN_OPS), (TINY_ALEX, _RPN_OPS),
+                                             (SIAMRPN_PRESETS["siamrpn-reuse-tiny"], _REUSE_OPS)],
+                         ids=["effnet-eca", "alexnet", "deblur-fpn"])
+def test_three_graphs_export_to_opset_11_with_constant_weight_convolutions(tmp_path, config, allowed):
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
-    model = _randomise_bn(SiamRPN(config), seed=5)
+    model = randomise_bn_affine(SiamRPN(config), seed=5)
     graphs = graph_modules(model)
-    z, x = _crops(seed=6)
+    z, x = random_crops(seed=6)
     with torch.no_grad():
         examples = {"template": (z,), "search": (x,), "head": (model.template(z), model.search(x))}
-    z2, x2 = _crops(seed=7)  # check on other inputs than the traced ones
+    z2, x2 = random_crops(seed=7)  # check on other inputs than the traced ones
     with torch.no_grad():
         checks = {"template": (z2,), "search": (x2,), "head": (model.template(z2), model.search(x2))}
     for name, module in graphs.items():
@@ -230,8 +221,7 @@ def test_three_graphs_export_to_opset_11_with_constant_weight_convolutions(tmp_p
         constants = {i.name for i in proto.graph.initializer}
         constants |= {o for n in proto.graph.node if n.op_type == "Constant" for o in n.output}
         ops = {n.op_type for n in proto.graph.node}
-        assert ops <= {"Conv", "Relu", "Sigmoid", "Mul", "Add", "Slice", "Reshape", "GlobalAveragePool", "MaxPool",
-                       "Constant", "Identity"}, ops
+        assert ops <= allowed, ops
         for node in proto.graph.node:
             if node.op_type == "Conv":
                 # A runtime kernel (a Conv whose weight is a graph input) is what NPU converters reject.
@@ -252,11 +242,11 @@ def test_three_graphs_export_to_opset_11_with_constant_weight_convolutions(tmp_p
 
 # -- checkpoints ------------------------------------------------------------------------------------------------------
 def test_checkpoint_round_trip_is_strict(tmp_path):
-    model = _randomise_bn(SiamRPN(TINY), seed=8)
+    model = randomise_bn_affine(SiamRPN(TINY), seed=8)
     path = save_siamrpn(model, tmp_path / "m.safetensors", {"note": "x"})
     loaded = load_siamrpn(path)
     assert loaded.config == TINY and not loaded.training
-    z, x = _crops(seed=9)
+    z, x = random_crops(seed=9)
     with torch.no_grad():
         for a, b in zip(model(z, x), loaded(z, x)):
             torch.testing.assert_close(a, b, atol=0, rtol=0)

@@ -1,11 +1,11 @@
 """The NPU simulator: static shapes, fp16, AIPP, operator list, memory budget, latency estimate, Tracker on it."""
 import dataclasses
-import os
 import warnings
 
 import cv2
 import numpy as np
 import pytest
+
 
 pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -32,13 +32,10 @@ from edgetrack.errors import (  # noqa: E402
     UnsupportedOperatorError,
 )
 
+from tool_helpers import path_without  # noqa: E402 - tests/ is on sys.path
+
 GRAPHS = ("template", "search", "head")
 CHIPS = ("ascend310", "ascend310b", "ascend310p", "ascend910")
-
-
-def _path_without(*tools):
-    return os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
-                           if d and not any(os.path.exists(os.path.join(d, t)) for t in tools))
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +52,7 @@ def bundles(tmp_path_factory):
     ckpt = save_siamfc(build_siamfc("siamfc-tiny").eval(), root / "tiny.safetensors")
     cpu = siamfc_bundle(ckpt, root / "cpu")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PATH", _path_without("atc"))
+        mp.setenv("PATH", path_without("atc"))
         a310 = ascend_bundle(cpu, root / "a310", "ascend310")
     # The SiamFC head scales the kernel before correlating (fp16-safe), so the plain bundle is the safe one.
     return {"cpu": cpu, "a310": a310, "safe": cpu}

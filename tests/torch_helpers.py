@@ -48,6 +48,32 @@ def randomise_bn(model):
     return model.eval()
 
 
+def randomise_bn_affine(model, seed: int = 0):
+    """``model`` in eval mode with non-trivial BatchNorm statistics and affine terms drawn from a generator seeded
+    with ``seed`` (mean N(0, 0.5²), variance U(0.5, 1.5), scale U(0.5, 1.5), shift N(0, 0.1²)), the same numbers
+    every run, so eval-mode tests and twin parity tests exercise every BN term."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
+    return model.eval()
+
+
+def random_crops(n: int = 1, seed: int = 0):
+    """(template, search) float crops in 0..255: (n, 3, 127, 127) and (n, 3, 255, 255), from a seeded generator."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 3, 127, 127, generator=g) * 255, torch.rand(n, 3, 255, 255, generator=g) * 255
+
+
 def tiny_siamrpn(seed: int = 0):
     """``siamrpn-tiny`` built after ``torch.manual_seed(seed)``, with :func:`randomise_bn`: the same weights every
     run (int8 tests depend on them staying within the sanity bounds)."""
