@@ -5,9 +5,10 @@
 #
 #   OUT=/tmp/out bash benchmarks/device_train_rpn_deblur.sh        # on the GPU machine, ~9 minutes on one H200
 #
-# Budgets: STEPS_RPN / STEPS_DEBLUR (defaults below) and a hard TIMEOUT per training job; a job cut off by the timeout
-# leaves its newest epoch checkpoint, which is packed instead of final.safetensors. RUNS picks the jobs (default all
-# three). The tracker's training set: SEQS sequences of FRAMES frames (seed 11; every FRAME_STRIDE-th frame cropped),
+# Budgets: STEPS_RPN, STEPS_REUSE (siamrpn-reuse runs; default STEPS_RPN), STEPS_DEBLUR (defaults below) and a hard
+# TIMEOUT per training job; a job cut off by the timeout leaves its newest epoch checkpoint, which is packed instead of
+# final.safetensors. RUNS picks the jobs (default all three). The tracker's training set: SEQS sequences of FRAMES
+# frames (seed 11; every FRAME_STRIDE-th frame cropped),
 # a share PATCHES of whose targets are textured patches cut from PATCH_PHOTOS (`edgetrack data synth --patches
 # --patch-photos`). Deblurrers: deblurgan-v2 and/or deblurgan-lite in RUNS, first learning rate LR_DEBLUR (Adam,
 # cosine to 1e-7), WORKERS_DEBLUR loader processes each.
@@ -20,8 +21,9 @@
 # Feature reuse (issue #4): siamrpn-reuse's trunk is deblurgan-lite's generator encoder + FPN, copied from a trained
 # deblurgan-lite (--init-backbone DEBLUR_INIT, default $W/deblurgan-lite/final.safetensors, else that run's newest
 # epoch checkpoint). MODEL:LOSS:frozen adds --freeze-backbone (only the RPN head trains); the run folder is
-# MODEL-LOSS-frozen. With deblurgan-lite in the same RUNS, the reuse runs start after the deblurrers finish (each
-# phase has its own TIMEOUT), so one call trains both:
+# MODEL-LOSS-frozen. Given DEBLUR_INIT, the reuse runs train beside the other runs; with deblurgan-lite in the same
+# RUNS and no DEBLUR_INIT, they start after the deblurrers finish (each phase has its own TIMEOUT), so one call trains
+# both:
 #   OUT=/tmp/out RUNS="deblurgan-lite siamrpn-reuse:rpn siamrpn-reuse:rpn:frozen" STEPS_DEBLUR=4800 LR_DEBLUR=3e-4 \
 #       WORKERS_DEBLUR=6 STEPS_RPN=4000 BATCH_RPN=32 WORKERS_ECA=6 TIMEOUT=270 bash benchmarks/device_train_rpn_deblur.sh
 #
@@ -33,6 +35,7 @@ set -euo pipefail
 W=${WORK:-/tmp/etw-rpn}
 OUT=${OUT:?set OUT to the folder results go to}
 STEPS_RPN=${STEPS_RPN:-6000}
+STEPS_REUSE=${STEPS_REUSE:-$STEPS_RPN}
 STEPS_DEBLUR=${STEPS_DEBLUR:-4800}
 TIMEOUT=${TIMEOUT:-400}
 RUNS=${RUNS:-siamrpn-eca siamrpn-alexnet deblurgan-v2}
@@ -92,15 +95,18 @@ rpn() {  # MODEL[:LOSS[:frozen]] workers
     [ -n "$init" ] || { echo "no deblurgan-lite checkpoint for $1: set DEBLUR_INIT or add deblurgan-lite to RUNS"; return 1; }
     extra+=(--init-backbone "$init")
   fi
+  local steps=$STEPS_RPN
+  reuse_run "$model" && steps=$STEPS_REUSE
   dir=$(run_dir "$1")
   timeout "$TIMEOUT" python3 -m edgetrack train --model "$model" --loss "$loss" "${extra[@]}" --data "synthetic:$W/train" \
     --cache "$W/rpn-cache.npz" --out "$W/$dir" --device cuda --amp --batch-size "$BATCH_RPN" --epochs 10 \
-    --steps-per-epoch $((STEPS_RPN / 10)) --workers "$2" --seed 0 --log-every 200 --frame-stride "$FRAME_STRIDE" \
+    --steps-per-epoch $((steps / 10)) --workers "$2" --seed 0 --log-every 200 --frame-stride "$FRAME_STRIDE" \
     > "$W/$dir.log" 2>&1 || echo "$dir exited with $?" >> "$W/$dir.log"
 }
+reuse_later() { wants deblurgan-lite && [ -z "${DEBLUR_INIT:-}" ]; }  # reuse runs wait for the deblurrer they copy
 for run in $RUNS; do
   case "$run" in
-    siamrpn-reuse*) ;;  # after the deblurrers (below)
+    siamrpn-reuse*) reuse_later || rpn "$run" "$WORKERS_ECA" & ;;
     siamrpn-alexnet*) rpn "$run" "$WORKERS_ALEX" & ;;
     siamrpn*) rpn "$run" "$WORKERS_ECA" & ;;
   esac
@@ -113,9 +119,11 @@ for d in deblurgan-v2 deblurgan-lite; do
     > "$W/$d.log" 2>&1 || echo "$d exited with $?" >> "$W/$d.log" &
 done
 wait
-for run in $RUNS; do
-  reuse_run "$run" && rpn "$run" "$WORKERS_ECA" &
-done
+if reuse_later; then
+  for run in $RUNS; do
+    reuse_run "$run" && rpn "$run" "$WORKERS_ECA" &
+  done
+fi
 wait
 say "training done"
 
