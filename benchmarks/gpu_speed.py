@@ -184,6 +184,20 @@ def share_of_peak(fps: float, macs: dict[str, float], compute: dict[str, str], p
 
 
 # -- timing ----------------------------------------------------------------------------------------------------------
+SYNC_STAGES = False  # --sync-stages: each timed stage waits for the GPU (see _sync_stage)
+
+
+def _sync_stage() -> None:
+    """With --sync-stages, wait for the GPU at the end of a timed stage: with crops and decode on the device
+    (``Tracker.device_tracking``) the graphs' runs return before the GPU is done, and their time would otherwise be
+    charged to the next stage that waits (the decode)."""
+    if SYNC_STAGES and "torch" in sys.modules:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+
 class _Timed:
     """A session that adds up the seconds its ``run`` takes (one per tracker, used by one thread)."""
 
@@ -192,9 +206,10 @@ class _Timed:
         self.seconds = 0.0
         self.calls = 0
 
-    def run(self, feeds):
+    def run(self, feeds, **kwargs):
         t = time.perf_counter()
-        out = self._session.run(feeds)
+        out = self._session.run(feeds, **kwargs)
+        _sync_stage()
         self.seconds += time.perf_counter() - t
         self.calls += 1
         return out
@@ -214,6 +229,7 @@ class _TimedCall:
     def __call__(self, *args, **kwargs):
         t = time.perf_counter()
         out = self._fn(*args, **kwargs)
+        _sync_stage()
         self.seconds += time.perf_counter() - t
         self.calls += 1
         return out
@@ -380,7 +396,7 @@ def per_stream(bundle, variant, frames, box, args, deblur: str) -> dict:
         # The share of the update outside the networks: crop, gate, decode and Python glue (issue #6: under 10 %).
         "outside_graphs_share": max(0.0, 1.0 - graphs / (1e3 * update_s.mean())),
         "deblurred_share": stream.deblurred / stream.stat_frames if stream.stat_frames else 0.0,
-        "mode": _modes(tracker),
+        "mode": _modes(tracker) + ("+device-tracking" if getattr(tracker, "device_tracking", False) else ""),
         **times,
     }
     _close([tracker])
@@ -615,6 +631,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="Tracker(deblur=) modes for bundles with a deblur stage, comma-separated: auto, always, "
                         "never (default auto; e.g. auto,always)")
     p.add_argument("--no-check", action="store_true", help="skip the parity check against ONNX Runtime")
+    p.add_argument("--sync-stages", action="store_true",
+                   help="wait for the GPU after each timed stage, so each stage is charged its own device work "
+                        "(for the per-stage table with EDGETRACK_TORCH_DEVICE_TRACKING=1; slows the frame a little)")
     args = p.parse_args(argv)
     if args.frames < 3 or args.measure < 1 or args.cpu_measure < 1 or args.warmup < 0:
         p.error("need --frames >= 3, --measure >= 1, --cpu-measure >= 1, --warmup >= 0")
@@ -633,7 +652,11 @@ def _write(out: Path, meta: dict, rows: list[dict]) -> str:
 def main(argv=None) -> int:
     use_checkout()
     args = parse_args(argv)
+    global SYNC_STAGES
+    SYNC_STAGES = args.sync_stages
     command = "python benchmarks/gpu_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if os.environ.get("EDGETRACK_TORCH_DEVICE_TRACKING"):  # part of what was measured: say so in the command
+        command = f"EDGETRACK_TORCH_DEVICE_TRACKING={os.environ['EDGETRACK_TORCH_DEVICE_TRACKING']} {command}"
     meta = _environment_meta(args.device)
     frames, box, described = load_frames(args.synthetic, args.frames, args.size, args.seed)
     meta.update(frames=args.frames, size=list(args.size), sequence=described, warmup=args.warmup,

@@ -301,6 +301,17 @@ class Tracker:
         self._deblur = self._deblur_stage(deblur, device)
         self.logic = family.logic(params, settings.lost)
         self._kernel: np.ndarray | None = None
+        # A backend that can crop and decode on its device does so (edgetrack.tracking.device); the blur gate reads
+        # host crops, so a bundle whose deblur stage is on keeps the host path.
+        ops_for = getattr(self._backend, "tracking_ops", None)
+        self._ops = ops_for(device) if ops_for is not None and not self._deblur.active else None
+        self.logic.use_device(self._ops)
+
+    @property
+    def device_tracking(self) -> bool:
+        """Whether the search crops and the decode run on the backend's device (:mod:`edgetrack.tracking.device`)
+        rather than in numpy and OpenCV on the host."""
+        return self._ops is not None
 
     @property
     def backend(self) -> str:
@@ -391,7 +402,11 @@ class Tracker:
         self._kernel = None  # a failing template run must not leave the previous target's kernel behind
         z = self._deblur.template(z, self.logic.exemplar_side / self.logic.params.exemplar_size)
         template = self._sessions["template"]
-        self._kernel = template.run({n["z"]: adapt_feed(template, n["z"], z)})[n["kernel_out"]]
+        self._kernel = self._run(template, {n["z"]: adapt_feed(template, n["z"], z)})[n["kernel_out"]]
+
+    def _run(self, session: Session, feeds) -> dict:
+        # With device ops, a graph's outputs stay on the device: the next graph's feed, or the decode's input.
+        return session.run(feeds) if self._ops is None else session.run(feeds, device_outputs=True)
 
     def update(self, frame: np.ndarray) -> TrackResult:
         """Track into ``frame``; returns the new box, its score and whether the target counts as lost."""
@@ -400,10 +415,12 @@ class Tracker:
         n = self._names
         x = self.logic.search_crops(frame)
         params = self.logic.params
-        x = self._deblur.search(x, self.logic.search_side / params.instance_size, params.exemplar_size)
-        search = self._sessions["search"]
-        features = search.run({n["x"]: adapt_feed(search, n["x"], x)})[n["features_out"]]
-        outputs = self._sessions["head"].run({n["kernel_in"]: self._kernel, n["features_in"]: features})
+        if self._ops is None:
+            x = self._deblur.search(x, self.logic.search_side / params.instance_size, params.exemplar_size)
+            search = self._sessions["search"]
+            x = adapt_feed(search, n["x"], x)
+        features = self._run(self._sessions["search"], {n["x"]: x})[n["features_out"]]
+        outputs = self._run(self._sessions["head"], {n["kernel_in"]: self._kernel, n["features_in"]: features})
         box, score = self._family.update(self.logic, *(outputs[name] for name in n["maps"]))
         return TrackResult(box=tuple(float(v) for v in box), score=float(score), lost=bool(self.logic.lost))
 

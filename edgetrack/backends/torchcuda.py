@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import sys
 import threading
@@ -63,13 +64,15 @@ from edgetrack.backends._ascend import missing_dependency
 from edgetrack.backends.onnxruntime import parse_device
 from edgetrack.errors import BackendError, InvalidArgumentError
 
-__all__ = ["TorchBackend", "TorchSession", "ENV_CUDA_GRAPHS", "ENV_CHANNELS_LAST", "ONNX2TORCH_VERSION",
+__all__ = ["TorchBackend", "TorchSession", "TorchDeviceOps", "ENV_CUDA_GRAPHS", "ENV_DEVICE_TRACKING", "ENV_CHANNELS_LAST", "ONNX2TORCH_VERSION",
            "convert_graph"]
 
 _log = logging.getLogger(__name__)
 
 ENV_CUDA_GRAPHS = "EDGETRACK_TORCH_CUDA_GRAPHS"  # "0" / "false" / "no" / "off": stay eager
 ENV_CHANNELS_LAST = "EDGETRACK_TORCH_CHANNELS_LAST"  # "1": NHWC activations (may suit fp16 tensor cores)
+# "1": crops and SiamFC's decode on the device (default on CUDA devices), "0": on the host with numpy and OpenCV
+ENV_DEVICE_TRACKING = "EDGETRACK_TORCH_DEVICE_TRACKING"
 ONNX2TORCH_VERSION = "1.5.15"  # the release this backend is tested with (pyproject's [torch] extra pins it)
 
 # Plain `pip install onnx2torch` also resolves torchvision, whose newest release pins the newest torch: pip then
@@ -493,8 +496,18 @@ class TorchSession:
                 fix=f"feed exactly {list(self.input_names)}",
             )
         arrays = []
+        torch = self._torch
         for name in self.input_names:
-            a = np.asarray(feeds[name])
+            a = feeds[name]
+            if isinstance(a, torch.Tensor):  # already on a device (TorchDeviceOps' crops, another run's outputs)
+                shape = self.input_shapes[name]
+                if shape is not None and (a.ndim != len(shape) or any(d > 0 and d != s for d, s in zip(shape, a.shape))):
+                    raise InvalidArgumentError(
+                        f"graph {self.path.name!r} input {name!r} has the static shape {shape}; got {tuple(a.shape)}",
+                        fix="feed crops of the bundle's sizes (the manifest's graphs section lists them)")
+                arrays.append(a.to(device=self._device, dtype=_torch_dtype(torch, self.input_dtypes[name])))
+                continue
+            a = np.asarray(a)
             shape = self.input_shapes[name]
             if shape is not None and (a.ndim != len(shape) or any(d > 0 and d != s for d, s in zip(shape, a.shape))):
                 raise InvalidArgumentError(
@@ -505,8 +518,8 @@ class TorchSession:
             arrays.append(np.ascontiguousarray(a, dtype=self.input_dtypes[name]))
         return arrays
 
-    def _to_device(self, a: np.ndarray):
-        t = self._torch.from_numpy(a).to(self._device, non_blocking=False)
+    def _to_device(self, a):
+        t = a if isinstance(a, self._torch.Tensor) else self._torch.from_numpy(a).to(self._device, non_blocking=False)
         if self._channels_last and t.ndim == 4:
             t = t.contiguous(memory_format=self._torch.channels_last)
         return t
@@ -515,21 +528,37 @@ class TorchSession:
         return list(value) if isinstance(value, (tuple, list)) else [value]
 
     # -- running --
-    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, feeds: Mapping[str, object], *, device_outputs: bool = False) -> dict[str, object]:
+        """The graph's outputs for ``feeds`` (numpy arrays, or torch tensors already on a device).
+
+        ``device_outputs``: return torch tensors on this session's device (valid after the call on the caller's
+        current stream) instead of numpy arrays: what :class:`TorchDeviceOps` decodes, or the next graph's feed,
+        without a round trip through the host.
+        """
         arrays = self._arrays(feeds)
         if not self._cuda:
-            return self._run_eager(arrays)
+            return self._run_eager(arrays, device_outputs)
         torch = self._torch
         # inference_mode: the static buffers are inference tensors, which only accept in-place copies inside it.
         with self._lock, torch.cuda.device(self._device), torch.inference_mode():
             self.runs += 1
+            caller = torch.cuda.current_stream(self._device)
+            if any(isinstance(a, torch.Tensor) for a in arrays):
+                self._stream.wait_stream(caller)  # the feeds were made on the caller's stream
+                for a in arrays:
+                    if isinstance(a, torch.Tensor) and a.is_cuda:
+                        a.record_stream(self._stream)
             if self._graph is None and self.cuda_graphs and self.runs >= _CAPTURE_AT_RUN:
                 self._try_capture(arrays)
-            if self._graph is None:
-                return self._run_eager(arrays)
-            return self._replay(arrays)
+            result = self._run_eager(arrays, device_outputs) if self._graph is None else \
+                self._replay(arrays, device_outputs)
+            if device_outputs:
+                caller.wait_stream(self._stream)
+                for t in result.values():
+                    t.record_stream(caller)
+            return result
 
-    def _run_eager(self, arrays) -> dict[str, np.ndarray]:
+    def _run_eager(self, arrays, device_outputs: bool = False) -> dict[str, object]:
         torch = self._torch
         if not self._cuda:
             self.runs += 1  # not exact under concurrent CPU calls; the CPU path has no lock to keep it cheap
@@ -538,9 +567,14 @@ class TorchSession:
                 if self._cuda:
                     with torch.cuda.stream(self._stream):
                         outputs = self._outputs(self._module(*[self._to_device(a) for a in arrays]))
+                        if device_outputs:
+                            return dict(zip(self.output_names, outputs))
                         result = [o.cpu() for o in outputs]  # .cpu() waits for this stream
                 else:
-                    result = self._outputs(self._module(*[torch.from_numpy(a) for a in arrays]))
+                    result = self._outputs(self._module(*[a if isinstance(a, torch.Tensor) else torch.from_numpy(a)
+                                                          for a in arrays]))
+                    if device_outputs:
+                        return dict(zip(self.output_names, result))
                 return {name: np.ascontiguousarray(t.numpy()) for name, t in zip(self.output_names, result)}
         except (InvalidArgumentError, BackendError):
             raise
@@ -587,7 +621,8 @@ class TorchSession:
                     static_out = self._outputs(self._module(*static_in))
             finally:
                 torch.backends.cudnn.benchmark = benchmark
-            host_in = [torch.empty(a.shape, dtype=torch.from_numpy(a).dtype, pin_memory=True) for a in arrays]
+            host_in = [torch.empty(tuple(a.shape), dtype=a.dtype if isinstance(a, torch.Tensor) else
+                                   torch.from_numpy(a).dtype, pin_memory=True) for a in arrays]
             host_out = [torch.empty(o.shape, dtype=o.dtype, pin_memory=True) for o in static_out]
         self._static_in, self._static_out = static_in, static_out
         self._host_in = [(t, t.numpy()) for t in host_in]
@@ -595,15 +630,19 @@ class TorchSession:
         self._graph = graph
         _log.info("graph %s captured into a CUDA graph on %s", self.path.name, self.device)
 
-    def _replay(self, arrays) -> dict[str, np.ndarray]:
+    def _replay(self, arrays, device_outputs: bool = False) -> dict[str, object]:
         torch = self._torch
         try:
             for (_, host), a in zip(self._host_in, arrays):
-                np.copyto(host, a)
+                if not isinstance(a, torch.Tensor):
+                    np.copyto(host, a)
             with torch.cuda.stream(self._stream):
-                for static, (host, _) in zip(self._static_in, self._host_in):
-                    static.copy_(host, non_blocking=True)
+                for static, (host, _), a in zip(self._static_in, self._host_in, arrays):
+                    static.copy_(a if isinstance(a, torch.Tensor) else host, non_blocking=True)
                 self._graph.replay()
+                if device_outputs:
+                    # Copies on the device: the static buffers are overwritten by the next replay.
+                    return {name: t.clone() for name, t in zip(self.output_names, self._static_out)}
                 for (host, _), static in zip(self._host_out, self._static_out):
                     host.copy_(static, non_blocking=True)
             self._stream.synchronize()
@@ -619,6 +658,121 @@ class TorchSession:
             self._graph, self._static_in, self._static_out, self._host_in, self._host_out = None, [], [], [], []
 
 
+def _torch_dtype(torch, dtype) -> object:
+    return torch.from_numpy(np.empty(0, dtype=dtype)).dtype
+
+
+# -- crop and decode on the device ------------------------------------------------------------------------------------
+class TorchDeviceOps:
+    """:class:`~edgetrack.tracking.device.DeviceOps` on one torch device: the tracking classes' search crops and
+    SiamFC's upsampling and peak search, on the GPU the graphs run on (design and figures:
+    :mod:`edgetrack.tracking.device`).
+
+    Crops: the part of the frame the crops read (their bilinear taps, clipped to the frame) is copied once per
+    call into a pinned host buffer and uploaded as uint8; ``grid_sample`` (bilinear, ``align_corners=False``)
+    samples it at the positions the tracking class gives (:func:`~edgetrack.tracking.crop.sample_positions`:
+    OpenCV's, from the same :func:`~edgetrack.tracking.crop.crop_affine` map as the host's crop), the padding colour
+    outside the frame (sampling ``region − pad`` with zeros outside, then adding ``pad`` back), and rounds to whole
+    grey levels as a uint8 crop is. Upsampling: ``interpolate(mode="bicubic", align_corners=False)``, OpenCV's
+    ``INTER_CUBIC`` kernel (a = −0.75, half-pixel centres, replicated border).
+    """
+
+    def __init__(self, device: str):
+        torch = _import_torch()
+        self._torch = torch
+        self._F = torch.nn.functional
+        self.device = device
+        self._device = torch.device(device)
+        self._cuda = self._device.type == "cuda"
+        self._staging = None  # (pinned uint8 tensor, its numpy view), grown as needed
+        self._copied = None  # CUDA event of the last upload out of the staging buffer
+
+    def _stage(self, nbytes: int) -> np.ndarray:
+        torch = self._torch
+        if self._copied is not None:
+            self._copied.synchronize()  # the previous upload has left the buffer
+        if self._staging is None or self._staging[1].size < nbytes:
+            buf = torch.empty(max(nbytes, 1 << 16), dtype=torch.uint8, pin_memory=self._cuda)
+            self._staging = (buf, buf.numpy())
+        return self._staging[1][:nbytes]
+
+    def _upload(self, region: np.ndarray, small: np.ndarray):
+        """(region as a uint8 device tensor, ``small`` as a float32 device tensor), in one host-to-device copy."""
+        torch = self._torch
+        rbytes, sbytes = region.nbytes, small.nbytes
+        offset = -(-rbytes // 4) * 4  # the float32 part aligned to 4 bytes
+        host = self._stage(offset + sbytes)
+        host[:rbytes].reshape(region.shape)[...] = region
+        host[offset:offset + sbytes].view(np.float32)[...] = small
+        if self._cuda:
+            dev = self._staging[0][:offset + sbytes].to(self._device, non_blocking=True)
+            self._copied = torch.cuda.Event()
+            self._copied.record()
+        else:
+            dev = torch.from_numpy(host.copy())
+        return dev[:rbytes].view(region.shape), dev[offset:offset + sbytes].view(torch.float32)
+
+    def crops(self, frame: np.ndarray, xs: np.ndarray, ys: np.ndarray, pad) -> object:
+        """(N, 3, S, S) float32 crops of ``frame`` (uint8 H×W×3): crop ``n``'s pixel ``(u, v)`` samples the frame at
+        ``(xs[n, u], ys[n, v])`` (:func:`~edgetrack.tracking.crop.sample_positions`), ``pad`` outside the frame."""
+        torch, F = self._torch, self._F
+        xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+        if xs.ndim != 2 or xs.shape != ys.shape or xs.shape[1] < 1:
+            raise InvalidArgumentError(f"crop sample positions must be two (N, S) arrays, got shapes {xs.shape} and "
+                                       f"{ys.shape}", fix="make them with edgetrack.tracking.crop.sample_positions")
+        h, w = frame.shape[:2]
+        n, size = xs.shape
+        # The frame's columns and rows the bilinear taps (floor, floor + 1) read; taps outside it read the pad.
+        x0 = min(max(math.floor(xs.min()), 0), w - 1)
+        x1 = min(max(math.floor(xs.max()) + 1, x0), w - 1)
+        y0 = min(max(math.floor(ys.min()), 0), h - 1)
+        y1 = min(max(math.floor(ys.max()) + 1, y0), h - 1)
+        region = frame[y0:y1 + 1, x0:x1 + 1]
+        rh, rw = region.shape[:2]
+        # Sampled as a region of power-of-two sides (the rest reads as outside the frame: it is): grid_sample's
+        # coordinates, weights and sums are then exact in float32 for positions on OpenCV's 1/32-px grid, so the
+        # crop is OpenCV's to the last grey level. grid_sample with align_corners=False puts pixel i of a side of
+        # L pixels at (2i + 1) / L - 1.
+        pw, ph = 1 << (rw - 1).bit_length(), 1 << (rh - 1).bit_length()
+        gx = (2 * (xs - x0) + 1) / pw - 1
+        gy = (2 * (ys - y0) + 1) / ph - 1
+        pad = np.rint(np.asarray(pad, dtype=np.float64).reshape(3))  # a uint8 crop's padding is a uint8 colour
+        small = np.concatenate([gx.ravel(), gy.ravel(), pad]).astype(np.float32)
+        try:
+            with torch.inference_mode():
+                pixels, values = self._upload(region, small)
+                gxt = values[:n * size].view(n, 1, size).expand(n, size, size)
+                gyt = values[n * size:2 * n * size].view(n, size, 1).expand(n, size, size)
+                padt = values[2 * n * size:].view(1, 3, 1, 1)
+                src = F.pad(pixels.permute(2, 0, 1).unsqueeze(0).float() - padt, (0, pw - rw, 0, ph - rh))
+                grid = torch.stack((gxt, gyt), dim=-1)
+                out = F.grid_sample(src.expand(n, -1, -1, -1), grid, mode="bilinear", padding_mode="zeros",
+                                    align_corners=False)
+                return (out + padt + 0.5).floor_()  # half up, as OpenCV rounds its fixed-point sums
+        except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError and friends
+            raise BackendError(f"PyTorch failed to crop on {self.device!r}: {type(exc).__name__}: {exc}") from exc
+
+    def upsample_bicubic(self, maps, size: int) -> object:
+        """(N, size, size) float32: each of the (N, R, R) or (N, 1, R, R) ``maps`` resized as
+        ``cv2.resize(m, (size, size), interpolation=cv2.INTER_CUBIC)`` resizes it."""
+        torch = self._torch
+        with torch.inference_mode():
+            m = maps.to(device=self._device, dtype=torch.float32)
+            m = m.reshape(m.shape[0], 1, m.shape[-2], m.shape[-1])
+            return self._F.interpolate(m, size=(int(size), int(size)), mode="bicubic", align_corners=False)[:, 0]
+
+    def max_rows(self, a) -> object:
+        return a.amax(dim=1)
+
+    def asarray(self, a: np.ndarray) -> object:
+        return self._torch.from_numpy(np.ascontiguousarray(a)).to(self._device)
+
+    def to_host(self, a) -> np.ndarray:
+        if isinstance(a, np.ndarray):
+            return a
+        return np.ascontiguousarray(a.detach().cpu().numpy())
+
+
 # -- backend ---------------------------------------------------------------------------------------------------------
 class TorchBackend:
     """Loads ``.onnx`` graphs into PyTorch through onnx2torch. ``device``: ``"cuda"`` (default), ``"cuda:N"`` or
@@ -627,7 +781,9 @@ class TorchBackend:
     ``cuda_graphs``: capture each session into a CUDA graph on its second run (default: on, unless
     :data:`ENV_CUDA_GRAPHS` says ``0``). ``channels_last``: run 4-D activations NHWC (default off, or
     :data:`ENV_CHANNELS_LAST`). ``cudnn_benchmark``: let cuDNN time its algorithms during the warm-up before a
-    capture (default on; the flag is restored afterwards).
+    capture (default on; the flag is restored afterwards). ``device_tracking``: let the Tracker crop and decode
+    on the device (:meth:`tracking_ops`; default: on for CUDA devices, off on the CPU, where OpenCV is the faster
+    way; :data:`ENV_DEVICE_TRACKING` overrides the default).
     """
 
     name = "torch"
@@ -635,14 +791,25 @@ class TorchBackend:
     default_device = "cuda"  # what this backend is for; the CPU works but ONNX Runtime is the CPU's backend
 
     def __init__(self, cuda_graphs: bool | None = None, channels_last: bool | None = None,
-                 cudnn_benchmark: bool = True):
+                 cudnn_benchmark: bool = True, device_tracking: bool | None = None):
         for what, value in (("cuda_graphs", cuda_graphs), ("channels_last", channels_last),
-                            ("cudnn_benchmark", cudnn_benchmark)):
+                            ("cudnn_benchmark", cudnn_benchmark), ("device_tracking", device_tracking)):
             if value is not None and not isinstance(value, bool):
                 raise InvalidArgumentError(f"{what} must be True, False or None, got {value!r}")
         self.cuda_graphs = _env_flag(ENV_CUDA_GRAPHS, True) if cuda_graphs is None else cuda_graphs
         self.channels_last = _env_flag(ENV_CHANNELS_LAST, False) if channels_last is None else channels_last
         self.cudnn_benchmark = cudnn_benchmark
+        self.device_tracking = device_tracking
+
+    def tracking_ops(self, device: str) -> TorchDeviceOps | None:
+        """Crops and decoding on ``device`` for the Tracker (:mod:`edgetrack.tracking.device`), or None to keep
+        them on the host: see ``device_tracking``."""
+        torch = _import_torch()
+        dev = self._device(torch, device)
+        on = self.device_tracking
+        if on is None:
+            on = _env_flag(ENV_DEVICE_TRACKING, dev != "cpu")
+        return TorchDeviceOps(dev) if on else None
 
     def is_available(self) -> bool:
         return all(module_available(module) for module, _, _ in _DEPENDENCIES)

@@ -33,6 +33,8 @@ __all__ = [
     "context_size",
     "mean_color",
     "reaches_outside",
+    "crop_affine",
+    "sample_positions",
     "crop_and_resize",
 ]
 
@@ -180,6 +182,45 @@ def reaches_outside(frame_shape: Sequence[int], center_xy: Sequence[float], size
     return not (cx - reach >= 1 and cy - reach >= 1 and cx + reach <= w - 2 and cy + reach <= h - 2)
 
 
+def crop_affine(center_xy: Sequence[float], size_in_frame: float, out_size: int) -> np.ndarray:
+    """The 2×3 float64 map from a crop's pixel ``(u, v)`` to the frame position it samples, ``src = M · (u, v, 1)``:
+    the geometry of :func:`crop_and_resize` (see there), and the one definition of it that every implementation of
+    a crop uses (``cv2.warpAffine`` with ``WARP_INVERSE_MAP`` here, a backend's own crop on its device).
+
+    The map is axis-aligned (``M[0, 1] = M[1, 0] = 0``): ``x = k · u + (cx − k · (out_size − 1) / 2)``,
+    ``k = size_in_frame / out_size``, likewise for ``y``.
+    """
+    cx, cy = (float(v) for v in center_xy)
+    k = float(size_in_frame) / int(out_size)
+    half = (int(out_size) - 1) / 2
+    # Destination -> source map, applied as is (WARP_INVERSE_MAP): src = k · dst + (c - k · half).
+    return np.array([[k, 0.0, cx - k * half], [0.0, k, cy - k * half]], dtype=np.float64)
+
+
+# OpenCV's warpAffine (<= 4.10, fixed point): positions in 1/1024 px, rounded to 1/32 px (INTER_BITS = 5).
+_AB_SCALE = 1024
+_TAB_SHIFT = 5
+_ROUND_DELTA = _AB_SCALE // 32 // 2
+
+
+def sample_positions(affine: np.ndarray, out_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frame positions ``(xs, ys)`` (each ``(out_size,)`` float64, pixel-index) that ``cv2.warpAffine`` samples for
+    the axis-aligned ``affine`` of :func:`crop_affine`: output pixel ``(u, v)`` reads the frame at ``(xs[u], ys[v])``.
+
+    OpenCV computes them in fixed point and rounds them to 1/32 px (``WarpAffineInvoker``: ``X = (round(M02 ·
+    1024) + 16 + round(M00 · u · 1024)) >> 5``; ``Y = (round((M11 · v + M12) · 1024) + 16) >> 5``, in 1/32 px);
+    a crop made on another device at these positions equals OpenCV's up to the rounding of the interpolated value.
+    The exact positions (``M · (u, v, 1)``) are at most 1/64 + 1/1024 px away, which moves a value by up to 1/64 of the step
+    between neighbouring pixels per axis (a few grey levels on one-pixel noise, nothing on smooth content).
+    """
+    m = np.asarray(affine, dtype=np.float64)
+    u = np.arange(int(out_size), dtype=np.float64)
+    x = (np.rint(m[0, 2] * _AB_SCALE).astype(np.int64) + _ROUND_DELTA
+         + np.rint(m[0, 0] * u * _AB_SCALE).astype(np.int64)) >> _TAB_SHIFT
+    y = (np.rint((m[1, 1] * u + m[1, 2]) * _AB_SCALE).astype(np.int64) + _ROUND_DELTA) >> _TAB_SHIFT
+    return x / 32.0, y / 32.0
+
+
 def crop_and_resize(
     frame: np.ndarray,
     center_xy: Sequence[float],
@@ -208,10 +249,7 @@ def crop_and_resize(
     if pad_color is None:
         reaches = reaches_outside(frame.shape, (cx, cy), size_in_frame, out_size)
         pad_color = mean_color(frame) if reaches else (0.0, 0.0, 0.0)  # (never read when inside)
-    k = size_in_frame / out_size
-    half = (out_size - 1) / 2
-    # Destination -> source map, applied as is (WARP_INVERSE_MAP): src = k · dst + (c - k · half).
-    m = np.array([[k, 0.0, cx - k * half], [0.0, k, cy - k * half]], dtype=np.float64)
+    m = crop_affine((cx, cy), size_in_frame, out_size)
     return cv2.warpAffine(
         frame,
         m,

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgetrack.errors import InvalidArgumentError, TrackerStateError
-from edgetrack.tracking.crop import box_center, check_box, check_frame, context_size, crop_and_resize
+from edgetrack.tracking.crop import (box_center, check_box, check_frame, context_size, crop_affine, crop_and_resize,
+                                     mean_color, reaches_outside, sample_positions)
 
 __all__ = ["SiameseTracking", "LostParams", "Confidence", "TileSweep", "apce", "tile_centres", "to_nchw"]
 
@@ -178,6 +179,9 @@ class SiameseTracking:
 
     default_score_threshold: float = 0.5
     default_apce_ratio: float = 0.4
+    # None: crops and decoding in numpy + OpenCV on the host (every backend's default). A backend's
+    # DeviceOps (edgetrack.tracking.device) moves the pixel work to its device: see use_device.
+    ops = None
 
     def __init__(self, params, lost: LostParams | None, params_type: type):
         if not isinstance(params, params_type):
@@ -240,6 +244,27 @@ class SiameseTracking:
     def _in_frame(self, point: np.ndarray) -> np.ndarray:
         w, h = self._frame_wh
         return np.clip(point, [0.0, 0.0], [w - 1.0, h - 1.0])
+
+    def use_device(self, ops) -> None:
+        """Make the search crops (and, where the family can, decode the maps) on a backend's device through ``ops``
+        (a :class:`~edgetrack.tracking.device.DeviceOps`), or on the host again with None.
+
+        With ops, :meth:`search_crops` returns the backend's device array instead of a numpy one, and the update
+        accepts the head's outputs as device arrays too (:mod:`edgetrack.tracking.device` has the design).
+        """
+        self.ops = ops
+
+    def _crop_batch(self, frame: np.ndarray, regions, out_size: int, pad) -> object:
+        """(N, 3, out_size, out_size) float32 crops of ``regions`` ``[(centre, side), ...]``: numpy through
+        :func:`crop_and_resize`, or the device's through :attr:`ops` with the same :func:`crop_affine` maps.
+        ``pad``: the padding colour, or None to take the frame's mean colour where a crop reaches outside."""
+        if self.ops is None:
+            return to_nchw(np.stack([crop_and_resize(frame, c, s, out_size, pad) for c, s in regions]))
+        if pad is None:
+            needed = any(reaches_outside(frame.shape, c, s, out_size) for c, s in regions)
+            pad = mean_color(frame) if needed else (0.0, 0.0, 0.0)
+        positions = [sample_positions(crop_affine(c, s, out_size), out_size) for c, s in regions]
+        return self.ops.crops(frame, np.stack([x for x, _ in positions]), np.stack([y for _, y in positions]), pad)
 
     # -- protocol ------------------------------------------------------------------------------------------------
     def init(self, frame: np.ndarray, box) -> np.ndarray:

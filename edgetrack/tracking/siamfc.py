@@ -75,11 +75,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgetrack.errors import InvalidArgumentError, TrackerStateError
-from edgetrack.tracking.crop import check_frame, crop_and_resize, mean_color, reaches_outside
-from edgetrack.tracking.siamese import LostParams, SiameseTracking, to_nchw
+from edgetrack.tracking.crop import check_frame, mean_color, reaches_outside
+from edgetrack.tracking.siamese import LostParams, SiameseTracking
 
 __all__ = ["SiamFCParams", "LostParams", "SiamFCTracking", "DEFAULT_SCORE_THRESHOLD", "DEFAULT_APCE_RATIO",
-           "INPUT_CHANNEL_ORDER", "INPUT_VALUE_RANGE"]
+           "INPUT_CHANNEL_ORDER", "INPUT_VALUE_RANGE", "peak_search"]
 
 INPUT_CHANNEL_ORDER = "BGR"
 INPUT_VALUE_RANGE = (0.0, 255.0)
@@ -158,6 +158,30 @@ class SiamFCParams:
         return self.scale_step ** np.linspace(-half, half, self.scale_num)
 
 
+def _max_rows(a: np.ndarray) -> np.ndarray:
+    return a.max(axis=1)
+
+
+def peak_search(up, penalties, window, window_influence: float, max_rows) -> tuple[int, int, int, float]:
+    """SiamFC's peak in upsampled maps: ``(best map, row, col, its raw value)``.
+
+    ``up``: (N, U, U) upsampled responses; the best map has the largest peak times ``penalties[n]``; its response,
+    shifted to a minimum of 0 and normalised to a sum of 1, is mixed with ``window`` (U×U, sum 1) by
+    ``window_influence`` (0: not at all), and its largest cell is the peak. Written once for numpy arrays and a
+    backend's device arrays alike (:mod:`edgetrack.tracking.device`): only methods both have, arithmetic and
+    ``max_rows(a)`` (each row's maximum of a 2-D array) given by the caller.
+    """
+    n = up.shape[0]
+    best = int((max_rows(up.reshape(n, -1)) * penalties).argmax())
+    chosen = up[best]
+    response = chosen - chosen.min()
+    response /= response.sum() + 1e-16  # in place, as numpy has always computed it (float32 throughout)
+    if window_influence:
+        response = (1 - window_influence) * response + window_influence * window
+    row, col = divmod(int(response.argmax()), response.shape[1])
+    return best, row, col, float(chosen[row, col])
+
+
 class SiamFCTracking(SiameseTracking):
     """The state of one SiamFC track: centre, size, search region, lost or not; see the module docstring."""
 
@@ -172,6 +196,7 @@ class SiamFCTracking(SiameseTracking):
         self._penalties = np.where(np.arange(params.scale_num) == params.scale_num // 2, 1.0, params.scale_penalty)
         hann = np.outer(np.hanning(params.upscaled_size), np.hanning(params.upscaled_size))
         self._window = (hann / hann.sum()).astype(np.float32)
+        self._no_penalties = np.ones(params.scale_num)  # while searching: every window at the same scale
 
     def _reset_lost_state(self) -> None:
         super()._reset_lost_state()
@@ -204,9 +229,9 @@ class SiamFCTracking(SiameseTracking):
         needed = any(reaches_outside(frame.shape, c, s, size) for c, s in regions)
         # When no crop reaches outside, no crop reads the padding: any colour does, and crop_and_resize need not ask.
         pad = mean_color(frame) if needed else (0.0, 0.0, 0.0)
-        crops = np.stack([crop_and_resize(frame, c, s, size, pad) for c, s in regions])
+        crops = self._crop_batch(frame, regions, size, pad)
         self._pending = True
-        return to_nchw(crops)
+        return crops
 
     def update_from_responses(self, responses) -> tuple[np.ndarray, float]:
         """Move the track by the network's responses to the last :meth:`search_crops`; returns ``(box, score)``.
@@ -221,7 +246,9 @@ class SiamFCTracking(SiameseTracking):
                 fix="call search_crops(frame), run the network on its output, then update_from_responses",
             )
         p = self.params
-        r = np.asarray(responses, dtype=np.float32)
+        on_device = self.ops is not None and not isinstance(responses, np.ndarray)
+        # On the device only the upsampled maps stay there: the 17×17 maps come back for the checks and the APCE.
+        r = np.asarray(self.ops.to_host(responses) if on_device else responses, dtype=np.float32)
         if r.ndim == 4 and r.shape[1] == 1:
             r = r[:, 0]
         if r.shape != (p.scale_num, p.response_size, p.response_size):
@@ -234,21 +261,22 @@ class SiamFCTracking(SiameseTracking):
                 "responses contain NaN or infinity", fix="check the network's weights and its input crops"
             )
         self._pending = False
-        import cv2
+        if on_device:
+            up = self.ops.upsample_bicubic(responses, p.upscaled_size)
+            consts = self._device_constants()
+        else:
+            import cv2
 
-        up = np.stack(
-            [cv2.resize(m, (p.upscaled_size, p.upscaled_size), interpolation=cv2.INTER_CUBIC) for m in r]
-        )
+            up = np.stack(
+                [cv2.resize(m, (p.upscaled_size, p.upscaled_size), interpolation=cv2.INTER_CUBIC) for m in r]
+            )
+            consts = (_max_rows, self._penalties, self._no_penalties, self._window)
         if self._searching:
-            return self._search_update(r, up)
+            return self._search_update(r, up, consts)
+        max_rows, penalties, _, window = consts
         # siamfc-pytorch multiplies the raw maps (not probabilities) by the penalty; kept for fidelity.
-        penalised_peaks = up.reshape(p.scale_num, -1).max(axis=1) * self._penalties
-        best = int(np.argmax(penalised_peaks))
-        response = up[best] - up[best].min()
-        response /= response.sum() + 1e-16
-        response = (1 - p.window_influence) * response + p.window_influence * self._window
-        row, col = np.unravel_index(int(np.argmax(response)), response.shape)
-        score = 1.0 / (1.0 + math.exp(-float(up[best, row, col])))
+        best, row, col, peak = peak_search(up, penalties, window, p.window_influence, max_rows)
+        score = 1.0 / (1.0 + math.exp(-peak))
         self._center = self._peak_position(row, col, self._center, self.search_side * self._scale_factors[best])
 
         lp = self.lost_params
@@ -265,6 +293,16 @@ class SiamFCTracking(SiameseTracking):
         return self.box, score
 
     # -- helpers -------------------------------------------------------------------------------------------------
+    def _device_constants(self) -> tuple:
+        """(max_rows, penalties, no penalties, window) on :attr:`ops`' device, made once per ops."""
+        cached = getattr(self, "_device_cache", None)
+        if cached is None or cached[0] is not self.ops:
+            ops = self.ops
+            consts = (ops.max_rows, ops.asarray(self._penalties), ops.asarray(self._no_penalties),
+                      ops.asarray(self._window))
+            self._device_cache = cached = (ops, consts)
+        return cached[1]
+
     def _peak_position(self, row: int, col: int, center: np.ndarray, side: float) -> np.ndarray:
         """Frame position of the upsampled map's cell (row, col) for a crop of ``side`` around ``center``."""
         p = self.params
@@ -302,18 +340,13 @@ class SiamFCTracking(SiameseTracking):
         reach = (p.response_size - 1) * p.total_stride / p.instance_size * self.search_side
         return self._sweep.tiles(self._frame_wh, reach, self._anchor[0])
 
-    def _search_update(self, r: np.ndarray, up: np.ndarray) -> tuple[np.ndarray, float]:
+    def _search_update(self, r: np.ndarray, up, consts) -> tuple[np.ndarray, float]:
         """One frame of the search while lost: every window at the same scale, so no scale penalty."""
         lp = self.lost_params
         self._confidence.relax()
-        best = int(np.argmax(up.reshape(len(up), -1).max(axis=1)))
-        response = up[best] - up[best].min()
-        response /= response.sum() + 1e-16
-        if lp.search_window_influence:
-            wi = lp.search_window_influence
-            response = (1 - wi) * response + wi * self._window
-        row, col = np.unravel_index(int(np.argmax(response)), response.shape)
-        score = 1.0 / (1.0 + math.exp(-float(up[best, row, col])))
+        max_rows, _, no_penalties, window = consts
+        best, row, col, peak = peak_search(up, no_penalties, window, lp.search_window_influence, max_rows)
+        score = 1.0 / (1.0 + math.exp(-peak))
         confident, apce = self._confidence.judge(score, r[best])
         position = self._peak_position(row, col, self._windows[best], self.search_side) if confident else None
         # Agreement is by place, not by slot: windows overlap, so a tile may see the candidate better than the

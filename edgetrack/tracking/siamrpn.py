@@ -83,8 +83,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgetrack.errors import InvalidArgumentError, TrackerStateError
-from edgetrack.tracking.crop import check_frame, crop_and_resize
-from edgetrack.tracking.siamese import LostParams, SiameseTracking, to_nchw
+from edgetrack.tracking.crop import check_frame
+from edgetrack.tracking.siamese import LostParams, SiameseTracking
 
 __all__ = ["SiamRPNParams", "SiamRPNTracking", "anchor_shapes", "anchor_grid", "decode", "INPUT_CHANNEL_ORDER",
            "INPUT_VALUE_RANGE", "DEFAULT_SCORE_THRESHOLD", "DEFAULT_APCE_RATIO", "SEARCH_ZOOM_STEP", "MAX_SEARCH_ZOOM",
@@ -273,9 +273,9 @@ class SiamRPNTracking(SiameseTracking):
             self._crop_center, self._zoom = self._search_window()
         else:
             self._crop_center, self._zoom = self._center.copy(), 1.0
-        crop = crop_and_resize(frame, self._crop_center, self.search_side, self.params.instance_size)
+        crops = self._crop_batch(frame, [(self._crop_center, self.search_side)], self.params.instance_size, None)
         self._pending = True
-        return to_nchw(crop[None])
+        return crops
 
     def _check_map(self, name: str, value, channels: int) -> np.ndarray:
         p = self.params
@@ -307,6 +307,8 @@ class SiamRPNTracking(SiameseTracking):
                 fix="call search_crops(frame), run the network on its output, then update_from_outputs")
         p = self.params
         a, n = p.num_anchors, p.score_size
+        if self.ops is not None:  # the head's outputs on the device: SiamRPN decodes on the host (numpy)
+            cls, loc = self.ops.to_host(cls), self.ops.to_host(loc)
         logits = self._check_map("cls", cls, 2 * a).reshape(2, a, n, n)
         deltas = self._check_map("loc", loc, 4 * a).reshape(4, a, n, n)
         self._pending = False

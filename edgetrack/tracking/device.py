@@ -1,0 +1,98 @@
+"""Crops and decoding on the backend's device: what a backend offers so that the tracking classes need not do their
+pixel work on the host, and why it is shaped this way.
+
+The problem
+-----------
+On one H100 and one stream, the numpy/OpenCV work around the networks was 42-56 % of a frame
+(``benchmarks/results/gpu-stages/``): SiamRPN's search crop (``cv2.warpAffine`` + NCHW float conversion) 0.45 ms
+and its decode 0.39 ms against 1.22 ms of networks; SiamFC's three crops 1.05 ms and its decode 1.37 ms (three
+17×17 → 272×272 bicubic ``cv2.resize`` and the peak search) against 2.26 ms. On the CPU the same work is 4-6 % of a
+frame and stays where it is.
+
+The design: a backend capability, with the tracking math written once
+---------------------------------------------------------------------
+Three ways were weighed:
+
+(a) *A backend capability* (chosen for the crop). A backend may offer ``tracking_ops(device)``, an object of the
+    :class:`DeviceOps` protocol below; the torch backend does (``TorchDeviceOps`` in
+    :mod:`edgetrack.backends.torchcuda`, the only file that imports torch). The tracking classes keep every
+    decision: which regions to crop (centres, sides, scales, search windows while lost), whether the crop reaches
+    outside the frame and so which padding colour (``cv2.mean`` on the host, as before), and the geometry, as one
+    2×3 map per crop from :func:`~edgetrack.tracking.crop.crop_affine` — the same map ``cv2.warpAffine`` is given
+    on the host path. The device only turns (frame, maps, pad) into pixels: it uploads the part of the uint8
+    frame the crops read (once per update, not the whole frame: at 1920×1080 a full upload would cost what the
+    host crop costs), and samples it with ``grid_sample`` at exactly those positions, bilinear, padding colour
+    outside, rounded to whole grey levels as a uint8 crop is.
+(b) *Decode math written once for numpy and torch arrays* (chosen for SiamFC's decode). The upsampling is the
+    device's (``DeviceOps.upsample_bicubic``: torch's bicubic is OpenCV's ``INTER_CUBIC`` kernel, a = −0.75,
+    half-pixel centres, replicated border); the peak search that follows —
+    :func:`~edgetrack.tracking.siamfc.peak_search`: scale penalty, normalisation, cosine window, argmax — is one
+    function written with the operations numpy arrays and torch tensors share, plus ``max_rows`` from the ops.
+    The host path calls the same function with numpy arrays and ``cv2.resize``, with the same float32 operations
+    in the same order as before, so CPU results do not change. Only the 17×17 maps (for the finiteness check and
+    the APCE) and three numbers (best scale, flat index, peak value) come back to the host. SiamRPN's decode
+    (softmax, box decoding, penalties over 3 125 anchors, in float64) stays numpy on the host for now: its maps
+    are copied back (``DeviceOps.to_host``); written the same way it is the next step.
+(c) *Appending the SiamFC upsampling to the head graph for cuda bundles* was not taken: it changes the bundle
+    (a cuda bundle's head would answer differently from the CPU bundle's, and from the manifest's parity
+    figures), the Ascend converters reject bicubic ``Resize`` anyway, and the peak search would still run on the
+    host over 3 × 272 × 272 values.
+
+With ops, ``search_crops`` returns a device tensor that the search graph takes as its input directly, the search
+graph's features go to the head on the device, and the head's maps come back to the tracking class as device
+tensors (``TorchSession.run(feeds, device_outputs=True)``); nothing of the frame's size crosses the bus twice.
+Every other backend (ONNX Runtime, the Ascend ones, the simulator) has no ``tracking_ops`` and keeps the numpy
+path, unchanged; so does the torch backend on the CPU unless asked (``TorchBackend(device_tracking=True)`` or
+``EDGETRACK_TORCH_DEVICE_TRACKING=1``), and so does any bundle whose deblur stage is on (the blur gate measures
+host crops). ``Tracker.device_tracking`` says which path a tracker took.
+
+Agreement with the host path (tests/test_device_tracking.py, torch on the CPU)
+------------------------------------------------------------------------------
+OpenCV's ``warpAffine`` (≤ 4.10) rounds each sample position to 1/32 px and computes the bilinear weights in
+fixed point; the device samples at the exact positions. Measured over textured and smooth frames, crops reaching
+outside the frame included: the device crops differ from ``cv2.warpAffine``'s by at most 1 grey level on
+smooth content (mean |difference| about 0.04) and by more on synthetic one-pixel noise, where a 1/64-px shift of
+a sample moves its value by up to a quarter of the step between neighbours; the figures are in the test module.
+Boxes on the synthetic sequences of the tests agree with the host path's within 0.01 px.
+
+Measuring it on the GPU
+-----------------------
+``benchmarks/gpu_speed.py`` times crop / decode / the rest per stage; ``--sync-stages`` makes each stage wait for
+the device so that work launched asynchronously is charged to the stage that launched it, and
+``EDGETRACK_TORCH_DEVICE_TRACKING=0`` gives the host path for comparison::
+
+    for dt in 1 0; do EDGETRACK_TORCH_DEVICE_TRACKING=$dt python benchmarks/gpu_speed.py \\
+        --bundle HSM_CUDA_BUNDLE --bundle siamrpn-eca --deblur never --streams 1 --backends torch \\
+        --synthetic simple --measure 300 --sync-stages --out /tmp/out/stages-640-dt$dt; done
+
+(and ``--size 1920x1080 --measure 200`` for full HD; drop ``--sync-stages`` for the frame rate itself).
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+__all__ = ["DeviceOps"]
+
+
+class DeviceOps(Protocol):
+    """What a backend's ``tracking_ops(device)`` returns (None: the host path). "Device array" is the backend's
+    own array type, opaque to the tracking classes; its sessions take it as a feed."""
+
+    def crops(self, frame: np.ndarray, affines: np.ndarray, out_size: int, pad) -> object:
+        """(N, 3, out_size, out_size) float32 device array: ``frame`` (uint8 H×W×3) sampled bilinearly at
+        ``affines[n] · (u, v, 1)`` (the (N, 2, 3) maps of :func:`~edgetrack.tracking.crop.crop_affine`), ``pad``
+        (3 values) outside the frame, rounded to whole values."""
+
+    def upsample_bicubic(self, maps, size: int) -> object:
+        """(N, size, size) float32 device array: each (R, R) map resized as ``cv2.resize(..., INTER_CUBIC)``."""
+
+    def max_rows(self, a) -> object:
+        """Each row's maximum of a 2-D device array."""
+
+    def asarray(self, a: np.ndarray) -> object:
+        """A numpy constant on the device (cached by the caller)."""
+
+    def to_host(self, a) -> np.ndarray:
+        """A device array (or a numpy one, returned as is) as numpy."""

@@ -1,0 +1,173 @@
+"""Crops and SiamFC's decode on the torch backend's device (edgetrack.tracking.device), checked on the CPU device
+against the numpy + OpenCV host path: the crops equal cv2.warpAffine's, the upsampling cv2.resize's, and a Tracker
+gives the host path's boxes."""
+import importlib.util
+
+import cv2
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+if importlib.util.find_spec("onnx2torch") is None:
+    pytest.skip("onnx2torch is not installed", allow_module_level=True)
+
+from edgetrack import Tracker  # noqa: E402
+from edgetrack.backends.torchcuda import ENV_DEVICE_TRACKING, TorchBackend, TorchDeviceOps  # noqa: E402
+from edgetrack.errors import InvalidArgumentError  # noqa: E402
+from edgetrack.tracking.crop import crop_affine, crop_and_resize, mean_color, sample_positions  # noqa: E402
+from edgetrack.tracking.siamfc import SiamFCParams, SiamFCTracking, peak_search  # noqa: E402
+
+from bundle_helpers import moving_texture_frames  # noqa: E402
+from torch_helpers import single_torch_thread  # noqa: E402
+
+pytestmark = pytest.mark.torch
+one_thread = pytest.fixture(autouse=True)(single_torch_thread)
+
+
+def _frames_of_kinds():
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (120, 160, 3), np.uint8)  # the worst case: one-pixel steps of any height
+    smooth = cv2.GaussianBlur(noise, (0, 0), 2)
+    return {"noise": noise, "smooth": smooth, "odd-sizes": noise[:37, :93]}
+
+
+def _exact_positions(affine, size):
+    u = np.arange(size, dtype=np.float64)
+    return affine[0, 0] * u + affine[0, 2], affine[1, 1] * u + affine[1, 2]
+
+
+@pytest.mark.parametrize("kind", ["noise", "smooth", "odd-sizes"])
+def test_device_crops_equal_opencv_to_the_grey_level(kind):
+    """At OpenCV's positions (1/32 px) the device's crops are cv2.warpAffine's exactly, padding included; at the
+    exact positions they differ by what OpenCV's rounding of the positions makes (the module docstring's figures)."""
+    frame = _frames_of_kinds()[kind]
+    ops = TorchDeviceOps("cpu")
+    rng = np.random.default_rng(1)
+    h, w = frame.shape[:2]
+    exact_diffs = []
+    for i in range(40):
+        # Centres inside, near the border and outside; crops smaller and much larger than the frame.
+        c = rng.uniform(-0.3, 1.3, 2) * (w, h)
+        side = rng.uniform(8, 3 * max(w, h))
+        size = int(rng.choice([127, 255, 31]))
+        pad = mean_color(frame) if i % 2 else (0.0, 0.0, 0.0)
+        ref = crop_and_resize(frame, c, side, size, pad).transpose(2, 0, 1).astype(np.float32)
+        m = crop_affine(c, side, size)
+        xs, ys = sample_positions(m, size)
+        got = ops.crops(frame, xs[None], ys[None], pad)
+        assert got.dtype == torch.float32 and tuple(got.shape) == (1, 3, size, size)
+        np.testing.assert_array_equal(got[0].numpy(), ref)
+        ex, ey = _exact_positions(m, size)
+        # 1/64 px from the rounding to 1/32, and up to 1/1024 more from OpenCV's two roundings to 1/1024 first
+        assert np.abs(xs - ex).max() <= 1 / 64 + 1 / 1024 and np.abs(ys - ey).max() <= 1 / 64 + 1 / 1024
+        exact = ops.crops(frame, ex[None], ey[None], pad)[0].numpy()
+        exact_diffs.append(np.abs(exact - ref).ravel())
+    d = np.concatenate(exact_diffs)
+    # Exact positions: up to ~1/64 px per axis from OpenCV's, so up to ~255/32 grey levels across a one-pixel step
+    # (noise; on smooth content, the frame's edge against the padding colour).
+    assert d.max() <= 8
+    print(f"{kind}: exact positions vs cv2.warpAffine: max {d.max():.0f}, mean {d.mean():.4f} grey levels, "
+          f"{(d > 0).mean():.2%} of values differ")
+
+
+def test_batched_crops_share_one_upload_and_bad_positions_are_refused():
+    frame = _frames_of_kinds()["noise"]
+    ops = TorchDeviceOps("cpu")
+    regions = [((50.3, 40.7), 90.0), ((52.0, 41.0), 93.4), ((10.0, 5.0), 200.0)]
+    pos = [sample_positions(crop_affine(c, s, 63), 63) for c, s in regions]
+    pad = mean_color(frame)
+    got = ops.crops(frame, np.stack([p[0] for p in pos]), np.stack([p[1] for p in pos]), pad).numpy()
+    for k, (c, s) in enumerate(regions):
+        np.testing.assert_array_equal(got[k], crop_and_resize(frame, c, s, 63, pad).transpose(2, 0, 1))
+    with pytest.raises(InvalidArgumentError, match="sample positions"):
+        ops.crops(frame, np.zeros(5), np.zeros(5), pad)
+
+
+def test_upsampling_is_opencvs_bicubic_and_the_peak_search_is_the_same_on_both():
+    rng = np.random.default_rng(2)
+    maps = rng.normal(0, 3, (3, 17, 17)).astype(np.float32)
+    ops = TorchDeviceOps("cpu")
+    up_host = np.stack([cv2.resize(m, (272, 272), interpolation=cv2.INTER_CUBIC) for m in maps])
+    up_dev = ops.upsample_bicubic(torch.from_numpy(maps)[:, None], 272)
+    assert tuple(up_dev.shape) == (3, 272, 272)
+    err = np.abs(up_dev.numpy() - up_host).max() / np.abs(up_host).max()
+    assert err < 1e-5, err
+    t = SiamFCTracking(SiamFCParams())
+    for wi in (0.176, 0.0):
+        host = peak_search(up_host, t._penalties, t._window, wi, lambda a: a.max(axis=1))
+        dev = peak_search(up_dev, ops.asarray(t._penalties), ops.asarray(t._window), wi, ops.max_rows)
+        assert host[:3] == dev[:3] and abs(host[3] - dev[3]) < 1e-4
+
+
+def test_device_tracking_is_off_by_default_on_the_cpu_and_can_be_asked_for(monkeypatch):
+    monkeypatch.delenv(ENV_DEVICE_TRACKING, raising=False)
+    assert TorchBackend().tracking_ops("cpu") is None
+    assert isinstance(TorchBackend(device_tracking=True).tracking_ops("cpu"), TorchDeviceOps)
+    monkeypatch.setenv(ENV_DEVICE_TRACKING, "1")
+    assert isinstance(TorchBackend().tracking_ops("cpu"), TorchDeviceOps)
+    assert TorchBackend(device_tracking=False).tracking_ops("cpu") is None
+    with pytest.raises(InvalidArgumentError, match="device_tracking"):
+        TorchBackend(device_tracking="yes")
+
+
+# -- Tracker ---------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    from edgetrack.converters.torch2onnx import siamfc_bundle, siamrpn_bundle
+    from edgetrack.models.torch.siamfc import build_siamfc, save_siamfc
+    from edgetrack.models.torch.siamrpn import build_siamrpn, save_siamrpn
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("device-tracking")
+    torch.manual_seed(0)
+    fc = save_siamfc(build_siamfc("siamfc-tiny").eval(), root / "fc.safetensors")
+    rpn = save_siamrpn(build_siamrpn("siamrpn-tiny").eval(), root / "rpn.safetensors")
+    return {"siamfc": siamfc_bundle(fc, root / "siamfc"), "siamrpn": siamrpn_bundle(rpn, root / "siamrpn")}
+
+
+def _long_frames(n=14):
+    """moving_texture_frames, then the texture leaves the frame for a few frames (the lost search runs) and
+    comes back: the frames near the border make crops that reach outside the frame."""
+    frames, boxes = moving_texture_frames(8)
+    # Not a blank frame: its response is flat, and a flat map's argmax is a tie that the last bit of the bicubic
+    # sums (OpenCV's and torch's add in different orders) breaks either way.
+    rng = np.random.default_rng(5)
+    gone = cv2.GaussianBlur(rng.integers(60, 160, frames[0].shape, np.uint8), (0, 0), 1.5)
+    frames = frames + [gone] * 3 + frames[-3:]
+    return frames[:n], boxes
+
+
+@pytest.mark.parametrize("searching", [False, True], ids=["tracking", "searching"])
+@pytest.mark.parametrize("which", ["siamfc", "siamrpn"])
+def test_tracker_on_the_device_gives_the_host_boxes(bundles, which, searching, monkeypatch):
+    """Tracking, and (sent into the lost state on the third frame: the untrained nets are too confident to get
+    there themselves) searching for the target with windows over the frame."""
+    frames, boxes = _long_frames()
+    monkeypatch.setenv(ENV_DEVICE_TRACKING, "0")
+    host = Tracker(bundles[which], backend="torch", device="cpu")
+    monkeypatch.setenv(ENV_DEVICE_TRACKING, "1")
+    dev = Tracker(bundles[which], backend="torch", device="cpu")
+    assert not host.device_tracking and dev.device_tracking
+    host.init(frames[0], boxes[0])
+    dev.init(frames[0], boxes[0])
+    lost = []
+    for i, f in enumerate(frames[1:]):
+        if searching and i == 2:
+            host.logic._start_search()
+            dev.logic._start_search()
+        a, b = host.update(f), dev.update(f)
+        np.testing.assert_allclose(a.box, b.box, atol=0.01, err_msg=f"frame {i + 1}")
+        assert abs(a.score - b.score) < 1e-4 and a.lost == b.lost
+        lost.append(b.lost)
+    assert any(lost) == searching
+    crops = dev.logic.search_crops(frames[1])
+    assert isinstance(crops, torch.Tensor)  # the search graph's input never went through numpy
+
+
+def test_onnxruntime_keeps_the_host_path(bundles):
+    pytest.importorskip("onnxruntime")
+    t = Tracker(bundles["siamrpn"], backend="onnxruntime", device="cpu")
+    assert not t.device_tracking and t.logic.ops is None
+    assert isinstance(t.logic.search_crops(moving_texture_frames(2)[0][1]) if t.logic.initialized else
+                      np.zeros(1), np.ndarray)
