@@ -171,3 +171,46 @@ def test_onnxruntime_keeps_the_host_path(bundles):
     assert not t.device_tracking and t.logic.ops is None
     assert isinstance(t.logic.search_crops(moving_texture_frames(2)[0][1]) if t.logic.initialized else
                       np.zeros(1), np.ndarray)
+
+
+# -- on a GPU (skipped elsewhere) -------------------------------------------------------------------------------------
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU that PyTorch can use")
+
+
+@needs_cuda
+def test_cuda_crops_equal_opencv():
+    frame = _frames_of_kinds()["noise"]
+    ops = TorchDeviceOps("cuda:0")
+    rng = np.random.default_rng(4)
+    for i in range(20):
+        c, side, size = rng.uniform(-20, 180, 2), rng.uniform(8, 400), 255
+        pad = mean_color(frame)
+        xs, ys = sample_positions(crop_affine(c, side, size), size)
+        got = ops.crops(frame, xs[None], ys[None], pad)
+        assert got.is_cuda
+        np.testing.assert_array_equal(got[0].cpu().numpy(),
+                                      crop_and_resize(frame, c, side, size, pad).transpose(2, 0, 1))
+
+
+@needs_cuda
+@pytest.mark.parametrize("which", ["siamfc", "siamrpn"])
+def test_cuda_tracker_on_the_device_gives_the_host_boxes(bundles, which, monkeypatch):
+    """Both trackers on the GPU (CUDA graphs from the second run, device feeds into them), IEEE fp32 convolutions."""
+    frames, boxes = _long_frames()
+    before = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        monkeypatch.setenv(ENV_DEVICE_TRACKING, "0")
+        host = Tracker(bundles[which], backend="torch", device="cuda")
+        monkeypatch.setenv(ENV_DEVICE_TRACKING, "1")
+        dev = Tracker(bundles[which], backend="torch", device="cuda")
+        assert dev.device_tracking and not host.device_tracking
+        host.init(frames[0], boxes[0])
+        dev.init(frames[0], boxes[0])
+        for i, f in enumerate(frames[1:]):
+            a, b = host.update(f), dev.update(f)
+            np.testing.assert_allclose(a.box, b.box, atol=0.01, err_msg=f"frame {i + 1}")
+            assert abs(a.score - b.score) < 1e-4
+        assert {s.mode for s in dev._sessions.values()} >= {"cuda-graph"}
+    finally:
+        torch.backends.cudnn.allow_tf32 = before
