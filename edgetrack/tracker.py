@@ -404,9 +404,9 @@ class Tracker:
         template = self._sessions["template"]
         self._kernel = self._run(template, {n["z"]: adapt_feed(template, n["z"], z)})[n["kernel_out"]]
 
-    def _run(self, session: Session, feeds) -> dict:
+    def _run(self, graph: Session, feeds) -> dict:
         # With device ops, a graph's outputs stay on the device: the next graph's feed, or the decode's input.
-        return session.run(feeds) if self._ops is None else session.run(feeds, device_outputs=True)
+        return graph.run(feeds) if self._ops is None else graph.run(feeds, device_outputs=True)
 
     def update(self, frame: np.ndarray) -> TrackResult:
         """Track into ``frame``; returns the new box, its score and whether the target counts as lost."""
@@ -417,8 +417,7 @@ class Tracker:
         params = self.logic.params
         if self._ops is None:
             x = self._deblur.search(x, self.logic.search_side / params.instance_size, params.exemplar_size)
-            search = self._sessions["search"]
-            x = adapt_feed(search, n["x"], x)
+            x = adapt_feed(self._sessions["search"], n["x"], x)
         features = self._run(self._sessions["search"], {n["x"]: x})[n["features_out"]]
         outputs = self._run(self._sessions["head"], {n["kernel_in"]: self._kernel, n["features_in"]: features})
         box, score = self._family.update(self.logic, *(outputs[name] for name in n["maps"]))

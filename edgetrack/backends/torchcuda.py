@@ -531,7 +531,7 @@ class TorchSession:
     def run(self, feeds: Mapping[str, object], *, device_outputs: bool = False) -> dict[str, object]:
         """The graph's outputs for ``feeds`` (numpy arrays, or torch tensors already on a device).
 
-        ``device_outputs``: return torch tensors on this session's device (valid after the call on the caller's
+        ``device_outputs``: return torch tensors on the graph's device (valid after the call on the caller's
         current stream) instead of numpy arrays: what :class:`TorchDeviceOps` decodes, or the next graph's feed,
         without a round trip through the host.
         """

@@ -88,7 +88,7 @@ __all__ = ["DeviceOps"]
 
 class DeviceOps(Protocol):
     """What a backend's ``tracking_ops(device)`` returns (None: the host path). "Device array" is the backend's
-    own array type, opaque to the tracking classes; its sessions take it as a feed."""
+    own array type, opaque to the tracking classes; the backend's loaded graphs take it as an input."""
 
     def crops(self, frame: np.ndarray, affines: np.ndarray, out_size: int, pad) -> object:
         """(N, 3, out_size, out_size) float32 device array: ``frame`` (uint8 H×W×3) sampled bilinearly at
