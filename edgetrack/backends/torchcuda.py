@@ -681,6 +681,7 @@ class TorchDeviceOps:
         torch = _import_torch()
         self._torch = torch
         self._F = torch.nn.functional
+        self.xp = torch  # the device arrays' namespace, for the decode math written once (siamrpn.select_anchor)
         self.device = device
         self._device = torch.device(device)
         self._cuda = self._device.type == "cuda"

@@ -90,10 +90,17 @@ class DeviceOps(Protocol):
     """What a backend's ``tracking_ops(device)`` returns (None: the host path). "Device array" is the backend's
     own array type, opaque to the tracking classes; the backend's loaded graphs take it as an input."""
 
-    def crops(self, frame: np.ndarray, affines: np.ndarray, out_size: int, pad) -> object:
-        """(N, 3, out_size, out_size) float32 device array: ``frame`` (uint8 H×W×3) sampled bilinearly at
-        ``affines[n] · (u, v, 1)`` (the (N, 2, 3) maps of :func:`~edgetrack.tracking.crop.crop_affine`), ``pad``
-        (3 values) outside the frame, rounded to whole values."""
+    #: The device arrays' namespace (numpy-like functions: exp, clip, maximum, sqrt, stack, concatenate,
+    #: asarray(..., dtype=xp.float64), isfinite, float64): what :func:`~edgetrack.tracking.siamrpn.select_anchor`
+    #: computes with, on the device.
+    xp: object
+
+    def crops(self, frame: np.ndarray, xs: np.ndarray, ys: np.ndarray, pad) -> object:
+        """(N, 3, S, S) float32 device array: ``frame`` (uint8 H×W×3) sampled bilinearly, crop ``n``'s pixel
+        ``(u, v)`` at ``(xs[n, u], ys[n, v])`` (the (N, S) positions of
+        :func:`~edgetrack.tracking.crop.sample_positions`, from the maps of
+        :func:`~edgetrack.tracking.crop.crop_affine`), ``pad`` (3 values) outside the frame, rounded to whole
+        values."""
 
     def upsample_bicubic(self, maps, size: int) -> object:
         """(N, size, size) float32 device array: each (R, R) map resized as ``cv2.resize(..., INTER_CUBIC)``."""

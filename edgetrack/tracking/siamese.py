@@ -98,13 +98,14 @@ class Confidence:
     def reset(self) -> None:
         self.reference = None
 
-    def judge(self, score: float, peak_map: np.ndarray) -> tuple[bool, float | None]:
-        """(confident, APCE of ``peak_map`` or None where it was not needed)."""
+    def judge(self, score: float, peak_map) -> tuple[bool, float | None]:
+        """(confident, APCE of ``peak_map`` or None where it was not needed). ``peak_map``: the chosen map (numpy),
+        or a function returning it, called only when the APCE is needed (a map on a device is copied back then)."""
         if score < self.score_threshold:
             return False, None
         if self.apce_ratio == 0:
             return True, None
-        sharpness = apce(peak_map)
+        sharpness = apce(peak_map() if callable(peak_map) else peak_map)
         return self.reference is None or sharpness >= self.apce_ratio * self.reference, sharpness
 
     def accept(self, sharpness: float | None) -> None:

@@ -86,9 +86,9 @@ from edgetrack.errors import InvalidArgumentError, TrackerStateError
 from edgetrack.tracking.crop import check_frame
 from edgetrack.tracking.siamese import LostParams, SiameseTracking
 
-__all__ = ["SiamRPNParams", "SiamRPNTracking", "anchor_shapes", "anchor_grid", "decode", "INPUT_CHANNEL_ORDER",
-           "INPUT_VALUE_RANGE", "DEFAULT_SCORE_THRESHOLD", "DEFAULT_APCE_RATIO", "SEARCH_ZOOM_STEP", "MAX_SEARCH_ZOOM",
-           "SIZE_TOLERANCE"]
+__all__ = ["SiamRPNParams", "SiamRPNTracking", "anchor_shapes", "anchor_grid", "decode", "select_anchor", "PICKED",
+           "INPUT_CHANNEL_ORDER", "INPUT_VALUE_RANGE", "DEFAULT_SCORE_THRESHOLD", "DEFAULT_APCE_RATIO",
+           "SEARCH_ZOOM_STEP", "MAX_SEARCH_ZOOM", "SIZE_TOLERANCE"]
 
 INPUT_CHANNEL_ORDER = "BGR"
 INPUT_VALUE_RANGE = (0.0, 255.0)
@@ -219,13 +219,48 @@ def decode(deltas: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     return out
 
 
-def _change(r: np.ndarray) -> np.ndarray:
-    return np.maximum(r, 1.0 / r)
+def _change(r, xp=np):
+    return xp.maximum(r, 1.0 / r)
 
 
-def _context_side(w, h, context: float):
+def _context_side(w, h, context: float, xp=np):
     extra = context * (w + h)
-    return np.sqrt((w + extra) * (h + extra))
+    return xp.sqrt((w + extra) * (h + extra))
+
+
+# What select_anchor's vector holds, in order, after the best anchor's flat index (its element 0).
+PICKED = ("score", "penalty", "scale_change", "ratio_change", "w", "h", "dx", "dy")
+
+
+def select_anchor(logits, deltas, anchors, window, window_influence: float, target_wh, penalty_k: float,
+                  context: float, xp=np):
+    """SiamRPN's choice of anchor from the head's maps: ``(picked, score)``.
+
+    ``logits`` (2, A, R, R) and ``deltas`` (4, A, R, R), float64 (the head's maps, class- and offset-major);
+    ``anchors`` (4, A, R, R) from :func:`anchor_grid`; ``window`` (1, R, R) the cosine window, mixed in by
+    ``window_influence`` (0: not at all); ``target_wh`` the current size in search-crop pixels (two floats), which
+    the scale/ratio penalty ``exp(−k · (max(r, 1/r) · max(s, 1/s) − 1))`` compares every anchor's box with.
+    The target probability is the two-class softmax, written as a logistic of the difference (stable for any
+    logits); only the sizes are decoded for every anchor, the offsets of the best one are returned as they are.
+
+    ``picked``: a float64 vector, the best anchor's flat index into (A, R, R), then its :data:`PICKED` values;
+    ``score``: (A, R, R) target probabilities. Written once for numpy arrays and a backend's device arrays alike
+    (:mod:`edgetrack.tracking.device`): ``xp`` is their namespace (numpy, or the device ops' ``xp``), and only
+    functions both have are used, so on a device everything stays there and ``picked`` is one small copy back.
+    """
+    score = 1.0 / (1.0 + xp.exp(xp.clip(logits[0] - logits[1], -700, 700)))
+    w = anchors[2] * xp.exp(xp.clip(deltas[2], -MAX_LOG_SCALE, MAX_LOG_SCALE))
+    h = anchors[3] * xp.exp(xp.clip(deltas[3], -MAX_LOG_SCALE, MAX_LOG_SCALE))
+    tw, th = float(target_wh[0]), float(target_wh[1])  # Python floats: a numpy scalar would pull a tensor to numpy
+    s_c = _change(_context_side(w, h, context, xp) / float(_context_side(tw, th, context)), xp)
+    r_c = _change((tw / th) / (w / h), xp)
+    penalty = xp.exp(-(r_c * s_c - 1.0) * penalty_k)
+    pscore = penalty * score
+    if window_influence:
+        pscore = pscore * (1 - window_influence) + window * window_influence
+    best = pscore.argmax()  # flat; the first of equal maxima, on both
+    fields = xp.stack([score, penalty, s_c, r_c, w, h, deltas[0], deltas[1]]).reshape(len(PICKED), -1)[:, best]
+    return xp.concatenate([xp.asarray(best, dtype=xp.float64).reshape(1), fields]), score
 
 
 class SiamRPNTracking(SiameseTracking):
@@ -277,20 +312,21 @@ class SiamRPNTracking(SiameseTracking):
         self._pending = True
         return crops
 
-    def _check_map(self, name: str, value, channels: int) -> np.ndarray:
+    def _check_map(self, name: str, value, channels: int, xp=np):
+        """``value`` as float64 (channels, R, R), in ``xp``'s arrays. Shapes are checked here; finiteness too on the
+        host, while on a device :meth:`update_from_outputs` checks it with the numbers it copies back (one copy)."""
         p = self.params
-        arr = np.asarray(value, dtype=np.float64)
+        arr = xp.asarray(value, dtype=xp.float64)
         if arr.ndim == 4 and arr.shape[0] == 1:
             arr = arr[0]
-        if arr.shape != (channels, p.score_size, p.score_size):
+        if tuple(arr.shape) != (channels, p.score_size, p.score_size):
             raise InvalidArgumentError(
                 f"{name} must have shape (1, {channels}, {p.score_size}, {p.score_size}) or without the batch axis, "
-                f"got {np.shape(value)}",
+                f"got {np.shape(value) if xp is np else tuple(value.shape)}",
                 fix="pass the head graph's outputs for one search crop, with params matching the model "
                     "(SiamRPNConfig.tracking_params())")
-        if not np.all(np.isfinite(arr)):
-            raise InvalidArgumentError(f"{name} contains NaN or infinity",
-                                       fix="check the network's weights and its input crops")
+        if xp is np and not np.all(np.isfinite(arr)):
+            raise _not_finite(name)
         return arr
 
     def update_from_outputs(self, cls, loc) -> tuple[np.ndarray, float]:
@@ -298,72 +334,85 @@ class SiamRPNTracking(SiameseTracking):
 
         ``cls``: (1, 2A, R, R) logits, ``loc``: (1, 4A, R, R) offsets (the batch axis may be left out).
         ``score`` in [0, 1] is the chosen anchor's target probability. Whether the target now counts as lost is
-        :attr:`lost`.
+        :attr:`lost`. With :attr:`ops` (:meth:`use_device`), device arrays are decoded on the device by the same
+        :func:`select_anchor` (numpy arrays still take the host path).
         """
         self._require_init("update_from_outputs")
         if not self._pending:
             raise TrackerStateError(
                 "update_from_outputs needs the outputs for a fresh search_crops(frame)",
                 fix="call search_crops(frame), run the network on its output, then update_from_outputs")
-        p = self.params
+        p, lp = self.params, self.lost_params
         a, n = p.num_anchors, p.score_size
-        if self.ops is not None:  # the head's outputs on the device: SiamRPN decodes on the host (numpy)
+        on_device = self.ops is not None and not isinstance(cls, np.ndarray) and not isinstance(loc, np.ndarray)
+        if self.ops is not None and not on_device:
             cls, loc = self.ops.to_host(cls), self.ops.to_host(loc)
-        logits = self._check_map("cls", cls, 2 * a).reshape(2, a, n, n)
-        deltas = self._check_map("loc", loc, 4 * a).reshape(4, a, n, n)
+        xp = self.ops.xp if on_device else np
+        logits = self._check_map("cls", cls, 2 * a, xp).reshape(2, a, n, n)
+        deltas = self._check_map("loc", loc, 4 * a, xp).reshape(4, a, n, n)
+
+        searching = self._searching
+        if searching:  # the best anchor of the window, without the motion prior unless asked
+            scale_z, influence = p.instance_size / self.search_side, lp.search_window_influence
+        else:
+            scale_z, influence = p.exemplar_size / self.exemplar_side, p.window_influence  # crop px per frame px
+        anchors, window = self._device_constants() if on_device else (self.anchors, self._window)
+        # The scale/ratio penalty compares with the current size (while searching: the frozen one, the size prior).
+        picked, score = select_anchor(logits, deltas, anchors, window, influence, self._size * scale_z, p.penalty_k,
+                                      p.context, xp)
+        if on_device:
+            finite = xp.isfinite(logits).all() & xp.isfinite(deltas).all()
+            picked = self.ops.to_host(xp.concatenate([picked, xp.asarray(finite, dtype=xp.float64).reshape(1)]))
+            if not picked[-1]:
+                raise _not_finite("cls or loc")
         self._pending = False
+        best = np.unravel_index(int(picked[0]), (a, n, n))
+        best_score, penalty, s_c, r_c, w, h, dx, dy = (float(v) for v in picked[1:1 + len(PICKED)])
+        # The best anchor's score map, for the APCE test (off by default): copied off a device only if asked for.
+        peak_map = (lambda: self.ops.to_host(score[best[0]])) if on_device else score[best[0]]
+        position = self._position(best, dx, dy, scale_z)
+        if searching:
+            return self._search_update(best_score, peak_map, position, s_c, r_c)
 
-        # Two-class softmax, written as a logistic of the difference (stable for any logits).
-        score = 1.0 / (1.0 + np.exp(np.clip(logits[0] - logits[1], -700, 700)))
-        boxes = decode(deltas, self.anchors)
-        if self._searching:
-            return self._search_update(score, boxes)
-
-        scale_z = p.exemplar_size / self.exemplar_side  # crop pixels per frame pixel
-        penalty, _, _ = self._penalty(boxes, scale_z)
-        pscore = penalty * score
-        pscore = pscore * (1 - p.window_influence) + self._window * p.window_influence
-        best = np.unravel_index(int(np.argmax(pscore)), pscore.shape)
-        best_score = float(score[best])
-        self._center = self._position(boxes, best, scale_z)
-
-        lp = self.lost_params
+        self._center = position
         if not lp.enabled:
-            self._resize(boxes, best, penalty[best] * best_score, scale_z)
+            self._resize(w, h, penalty * best_score, scale_z)
             self._lost = best_score < lp.score_threshold
             return self.box, best_score
-        confident, sharpness = self._confidence.judge(best_score, score[best[0]])
+        confident, sharpness = self._confidence.judge(best_score, peak_map)
         if confident:
             # Otherwise follow the best anchor (a blurred frame is often still right) but keep the size: a size
             # regressed from a doubtful anchor is noise, and size drift under occlusion is what ruins a track.
-            self._resize(boxes, best, penalty[best] * best_score, scale_z)
+            self._resize(w, h, penalty * best_score, scale_z)
         self._tracking_frame(confident, sharpness)
         return self.box, best_score
 
     # -- helpers -------------------------------------------------------------------------------------------------
-    def _penalty(self, boxes: np.ndarray, scale_z: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(penalty, scale change, ratio change) of every anchor's box against the current size, per anchor."""
-        p = self.params
-        tw, th = self._size * scale_z
-        s_c = _change(_context_side(boxes[2], boxes[3], p.context) / _context_side(tw, th, p.context))
-        r_c = _change((tw / th) / (boxes[2] / boxes[3]))
-        return np.exp(-(r_c * s_c - 1.0) * p.penalty_k), s_c, r_c
+    def _device_constants(self) -> tuple:
+        """(anchors, window) on :attr:`ops`' device, made once per ops."""
+        cached = getattr(self, "_device_cache", None)
+        if cached is None or cached[0] is not self.ops:
+            self._device_cache = cached = (self.ops, (self.ops.asarray(self.anchors), self.ops.asarray(self._window)))
+        return cached[1]
 
-    def _position(self, boxes: np.ndarray, best: tuple, scale_z: float) -> np.ndarray:
-        """Frame position of anchor ``best``'s box in the last search crop, kept inside the frame."""
+    def _position(self, best: tuple, dx: float, dy: float, scale_z: float) -> np.ndarray:
+        """Frame position of anchor ``best``'s box (offsets ``dx``, ``dy``) in the last search crop, kept inside
+        the frame."""
         half = (self.params.instance_size - 1) / 2
-        disp = np.array([boxes[0][best] - half, boxes[1][best] - half]) / scale_z
+        anchors = self.anchors
+        cx = anchors[0][best] + dx * anchors[2][best]  # decode()'s arithmetic, for the one anchor
+        cy = anchors[1][best] + dy * anchors[3][best]
+        disp = np.array([cx - half, cy - half]) / scale_z
         return self._in_frame(self._crop_center + disp)
 
-    def _resize(self, boxes: np.ndarray, best: tuple, weight: float, scale_z: float) -> None:
-        """The size follows anchor ``best``'s box with damping ``lr · weight`` (pysot: ``weight`` = penalty ·
-        score), within [min_scale, max_scale] × the initial size and the frame."""
+    def _resize(self, w: float, h: float, weight: float, scale_z: float) -> None:
+        """The size follows the best anchor's box ``w`` × ``h`` (crop pixels) with damping ``lr · weight`` (pysot:
+        ``weight`` = penalty · score), within [min_scale, max_scale] × the initial size and the frame."""
         p = self.params
         lr = float(weight * p.lr)
-        size = self._size * (1 - lr) + np.array([boxes[2][best], boxes[3][best]]) / scale_z * lr
-        w, h = self._frame_wh
+        size = self._size * (1 - lr) + np.array([w, h]) / scale_z * lr
         low = self._init_size * p.min_scale
-        high = np.minimum(self._init_size * p.max_scale, np.maximum([w, h], low))
+        high = np.minimum(self._init_size * p.max_scale, np.maximum(self._frame_wh, low))
         self._size = np.clip(size, low, high)
 
     def _reach(self, side: float) -> float:
@@ -389,22 +438,18 @@ class SiamRPNTracking(SiameseTracking):
                 return self._sweep.take(1)[0], 1.0
         return first, min(SEARCH_ZOOM_STEP ** (self._search_frames - 1), MAX_SEARCH_ZOOM)
 
-    def _search_update(self, score: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, float]:
-        """One frame of the search while lost: the best anchor of the window, without the motion prior."""
-        p, lp = self.params, self.lost_params
+    def _search_update(self, best_score: float, peak_map, position: np.ndarray, s_c: float,
+                       r_c: float) -> tuple[np.ndarray, float]:
+        """One frame of the search while lost, given the window's best anchor (chosen without the motion prior)."""
         self._confidence.relax()
-        scale_z = p.instance_size / self.search_side
-        penalty, s_c, r_c = self._penalty(boxes, scale_z)  # against the frozen size: the size prior stays
-        pscore = penalty * score
-        if lp.search_window_influence:
-            wi = lp.search_window_influence
-            pscore = pscore * (1 - wi) + self._window * wi
-        best = np.unravel_index(int(np.argmax(pscore)), pscore.shape)
-        best_score = float(score[best])
-        confident, sharpness = self._confidence.judge(best_score, score[best[0]])
-        plausible = s_c[best] <= SIZE_TOLERANCE and r_c[best] <= SIZE_TOLERANCE
+        confident, sharpness = self._confidence.judge(best_score, peak_map)
+        plausible = s_c <= SIZE_TOLERANCE and r_c <= SIZE_TOLERANCE
         # The same place: a target moves less than its own size from one frame to the next. (The whole candidate
         # window, SiamFC's rule, would confirm any look-alike in it: SiamRPN watches only that one window.)
-        self._search_frame(self._position(boxes, best, scale_z) if confident and plausible else None, sharpness,
-                           float(self._size.max()))
+        self._search_frame(position if confident and plausible else None, sharpness, float(self._size.max()))
         return self.box, best_score
+
+
+def _not_finite(name: str) -> InvalidArgumentError:
+    return InvalidArgumentError(f"{name} contains NaN or infinity",
+                                fix="check the network's weights and its input crops")
