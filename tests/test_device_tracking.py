@@ -1,6 +1,6 @@
-"""Crops and SiamFC's decode on the torch backend's device (edgetrack.tracking.device), checked on the CPU device
-against the numpy + OpenCV host path: the crops equal cv2.warpAffine's, the upsampling cv2.resize's, and a Tracker
-gives the host path's boxes."""
+"""Crops and decoding on the torch backend's device (edgetrack.tracking.device), checked on the CPU device against
+the numpy + OpenCV host path: the crops equal cv2.warpAffine's, the upsampling cv2.resize's, SiamRPN's anchor choice
+the numpy one's, and a Tracker gives the host path's boxes."""
 import importlib.util
 
 import cv2
@@ -16,7 +16,9 @@ from edgetrack import Tracker  # noqa: E402
 from edgetrack.backends.torchcuda import ENV_DEVICE_TRACKING, TorchBackend, TorchDeviceOps  # noqa: E402
 from edgetrack.errors import InvalidArgumentError  # noqa: E402
 from edgetrack.tracking.crop import crop_affine, crop_and_resize, mean_color, sample_positions  # noqa: E402
+from edgetrack.tracking.siamese import LostParams  # noqa: E402
 from edgetrack.tracking.siamfc import SiamFCParams, SiamFCTracking, peak_search  # noqa: E402
+from edgetrack.tracking.siamrpn import SiamRPNParams, SiamRPNTracking, select_anchor  # noqa: E402
 
 from bundle_helpers import moving_texture_frames  # noqa: E402
 from torch_helpers import single_torch_thread  # noqa: E402
@@ -100,6 +102,107 @@ def test_upsampling_is_opencvs_bicubic_and_the_peak_search_is_the_same_on_both()
         assert host[:3] == dev[:3] and abs(host[3] - dev[3]) < 1e-4
 
 
+def _rpn_maps(rng, p, confident=True):
+    """Head outputs (1, 2A, R, R), (1, 4A, R, R) as float32: a clear target anchor, or (unconfident) none."""
+    a, r = p.num_anchors, p.score_size
+    cls = rng.normal(0, 1, (1, 2 * a, r, r))
+    if confident:
+        cls[0, a + rng.integers(0, a), rng.integers(0, r), rng.integers(0, r)] += 8
+    else:
+        cls[0, :a] += 6
+    return cls.astype(np.float32), rng.normal(0, 0.3, (1, 4 * a, r, r)).astype(np.float32)
+
+
+def _select_anchor_on(device):
+    ops = TorchDeviceOps(device)
+    t = SiamRPNTracking(SiamRPNParams())
+    p = t.params
+    a, r = p.num_anchors, p.score_size
+    rng = np.random.default_rng(3)
+    for k in range(12):
+        cls, loc = _rpn_maps(rng, p, confident=k % 3 != 0)
+        logits, deltas = cls.astype(np.float64).reshape(2, a, r, r), loc.astype(np.float64).reshape(4, a, r, r)
+        target = rng.uniform(10, 120, 2)
+        wi = (0.42, 0.0)[k % 2]
+        host, score = select_anchor(logits, deltas, t.anchors, t._window, wi, target, p.penalty_k, p.context)
+        dl, dd = (ops.asarray(m) for m in (logits, deltas))
+        dev, dscore = select_anchor(dl, dd, ops.asarray(t.anchors), ops.asarray(t._window), wi, target, p.penalty_k,
+                                    p.context, ops.xp)
+        assert dev.device == ops._device and dev.dtype == torch.float64  # computed there, in float64 as on the host
+        dev = ops.to_host(dev)
+        assert host.shape == dev.shape == (9,) and host[0] == dev[0]  # the same anchor
+        np.testing.assert_allclose(dev, host, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(ops.to_host(dscore), score, rtol=1e-12, atol=1e-15)
+
+
+def test_siamrpn_anchor_choice_is_the_same_on_both():
+    """select_anchor with numpy arrays and with torch tensors: the same anchor, its numbers within 1e-12."""
+    _select_anchor_on("cpu")
+
+
+def _rpn_pair(lost, frame):
+    """The same SiamRPN track on the host and with TorchDeviceOps('cpu')."""
+    host, dev = SiamRPNTracking(SiamRPNParams(), lost), SiamRPNTracking(SiamRPNParams(), lost)
+    ops = TorchDeviceOps("cpu")
+    dev.use_device(ops)
+    for t in (host, dev):
+        t.init(frame, (100.5, 80.25, 40.0, 30.0))
+    return host, dev, ops
+
+
+@pytest.mark.parametrize("lost", [LostParams(), LostParams(apce_ratio=0.4), LostParams(enabled=False),
+                                  LostParams(search_window_influence=0.3, global_search=False)],
+                         ids=["default", "apce", "plain", "search-window"])
+def test_siamrpn_decode_on_the_device_gives_the_host_track(lost, monkeypatch):
+    """Random head outputs in phases (a clear target, none, a clear one again), so the track is tracked, declared
+    lost, searched for with widened windows and tiles, and found again: the device decode gives the host's boxes,
+    scores and lost flags, and copies back one small vector a frame (the best anchor's 25×25 score map besides only
+    when the APCE test needs it)."""
+    rng = np.random.default_rng(7)
+    frame = rng.integers(0, 256, (240, 320, 3), np.uint8)
+    host, dev, ops = _rpn_pair(lost, frame)
+    copied = []
+    to_host = ops.to_host
+    monkeypatch.setattr(ops, "to_host", lambda a: copied.append(tuple(a.shape)) or to_host(a))
+    states = []
+    for i in range(70):
+        cls, loc = _rpn_maps(rng, host.params, confident=(i // 12) % 3 != 1)
+        host.search_crops(frame)
+        dev.search_crops(frame)
+        searching = dev._searching
+        copied.clear()
+        a = host.update_from_outputs(cls, loc)
+        b = dev.update_from_outputs(torch.from_numpy(cls), torch.from_numpy(loc))
+        np.testing.assert_allclose(b[0], a[0], atol=0.01, err_msg=f"frame {i}")
+        assert abs(a[1] - b[1]) < 1e-4 and host.lost == dev.lost and host.search_zoom == dev.search_zoom
+        assert copied[0] == (10,) and set(copied[1:]) <= {(25, 25)}, copied
+        states.append((dev.lost, searching, len(copied) > 1))
+    lost_flags, searched, map_copies = zip(*states)
+    assert any(lost_flags) and not all(lost_flags)
+    if lost.enabled:
+        assert any(searched) and any(not s for s in searched)
+    assert any(map_copies) == (lost.apce_ratio == 0.4)
+
+
+def test_siamrpn_device_decode_keeps_the_checks():
+    """Shapes are refused before anything runs and NaN or infinity after the one copy back, typed, with the
+    outputs still pending; numpy outputs take the host path."""
+    rng = np.random.default_rng(8)
+    frame = rng.integers(0, 256, (120, 160, 3), np.uint8)
+    _, dev, _ = _rpn_pair(None, frame)
+    dev.search_crops(frame)
+    cls, loc = (torch.from_numpy(m) for m in _rpn_maps(rng, dev.params))
+    with pytest.raises(InvalidArgumentError, match=r"cls must have shape \(1, 10, 25, 25\)"):
+        dev.update_from_outputs(cls[:, :4], loc)
+    for bad in (float("nan"), float("inf")):
+        broken = loc.clone()
+        broken[0, 3, 2, 1] = bad
+        with pytest.raises(InvalidArgumentError, match="NaN or infinity"):
+            dev.update_from_outputs(cls, broken)
+    box, score = dev.update_from_outputs(cls.numpy(), loc.numpy())  # still pending; numpy: the host path
+    assert np.all(np.isfinite(box)) and 0 <= score <= 1
+
+
 def test_device_tracking_is_off_by_default_on_the_cpu_and_can_be_asked_for(monkeypatch):
     monkeypatch.delenv(ENV_DEVICE_TRACKING, raising=False)
     assert TorchBackend().tracking_ops("cpu") is None
@@ -161,6 +264,7 @@ def test_tracker_on_the_device_gives_the_host_boxes(bundles, which, searching, m
         assert abs(a.score - b.score) < 1e-4 and a.lost == b.lost
         lost.append(b.lost)
     assert any(lost) == searching
+    assert dev.logic._device_cache[0] is dev.logic.ops  # the decode's constants went to the device: it ran there
     crops = dev.logic.search_crops(frames[1])
     assert isinstance(crops, torch.Tensor)  # the search graph's input never went through numpy
 
@@ -193,9 +297,16 @@ def test_cuda_crops_equal_opencv():
 
 
 @needs_cuda
+def test_cuda_siamrpn_anchor_choice_is_the_same_as_numpys():
+    _select_anchor_on("cuda:0")
+
+
+@needs_cuda
+@pytest.mark.parametrize("searching", [False, True], ids=["tracking", "searching"])
 @pytest.mark.parametrize("which", ["siamfc", "siamrpn"])
-def test_cuda_tracker_on_the_device_gives_the_host_boxes(bundles, which, monkeypatch):
-    """Both trackers on the GPU (CUDA graphs from the second run, device feeds into them), IEEE fp32 convolutions."""
+def test_cuda_tracker_on_the_device_gives_the_host_boxes(bundles, which, searching, monkeypatch):
+    """Both trackers on the GPU (CUDA graphs from the second run, device feeds into them), IEEE fp32 convolutions,
+    tracking and searching for the target."""
     frames, boxes = _long_frames()
     before = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = False
@@ -207,10 +318,16 @@ def test_cuda_tracker_on_the_device_gives_the_host_boxes(bundles, which, monkeyp
         assert dev.device_tracking and not host.device_tracking
         host.init(frames[0], boxes[0])
         dev.init(frames[0], boxes[0])
+        lost = []
         for i, f in enumerate(frames[1:]):
+            if searching and i == 2:
+                host.logic._start_search()
+                dev.logic._start_search()
             a, b = host.update(f), dev.update(f)
             np.testing.assert_allclose(a.box, b.box, atol=0.01, err_msg=f"frame {i + 1}")
-            assert abs(a.score - b.score) < 1e-4
+            assert abs(a.score - b.score) < 1e-4 and a.lost == b.lost
+            lost.append(b.lost)
+        assert any(lost) == searching
         assert {s.mode for s in dev._sessions.values()} >= {"cuda-graph"}
     finally:
         torch.backends.cudnn.allow_tf32 = before
