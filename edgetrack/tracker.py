@@ -304,7 +304,8 @@ class Tracker:
         # A backend that can crop and decode on its device does so (edgetrack.tracking.device); the blur gate reads
         # host crops, so a bundle whose deblur stage is on keeps the host path.
         ops_for = getattr(self._backend, "tracking_ops", None)
-        self._ops = ops_for(device) if ops_for is not None and not self._deblur.active else None
+        self._ops = (ops_for(device, pays=self.logic.device_tracking_pays)
+                     if ops_for is not None and not self._deblur.active else None)
         self.logic.use_device(self._ops)
 
     @property

@@ -731,8 +731,8 @@ class TorchDeviceOps:
         region = frame[y0:y1 + 1, x0:x1 + 1]
         rh, rw = region.shape[:2]
         # Sampled as a region of power-of-two sides (the rest reads as outside the frame: it is): grid_sample's
-        # coordinates, weights and sums are then exact in float32 for positions on OpenCV's 1/32-px grid, so the
-        # crop is OpenCV's to the last grey level. grid_sample with align_corners=False puts pixel i of a side of
+        # coordinates, weights and sums are then exact in float32 for positions on OpenCV 4's 1/32-px grid, so the
+        # crop is OpenCV's to the last grey level (OpenCV 5's float positions: within 1 grey level). grid_sample with align_corners=False puts pixel i of a side of
         # L pixels at (2i + 1) / L - 1.
         pw, ph = 1 << (rw - 1).bit_length(), 1 << (rh - 1).bit_length()
         gx = (2 * (xs - x0) + 1) / pw - 1
@@ -783,8 +783,9 @@ class TorchBackend:
     :data:`ENV_CUDA_GRAPHS` says ``0``). ``channels_last``: run 4-D activations NHWC (default off, or
     :data:`ENV_CHANNELS_LAST`). ``cudnn_benchmark``: let cuDNN time its algorithms during the warm-up before a
     capture (default on; the flag is restored afterwards). ``device_tracking``: let the Tracker crop and decode
-    on the device (:meth:`tracking_ops`; default: on for CUDA devices, off on the CPU, where OpenCV is the faster
-    way; :data:`ENV_DEVICE_TRACKING` overrides the default).
+    on the device (:meth:`tracking_ops`; default: on for CUDA devices where the tracking family gains from it,
+    SiamFC's and not SiamRPN's; off on the CPU, where OpenCV is the faster way; :data:`ENV_DEVICE_TRACKING`
+    overrides the default, for every family).
     """
 
     name = "torch"
@@ -802,14 +803,15 @@ class TorchBackend:
         self.cudnn_benchmark = cudnn_benchmark
         self.device_tracking = device_tracking
 
-    def tracking_ops(self, device: str) -> TorchDeviceOps | None:
+    def tracking_ops(self, device: str, pays: bool = True) -> TorchDeviceOps | None:
         """Crops and decoding on ``device`` for the Tracker (:mod:`edgetrack.tracking.device`), or None to keep
-        them on the host: see ``device_tracking``."""
+        them on the host: see ``device_tracking``. ``pays``: whether the tracking family runs faster that way on a
+        GPU (its ``device_tracking_pays``); the default then follows it."""
         torch = _import_torch()
         dev = self._device(torch, device)
         on = self.device_tracking
         if on is None:
-            on = _env_flag(ENV_DEVICE_TRACKING, dev != "cpu")
+            on = _env_flag(ENV_DEVICE_TRACKING, dev != "cpu" and pays)
         return TorchDeviceOps(dev) if on else None
 
     def is_available(self) -> bool:

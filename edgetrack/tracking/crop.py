@@ -15,6 +15,7 @@ itself, and a target well inside the frame never needs it.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -35,6 +36,7 @@ __all__ = [
     "reaches_outside",
     "crop_affine",
     "sample_positions",
+    "opencv_rounds_positions",
     "crop_and_resize",
 ]
 
@@ -197,23 +199,43 @@ def crop_affine(center_xy: Sequence[float], size_in_frame: float, out_size: int)
     return np.array([[k, 0.0, cx - k * half], [0.0, k, cy - k * half]], dtype=np.float64)
 
 
-# OpenCV's warpAffine (<= 4.10, fixed point): positions in 1/1024 px, rounded to 1/32 px (INTER_BITS = 5).
+# OpenCV 4's warpAffine (fixed point): positions in 1/1024 px, rounded to 1/32 px (INTER_BITS = 5).
 _AB_SCALE = 1024
 _TAB_SHIFT = 5
 _ROUND_DELTA = _AB_SCALE // 32 // 2
+
+
+@functools.lru_cache(maxsize=None)
+def opencv_rounds_positions() -> bool:
+    """Whether the installed OpenCV's ``warpAffine`` rounds its sample positions to 1/32 px (the fixed-point
+    kernels of OpenCV 4.x, up to 4.13 at least) rather than sampling at float32 positions with float weights (the
+    kernels OpenCV 5 brought, opencv/opencv#25984). Answered by warping a two-pixel ramp once: a shift of 0.01 px
+    rounds to 0 in fixed point and moves the value by 0.01 · 255 ≈ 3 grey levels in float. Cached."""
+    import cv2
+
+    ramp = np.array([[[0, 0, 0], [255, 255, 255]]], dtype=np.uint8)
+    shift = np.array([[1.0, 0.0, 0.01], [0.0, 1.0, 0.0]])
+    out = cv2.warpAffine(ramp, shift, (1, 1), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                         borderMode=cv2.BORDER_CONSTANT)
+    return int(out[0, 0, 0]) == 0
 
 
 def sample_positions(affine: np.ndarray, out_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Frame positions ``(xs, ys)`` (each ``(out_size,)`` float64, pixel-index) that ``cv2.warpAffine`` samples for
     the axis-aligned ``affine`` of :func:`crop_affine`: output pixel ``(u, v)`` reads the frame at ``(xs[u], ys[v])``.
 
-    OpenCV computes them in fixed point and rounds them to 1/32 px (``WarpAffineInvoker``: ``X = (round(M02 ·
+    OpenCV 4 computes them in fixed point and rounds them to 1/32 px (``WarpAffineInvoker``: ``X = (round(M02 ·
     1024) + 16 + round(M00 · u · 1024)) >> 5``; ``Y = (round((M11 · v + M12) · 1024) + 16) >> 5``, in 1/32 px);
-    a crop made on another device at these positions equals OpenCV's up to the rounding of the interpolated value.
-    The exact positions (``M · (u, v, 1)``) are at most 1/64 + 1/1024 px away, which moves a value by up to 1/64 of the step
-    between neighbouring pixels per axis (a few grey levels on one-pixel noise, nothing on smooth content).
+    OpenCV 5 computes ``M · (u, v, 1)`` in float32 (:func:`opencv_rounds_positions` tells which). A crop made on
+    another device at these positions equals OpenCV's up to the rounding of the interpolated value. The exact
+    positions are at most 1/64 + 1/1024 px from OpenCV 4's, which moves a value by up to 1/64 of the step between
+    neighbouring pixels per axis (a few grey levels on one-pixel noise, nothing on smooth content).
     """
     m = np.asarray(affine, dtype=np.float64)
+    if not opencv_rounds_positions():
+        u = np.arange(int(out_size), dtype=np.float32)
+        m32 = m.astype(np.float32)
+        return (u * m32[0, 0] + m32[0, 2]).astype(np.float64), (u * m32[1, 1] + m32[1, 2]).astype(np.float64)
     u = np.arange(int(out_size), dtype=np.float64)
     x = (np.rint(m[0, 2] * _AB_SCALE).astype(np.int64) + _ROUND_DELTA
          + np.rint(m[0, 0] * u * _AB_SCALE).astype(np.int64)) >> _TAB_SHIFT

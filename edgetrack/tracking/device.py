@@ -51,19 +51,24 @@ tensors (``TorchSession.run(feeds, device_outputs=True)``); nothing of the frame
 Every other backend (ONNX Runtime, the Ascend ones, the simulator) has no ``tracking_ops`` and keeps the numpy
 path, unchanged; so does the torch backend on the CPU unless asked (``TorchBackend(device_tracking=True)`` or
 ``EDGETRACK_TORCH_DEVICE_TRACKING=1``), and so does any bundle whose deblur stage is on (the blur gate measures
-host crops). ``Tracker.device_tracking`` says which path a tracker took.
+host crops). On CUDA the default follows the tracking family's ``device_tracking_pays``, measured on an H100
+(``benchmarks/results/gpu-device-tracking/``): SiamFC runs ×1.8–2.2 faster on the device path and takes it;
+SiamRPN runs ×0.78–0.83 as fast there (its decode's small kernels cost more in launches than numpy does) and keeps
+the host path unless asked. ``Tracker.device_tracking`` says which path a tracker took.
 
 Agreement with the host path (tests/test_device_tracking.py, torch on the CPU)
 ------------------------------------------------------------------------------
-OpenCV's ``warpAffine`` (≤ 4.10) rounds each sample position to 1/32 px (after a rounding to 1/1024 px) and
-computes the bilinear weights in fixed point. Sampling at the exact positions ``M · (u, v, 1)`` instead differs
+OpenCV 4's ``warpAffine`` (4.10 to 4.13 checked) rounds each sample position to 1/32 px (after a rounding to
+1/1024 px) and computes the bilinear weights in fixed point; OpenCV 5's samples at float32 positions with float
+weights (:func:`~edgetrack.tracking.crop.opencv_rounds_positions` probes which one is installed). Sampling at the exact positions ``M · (u, v, 1)`` instead differs
 from it, over 40 crops per kind (inside the frame, across its border, far outside; 31 to 255 px): by at most 7 grey
 levels, mean 0.23, 17 % of values, on one-pixel uniform noise; at most 3, mean 0.018, 1.6 % of values, on smooth
 content (the largest ones along the frame's edge against the padding colour). So the tracking class gives the
 device OpenCV's own positions (:func:`~edgetrack.tracking.crop.sample_positions`, numpy, from the same
 :func:`~edgetrack.tracking.crop.crop_affine` map), and the device samples a region padded to power-of-two sides, where
 ``grid_sample``'s coordinates, weights and sums are exact in float32; rounded half up as OpenCV rounds, the crops
-are ``cv2.warpAffine``'s exactly (0 grey levels on every crop of the tests). The bicubic upsampling agrees with
+are ``cv2.warpAffine``'s exactly (0 grey levels on every crop of the tests); against OpenCV 5 they are within 1
+grey level in 0.01 % of values (float32 weights summed in another order). The bicubic upsampling agrees with
 ``cv2.resize`` within 1e-5 of the map's largest magnitude (the sums are added in another order), and trackers on
 the device give the host path's boxes within 0.01 px and scores within 1e-4, tracking
 and searching while lost. One case cannot agree by construction: a featureless frame gives a flat map whose argmax
@@ -74,10 +79,11 @@ scores within 3e-16 and the same lost flags.
 
 What is left
 ------------
-* *Not yet measured on a GPU.* SiamRPN's device decode is some 40 small kernels over 3 125 values (CUDA tests and
-  the command below not run yet): if their launches cost what the host decode did (0.39 ms with its copy of the
-  maps), the next step is to capture ``select_anchor`` with the head in the CUDA graph (static shapes already; the
-  target size would become a device input) or to fuse it with ``torch.compile``.
+* *SiamRPN's device decode does not pay yet.* It is some 40 small kernels over 3 125 values: 1.68 ms against the
+  host's 0.52 on an H100 (stages synchronised), and its single ``grid_sample`` crop 0.95 against OpenCV's 0.58 ms.
+  The next step is to capture ``select_anchor`` with the head in the CUDA graph (static shapes already; the target
+  size would become a device input) or to fuse it with ``torch.compile``; then ``device_tracking_pays`` can turn
+  on for SiamRPN.
 * One wait for the device per frame stays, by construction: the next crop's centre depends on the chosen anchor
   (SiamFC likewise on its peak). Several trackers in one process would hide it only by running on streams of their
   own, which the Tracker does not do.

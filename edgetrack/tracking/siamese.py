@@ -183,6 +183,9 @@ class SiameseTracking:
     # None: crops and decoding in numpy + OpenCV on the host (every backend's default). A backend's
     # DeviceOps (edgetrack.tracking.device) moves the pixel work to its device: see use_device.
     ops = None
+    # Whether moving the crops and the decode to a GPU makes this family's frames faster, measured on one (the
+    # backend's default where it is not told; edgetrack.tracking.device has the figures).
+    device_tracking_pays: bool = False
 
     def __init__(self, params, lost: LostParams | None, params_type: type):
         if not isinstance(params, params_type):

@@ -268,6 +268,7 @@ class SiamRPNTracking(SiameseTracking):
 
     default_score_threshold = DEFAULT_SCORE_THRESHOLD
     default_apce_ratio = DEFAULT_APCE_RATIO
+    device_tracking_pays = False  # one crop and 3 125 anchors: the host is faster (×0.68–0.83 on an H100)
 
     def __init__(self, params: SiamRPNParams | None = None, lost: LostParams | None = None):
         super().__init__(SiamRPNParams() if params is None else params, lost, SiamRPNParams)
