@@ -170,3 +170,21 @@ def test_cpu_deblur_target_reads_the_deblur_model_when_the_default_has_none():
     speed["variants"]["synthetic-blurred"].pop("deblur-siamrpn (deblur always)")
     rows = {t.target: t for t in all_targets(Prior(None), {}, speed, "siamrpn-eca", False, None)}
     assert next(t for goal, t in rows.items() if "with deblurring" in goal).status == "not measured"
+
+
+def test_reuse_claim_compares_each_reuse_model_with_siamrpn_eca_of_the_same_eval():
+    from edgetrack.bench.claims import EvalSummary, Prior, reuse_claim
+
+    assert reuse_claim(Prior(None), None).verdict == "not measured yet"
+    q = "?backend=torch&device=cuda"
+    rows = [{"tracker": "siamrpn-eca" + q, "dataset": "synthetic-blurred", "success_auc": 0.666},
+            {"tracker": "siamrpn-eca-ohem" + q, "dataset": "synthetic-blurred", "success_auc": 0.582},
+            {"tracker": "siamrpn-reuse-reuse" + q, "dataset": "synthetic-blurred", "success_auc": 0.605},
+            {"tracker": "siamrpn-eca" + q, "dataset": "synthetic-sharp", "success_auc": 0.671},
+            {"tracker": "siamrpn-reuse-reuse" + q, "dataset": "synthetic-sharp", "success_auc": 0.574}]
+    prior = Prior(None, evals=[EvalSummary(Path("r/summary.json"), "2026-11-21", [], rows)])
+    claim = reuse_claim(prior, None)
+    assert [e.verdict for e in claim.evidence] == ["contradicts", "context"]  # blurred first; OHEM is not reuse
+    assert "ΔAUC -0.061" in claim.evidence[0].figure and claim.verdict == "contradicts"
+    rows[2]["success_auc"] = 0.7
+    assert reuse_claim(prior, None).verdict == "supports"

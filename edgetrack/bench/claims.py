@@ -341,6 +341,33 @@ def backbone_claim(prior: Prior, accuracy: dict, base: Path | None) -> Claim:
     return Claim("Deblur-SiamRPN: EfficientNet-B0 + ECA instead of AlexNet in SiamRPN", paper, evidence)
 
 
+def reuse_claim(prior: Prior, base: Path | None) -> Claim:
+    paper = ("the tracking network reuses the features DeblurGAN-v2 already extracted (the pipeline of the paper, "
+             "which gives no separate figure for it): read here as \"a SiamRPN on the deblurrer's own encoder tracks "
+             "blurred video at least as well as siamrpn-eca without deblurring\"")
+    evidence = []
+    for s in prior.evals:
+        source = f"`{_rel(s.path, base)}` (edgetrack eval, {s.created or 'date not recorded'})"
+        by_ds: dict = {}
+        for r in s.rows:
+            base_name = str(r.get("tracker", "")).split("?")[0].lower()
+            if base_name == "siamrpn-eca" or base_name.startswith("siamrpn-reuse"):
+                by_ds.setdefault(r.get("dataset"), {})[base_name] = r
+        for ds, rows in sorted(by_ds.items(), key=lambda kv: str(kv[0])):
+            eca = rows.get("siamrpn-eca")
+            for name, r in sorted(rows.items()):
+                if name == "siamrpn-eca" or eca is None or r.get("success_auc") is None:
+                    continue
+                d = r["success_auc"] - eca["success_auc"]
+                verdict = ("supports" if d >= 0 else "contradicts") if "blur" in str(ds) else "context"
+                evidence.append(Evidence(source, f"{ds}: {r['tracker']} AUC {r['success_auc']:.3f} vs "
+                                         f"{eca['tracker']} {eca['success_auc']:.3f}: ΔAUC {_fmt(d)}", verdict))
+    if not evidence:
+        evidence.append(Evidence("–", "no run with siamrpn-reuse and siamrpn-eca on one data set (train it with "
+                                 "benchmarks/device_train_rpn_deblur.sh, the reuse recipe)", "not measured yet"))
+    return Claim("Deblur-SiamRPN: the tracker reuses the deblurrer's features", paper, evidence)
+
+
 def _pairs(accuracy: dict, other_mode: str) -> list[tuple[str, dict, dict]]:
     """(variant, auto row, other-mode row) for every bundle measured in both deblur modes."""
     out = []
@@ -409,7 +436,7 @@ def gate_claim(speed: dict | None) -> Claim:
 
 def all_claims(prior: Prior, accuracy: dict, speed: dict | None, base: Path | None) -> list[Claim]:
     return [hsm_claim(prior, base), *sweep_claims(prior, base), backbone_claim(prior, accuracy, base),
-            deblur_claim(prior, accuracy, base), gate_claim(speed)]
+            deblur_claim(prior, accuracy, base), reuse_claim(prior, base), gate_claim(speed)]
 
 
 # --------------------------------------------------------------------------------------------------- the targets

@@ -100,8 +100,13 @@ Cost at inference (multiply-adds of the exported graphs, :func:`edgetrack.backen
 The head graph is the same (0.023 G, C = 128). Of siamrpn-reuse's search graph, 0.124 G is the head's 3×3 search
 adjust convolution (64 -> 256 channels, 31×31 -> 29×29) and about 0.15 G the trunk: per searched crop about a
 sixth of deblurring and tracking, and below siamrpn-eca alone, i.e. below the deblur pipeline even on the sharp
-frames whose deblurring its blur gate skips. Whether it tracks as well is what the GPU run measures (benchmarks/
-device_train_rpn_deblur.sh, the reuse recipe).
+frames whose deblurring its blur gate skips.
+
+How it tracks (``benchmarks/results/rpn-ohem-reuse/``: 6 000 steps from the shipped deblurgan-lite, the report's
+30-sequence test set): fine-tuned, 0.574 / 0.605 AUC sharp / blurred against siamrpn-eca's 0.671 / 0.666 and
+deblur-siamrpn's 0.668 / 0.657, at ×0.40 of siamrpn-eca's CPU time per frame, and the only SiamRPN that tracks
+better on blurred video than on sharp; frozen (pure reuse), 0.554 / 0.411: the deblurrer's features need the
+tracking loss.
 """
 from __future__ import annotations
 
