@@ -88,6 +88,10 @@ SIAMFC_PRESETS: dict[str, SiamFCConfig] = {
     "siamfc-hsm": SiamFCConfig(fusion=True, name="siamfc-hsm"),
     # The baseline: the same backbone, conv5 correlated directly (trained with the balanced logistic loss).
     "siamfc": SiamFCConfig(fusion=False, name="siamfc"),
+    # HSM-SiamFC at half and a quarter of the paper's width (about 1/4 and 1/16 of its multiply-adds): the CPU's
+    # candidates, since the paper's width runs at about 1 FPS on a 2-core CPU.
+    "siamfc-hsm-half": SiamFCConfig(channels=(96, 256, 384, 384, 256), fusion=True, name="siamfc-hsm-half"),
+    "siamfc-hsm-quarter": SiamFCConfig(channels=(48, 128, 192, 192, 128), fusion=True, name="siamfc-hsm-quarter"),
     # Same geometry, a few channels: for CI and quick tests.
     "siamfc-tiny": SiamFCConfig(channels=(8, 16, 24, 24, 16), fusion=True, name="siamfc-tiny"),
 }

@@ -171,7 +171,8 @@ def test_graph_modules_reproduce_forward():
 
 
 def test_presets_and_config_validation():
-    assert set(SIAMFC_PRESETS) == {"siamfc-hsm", "siamfc", "siamfc-tiny"}
+    assert set(SIAMFC_PRESETS) == {"siamfc-hsm", "siamfc", "siamfc-hsm-half", "siamfc-hsm-quarter",
+                                   "siamfc-tiny"}
     assert SIAMFC_PRESETS["siamfc-hsm"].fusion and not SIAMFC_PRESETS["siamfc"].fusion
     assert SIAMFC_PRESETS["siamfc-hsm"].channels == (192, 512, 768, 768, 512)
     assert build_siamfc("siamfc-tiny").config is TINY

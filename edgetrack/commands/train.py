@@ -21,6 +21,8 @@ from edgetrack.errors import EdgetrackError, InvalidArgumentError, MissingDepend
 MODELS: dict[str, str] = {
     "siamfc-hsm": "siamfc",
     "siamfc": "siamfc",
+    "siamfc-hsm-half": "siamfc",
+    "siamfc-hsm-quarter": "siamfc",
     "siamfc-tiny": "siamfc",
     "siamrpn-eca": "siamrpn",
     "siamrpn-eca-lite": "siamrpn",
