@@ -279,17 +279,9 @@ def _long_frames(n=14):
     return frames[:n], boxes
 
 
-@pytest.mark.parametrize("searching", [False, True], ids=["tracking", "searching"])
-@pytest.mark.parametrize("which", ["siamfc", "siamrpn"])
-def test_tracker_on_the_device_gives_the_host_boxes(bundles, which, searching, monkeypatch):
-    """Tracking, and (sent into the lost state on the third frame: the untrained nets are too confident to get
-    there themselves) searching for the target with windows over the frame."""
-    frames, boxes = _long_frames()
-    monkeypatch.setenv(ENV_DEVICE_TRACKING, "0")
-    host = Tracker(bundles[which], backend="torch", device="cpu")
-    monkeypatch.setenv(ENV_DEVICE_TRACKING, "1")
-    dev = Tracker(bundles[which], backend="torch", device="cpu")
-    assert not host.device_tracking and dev.device_tracking
+def _assert_same_track(host, dev, frames, boxes, searching):
+    """``host`` and ``dev`` give the same boxes (0.01 px), scores (1e-4) and lost flags over ``frames``; with
+    ``searching`` both are sent into the lost state on the third frame (and must be lost somewhere)."""
     host.init(frames[0], boxes[0])
     dev.init(frames[0], boxes[0])
     lost = []
@@ -302,6 +294,20 @@ def test_tracker_on_the_device_gives_the_host_boxes(bundles, which, searching, m
         assert abs(a.score - b.score) < 1e-4 and a.lost == b.lost
         lost.append(b.lost)
     assert any(lost) == searching
+
+
+@pytest.mark.parametrize("searching", [False, True], ids=["tracking", "searching"])
+@pytest.mark.parametrize("which", ["siamfc", "siamrpn"])
+def test_tracker_on_the_device_gives_the_host_boxes(bundles, which, searching, monkeypatch):
+    """Tracking, and (sent into the lost state on the third frame: the untrained nets are too confident to get
+    there themselves) searching for the target with windows over the frame."""
+    frames, boxes = _long_frames()
+    monkeypatch.setenv(ENV_DEVICE_TRACKING, "0")
+    host = Tracker(bundles[which], backend="torch", device="cpu")
+    monkeypatch.setenv(ENV_DEVICE_TRACKING, "1")
+    dev = Tracker(bundles[which], backend="torch", device="cpu")
+    assert not host.device_tracking and dev.device_tracking
+    _assert_same_track(host, dev, frames, boxes, searching)
     assert dev.logic._device_cache[0] is dev.logic.ops  # the decode's constants went to the device: it ran there
     crops = dev.logic.search_crops(frames[1])
     assert isinstance(crops, torch.Tensor)  # the search graph's input never went through numpy
@@ -352,18 +358,7 @@ def test_cuda_tracker_on_the_device_gives_the_host_boxes(bundles, which, searchi
         monkeypatch.setenv(ENV_DEVICE_TRACKING, "1")
         dev = Tracker(bundles[which], backend="torch", device="cuda")
         assert dev.device_tracking and not host.device_tracking
-        host.init(frames[0], boxes[0])
-        dev.init(frames[0], boxes[0])
-        lost = []
-        for i, f in enumerate(frames[1:]):
-            if searching and i == 2:
-                host.logic._start_search()
-                dev.logic._start_search()
-            a, b = host.update(f), dev.update(f)
-            np.testing.assert_allclose(a.box, b.box, atol=0.01, err_msg=f"frame {i + 1}")
-            assert abs(a.score - b.score) < 1e-4 and a.lost == b.lost
-            lost.append(b.lost)
-        assert any(lost) == searching
+        _assert_same_track(host, dev, frames, boxes, searching)
         assert {s.mode for s in dev._sessions.values()} >= {"cuda-graph"}
     finally:
         torch.backends.cudnn.allow_tf32 = before

@@ -22,22 +22,19 @@ from edgetrack.models.mindspore.checkpoint import checkpoint_state as ms_state  
 from edgetrack.models.torch import siamfc as torch_siamfc  # noqa: E402
 from edgetrack.models.torch.checkpoint import checkpoint_state as torch_state  # noqa: E402
 
+from torch_helpers import randomise_bn_affine  # noqa: E402 - tests/ is on sys.path
+
 pytestmark = [pytest.mark.torch, pytest.mark.mindspore]
 
 
 def _torch_model(name: str, seed: int = 0) -> "torch.nn.Module":
     torch.manual_seed(seed)
     model = torch_siamfc.build_siamfc(name)
-    g = torch.Generator().manual_seed(seed + 1)
+    randomise_bn_affine(model, seed + 1)
+    g = torch.Generator().manual_seed(seed + 2)
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
-            elif isinstance(m, torch.nn.Conv2d):
+            if isinstance(m, torch.nn.Conv2d):
                 m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.05)
         model.head.bias.fill_(0.25)
     return model.eval()

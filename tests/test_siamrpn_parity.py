@@ -34,7 +34,7 @@ TINY = SIAMRPN_PRESETS["siamrpn-tiny"]
 TINY_ALEX = SiamRPNConfig(backbone="alexnet", alexnet_channels=(8, 16, 16, 16, 16), corr_channels=8)
 TOL = 1e-4
 
-from torch_helpers import single_torch_thread  # noqa: E402 - tests/ is on sys.path
+from torch_helpers import randomise_bn_affine, single_torch_thread  # noqa: E402 - tests/ is on sys.path
 
 one_thread = pytest.fixture(autouse=True)(single_torch_thread)
 
@@ -42,16 +42,11 @@ one_thread = pytest.fixture(autouse=True)(single_torch_thread)
 def _torch_model(config, seed: int = 0) -> "torch.nn.Module":
     torch.manual_seed(seed)
     model = torch_rpn.SiamRPN(config)
-    g = torch.Generator().manual_seed(seed + 1)
+    randomise_bn_affine(model, seed + 1)
+    g = torch.Generator().manual_seed(seed + 2)
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
-            elif isinstance(m, torch.nn.Conv2d) and m.bias is not None:
+            if isinstance(m, torch.nn.Conv2d) and m.bias is not None:
                 m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.05)
     return model.eval()
 

@@ -310,13 +310,17 @@ def _is(name: str, *words: str) -> bool:
     return all(w in name for w in words)
 
 
+def _eval_source(summary: EvalSummary, base: Path | None) -> str:
+    return (f"`{_rel(summary.path, base)}` (edgetrack eval, {summary.created or 'date not recorded'}, "
+            f"{', '.join(map(str, summary.datasets))}; machine not recorded)")
+
+
 def backbone_claim(prior: Prior, accuracy: dict, base: Path | None) -> Claim:
     (p0, s0, _), (p1, s1, _) = PAPER_RPN["SiameseRPN"], PAPER_RPN["Deblur-SiamRPN"]
     paper = (f"SiamRPN on EfficientNet-B0 + ECA (with DeblurGAN-v2 in front) beats SiamRPN on AlexNet: P@15 "
              f"{p0} → {p1}, S@0.6 {s0} → {s1} (Table 2; the gain mixes backbone and deblurring)")
     evidence = []
-    sources = [(f"`{_rel(s.path, base)}` (edgetrack eval, {s.created or 'date not recorded'}, "
-                f"{', '.join(map(str, s.datasets))}; machine not recorded)", s.rows) for s in prior.evals]
+    sources = [(_eval_source(s, base), s.rows) for s in prior.evals]
     sources.append(("this report, section 1", [r["result"] for rows in accuracy.values() for r in rows]))
     for source, rows in sources:
         by_ds: dict = {}
@@ -347,7 +351,7 @@ def reuse_claim(prior: Prior, base: Path | None) -> Claim:
              "blurred video at least as well as siamrpn-eca without deblurring\"")
     evidence = []
     for s in prior.evals:
-        source = f"`{_rel(s.path, base)}` (edgetrack eval, {s.created or 'date not recorded'})"
+        source = _eval_source(s, base)
         by_ds: dict = {}
         for r in s.rows:
             base_name = str(r.get("tracker", "")).split("?")[0].lower()
