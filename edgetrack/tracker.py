@@ -307,6 +307,9 @@ class Tracker:
         self._ops = (ops_for(device, pays=self.logic.device_tracking_pays)
                      if ops_for is not None and not self._deblur.active else None)
         self.logic.use_device(self._ops)
+        # On the device a frame is one program: crops, search and head graphs and the decode (one CUDA graph on a
+        # GPU), between the host's choice of crops and its reading of the decoded vector.
+        self._program = None if self._ops is None else self._ops.program(self._device_step)
 
     @property
     def device_tracking(self) -> bool:
@@ -406,26 +409,42 @@ class Tracker:
         self._kernel = self._run(template, {n["z"]: adapt_feed(template, n["z"], z)})[n["kernel_out"]]
 
     def _run(self, graph: Session, feeds) -> dict:
-        # With device ops, a graph's outputs stay on the device: the next graph's feed, or the decode's input.
+        # With device ops, the template's kernel stays on the device, where the frame program reads it.
         return graph.run(feeds) if self._ops is None else graph.run(feeds, device_outputs=True)
 
     def update(self, frame: np.ndarray) -> TrackResult:
         """Track into ``frame``; returns the new box, its score and whether the target counts as lost."""
         if self._kernel is None:
             raise TrackerStateError("update() was called before init()", fix="call init(frame, box) first")
+        if self._program is not None:
+            region, request = self.logic.search_request(frame)
+            decoded = self._program(region, request, self._kernel, capacity=frame.size)
+            box, score = self.logic.update_from_device(decoded)
+            return TrackResult(box=tuple(float(v) for v in box), score=float(score), lost=bool(self.logic.lost))
         n = self._names
         x = self.logic.search_crops(frame)
         params = self.logic.params
-        if self._ops is None:
-            x = self._deblur.search(x, self.logic.search_side / params.instance_size, params.exemplar_size)
-            x = adapt_feed(self._sessions["search"], n["x"], x)
-        features = self._run(self._sessions["search"], {n["x"]: x})[n["features_out"]]
-        outputs = self._run(self._sessions["head"], {n["kernel_in"]: self._kernel, n["features_in"]: features})
+        x = self._deblur.search(x, self.logic.search_side / params.instance_size, params.exemplar_size)
+        x = adapt_feed(self._sessions["search"], n["x"], x)
+        features = self._sessions["search"].run({n["x"]: x})[n["features_out"]]
+        outputs = self._sessions["head"].run({n["kernel_in"]: self._kernel, n["features_in"]: features})
         box, score = self._family.update(self.logic, *(outputs[name] for name in n["maps"]))
         return TrackResult(box=tuple(float(v) for v in box), score=float(score), lost=bool(self.logic.lost))
 
+    def _device_step(self, pixels, request, kernel):
+        """One frame on the device (:class:`~edgetrack.tracking.device.DeviceOps`' program; captured, so no step
+        may wait for the host): the search crops sampled from the frame's region, the search and head graphs, the
+        family's decode into one vector."""
+        n = self._names
+        x = self._ops.sample(pixels, request, *self.logic.crop_layout)
+        features = self._sessions["search"].forward({n["x"]: x})[n["features_out"]]
+        outputs = self._sessions["head"].forward({n["kernel_in"]: kernel, n["features_in"]: features})
+        return self.logic.decode_on_device(*(outputs[name] for name in n["maps"]), request)
+
     def close(self) -> None:
         """Release what the backend holds for this tracker (on an NPU: models and device memory)."""
+        if self._program is not None:
+            self._program.close()
         for session in self._sessions.values():
             close = getattr(session, "close", None)
             if close is not None:

@@ -113,8 +113,12 @@ def test_upsampling_is_opencvs_bicubic_and_the_peak_search_is_the_same_on_both()
     t = SiamFCTracking(SiamFCParams())
     for wi in (0.176, 0.0):
         host = peak_search(up_host, t._penalties, t._window, wi, lambda a: a.max(axis=1))
-        dev = peak_search(up_dev, ops.asarray(t._penalties), ops.asarray(t._window), wi, ops.max_rows)
-        assert host[:3] == dev[:3] and abs(host[3] - dev[3]) < 1e-4
+        # On the device the settings are device values (they come with the frame's request), read by no host step.
+        for dev_wi in (wi, torch.tensor(wi, dtype=torch.float64)):
+            dev = peak_search(up_dev, ops.asarray(t._penalties), ops.asarray(t._window), dev_wi, ops.max_rows)
+            assert all(isinstance(v, torch.Tensor) for v in dev)
+            assert (int(host[0]), int(host[1])) == (int(dev[0]), int(dev[1]))
+            assert abs(float(host[2][0]) - float(dev[2][0])) < 1e-4
 
 
 def _rpn_maps(rng, p, confident=True):
@@ -139,15 +143,18 @@ def _select_anchor_on(device):
         logits, deltas = cls.astype(np.float64).reshape(2, a, r, r), loc.astype(np.float64).reshape(4, a, r, r)
         target = rng.uniform(10, 120, 2)
         wi = (0.42, 0.0)[k % 2]
-        host, score = select_anchor(logits, deltas, t.anchors, t._window, wi, target, p.penalty_k, p.context)
+        host, score, best = select_anchor(logits, deltas, t.anchors, t._window, wi, target, p.penalty_k, p.context)
+        assert int(best) == host[0]
         dl, dd = (ops.asarray(m) for m in (logits, deltas))
-        dev, dscore = select_anchor(dl, dd, ops.asarray(t.anchors), ops.asarray(t._window), wi, target, p.penalty_k,
-                                    p.context, ops.xp)
-        assert dev.device == ops._device and dev.dtype == torch.float64  # computed there, in float64 as on the host
-        dev = ops.to_host(dev)
-        assert host.shape == dev.shape == (9,) and host[0] == dev[0]  # the same anchor
-        np.testing.assert_allclose(dev, host, rtol=1e-12, atol=1e-15)
-        np.testing.assert_allclose(ops.to_host(dscore), score, rtol=1e-12, atol=1e-15)
+        # The target size and the window's influence as the device gets them: device values, with the request.
+        for dev_target, dev_wi in ((target, wi), (ops.asarray(target), torch.tensor(wi, dtype=torch.float64))):
+            dev, dscore, dbest = select_anchor(dl, dd, ops.asarray(t.anchors), ops.asarray(t._window), dev_wi,
+                                               dev_target, p.penalty_k, p.context, ops.xp)
+            assert dev.device == ops._device and dev.dtype == torch.float64  # computed there, in float64 as on the host
+            dev = ops.to_host(dev)
+            assert host.shape == dev.shape == (9,) and host[0] == dev[0] == int(dbest)  # the same anchor
+            np.testing.assert_allclose(dev, host, rtol=1e-12, atol=1e-15)
+            np.testing.assert_allclose(ops.to_host(dscore), score, rtol=1e-12, atol=1e-15)
 
 
 def test_siamrpn_anchor_choice_is_the_same_on_both():
@@ -165,56 +172,60 @@ def _rpn_pair(lost, frame):
     return host, dev, ops
 
 
+def _decode_on_device(dev, ops, frame, cls, loc):
+    """One frame of ``dev`` the device's way: its request, the decode on the device, the host's reading of it."""
+    _, request = dev.search_request(frame)
+    decoded = dev.decode_on_device(torch.from_numpy(cls), torch.from_numpy(loc), ops.asarray(request))
+    assert decoded.dtype == torch.float64 and decoded.ndim == 1
+    return dev.update_from_device(ops.to_host(decoded))
+
+
 @pytest.mark.parametrize("lost", [LostParams(), LostParams(apce_ratio=0.4), LostParams(enabled=False),
                                   LostParams(search_window_influence=0.3, global_search=False)],
                          ids=["default", "apce", "plain", "search-window"])
-def test_siamrpn_decode_on_the_device_gives_the_host_track(lost, monkeypatch):
+def test_siamrpn_decode_on_the_device_gives_the_host_track(lost):
     """Random head outputs in phases (a clear target, none, a clear one again), so the track is tracked, declared
-    lost, searched for with widened windows and tiles, and found again: the device decode gives the host's boxes,
-    scores and lost flags, and copies back one small vector a frame (the best anchor's 25×25 score map besides only
-    when the APCE test needs it)."""
+    lost, searched for with widened windows and tiles, and found again: the device decode (one vector a frame: the
+    chosen anchor, the finiteness of the maps and the best anchor's score map) gives the host's boxes, scores and
+    lost flags."""
     rng = np.random.default_rng(7)
     frame = rng.integers(0, 256, (240, 320, 3), np.uint8)
     host, dev, ops = _rpn_pair(lost, frame)
-    copied = []
-    to_host = ops.to_host
-    monkeypatch.setattr(ops, "to_host", lambda a: copied.append(tuple(a.shape)) or to_host(a))
     states = []
     for i in range(70):
         cls, loc = _rpn_maps(rng, host.params, confident=(i // 12) % 3 != 1)
         host.search_crops(frame)
-        dev.search_crops(frame)
-        searching = dev._searching
-        copied.clear()
+        searching = host._searching
         a = host.update_from_outputs(cls, loc)
-        b = dev.update_from_outputs(torch.from_numpy(cls), torch.from_numpy(loc))
+        b = _decode_on_device(dev, ops, frame, cls, loc)
         np.testing.assert_allclose(b[0], a[0], atol=0.01, err_msg=f"frame {i}")
         assert abs(a[1] - b[1]) < 1e-4 and host.lost == dev.lost and host.search_zoom == dev.search_zoom
-        assert copied[0] == (10,) and set(copied[1:]) <= {(25, 25)}, copied
-        states.append((dev.lost, searching, len(copied) > 1))
-    lost_flags, searched, map_copies = zip(*states)
+        states.append((dev.lost, searching))
+    lost_flags, searched = zip(*states)
     assert any(lost_flags) and not all(lost_flags)
     if lost.enabled:
         assert any(searched) and any(not s for s in searched)
-    assert any(map_copies) == (lost.apce_ratio == 0.4)
 
 
 def test_siamrpn_device_decode_keeps_the_checks():
-    """Shapes are refused before anything runs and NaN or infinity after the one copy back, typed, with the
-    outputs still pending; numpy outputs take the host path."""
+    """Shapes are refused before anything runs, and NaN or infinity after the one copy back, typed, with the
+    outputs still pending; a vector of another length is refused."""
     rng = np.random.default_rng(8)
     frame = rng.integers(0, 256, (120, 160, 3), np.uint8)
-    _, dev, _ = _rpn_pair(None, frame)
-    dev.search_crops(frame)
+    _, dev, ops = _rpn_pair(None, frame)
+    _, request = dev.search_request(frame)
+    request = ops.asarray(request)
     cls, loc = (torch.from_numpy(m) for m in _rpn_maps(rng, dev.params))
     with pytest.raises(InvalidArgumentError, match=r"cls must have shape \(1, 10, 25, 25\)"):
-        dev.update_from_outputs(cls[:, :4], loc)
+        dev.decode_on_device(cls[:, :4], loc, request)
     for bad in (float("nan"), float("inf")):
         broken = loc.clone()
         broken[0, 3, 2, 1] = bad
         with pytest.raises(InvalidArgumentError, match="NaN or infinity"):
-            dev.update_from_outputs(cls, broken)
-    box, score = dev.update_from_outputs(cls.numpy(), loc.numpy())  # still pending; numpy: the host path
+            dev.update_from_device(dev.decode_on_device(cls, broken, request).numpy())
+    with pytest.raises(InvalidArgumentError, match="a decoded SiamRPN frame is 635 values"):
+        dev.update_from_device(np.zeros(9))
+    box, score = dev.update_from_device(dev.decode_on_device(cls, loc, request).numpy())  # still pending
     assert np.all(np.isfinite(box)) and 0 <= score <= 1
 
 
@@ -307,10 +318,26 @@ def test_tracker_on_the_device_gives_the_host_boxes(bundles, which, searching, m
     monkeypatch.setenv(ENV_DEVICE_TRACKING, "1")
     dev = Tracker(bundles[which], backend="torch", device="cpu")
     assert not host.device_tracking and dev.device_tracking
+    runs = {name: s.runs for name, s in dev._sessions.items()}
     _assert_same_track(host, dev, frames, boxes, searching)
-    assert dev.logic._device_cache[0] is dev.logic.ops  # the decode's constants went to the device: it ran there
-    crops = dev.logic.search_crops(frames[1])
-    assert isinstance(crops, torch.Tensor)  # the search graph's input never went through numpy
+    # Every frame ran as the frame program (eager on the CPU): the search and head sessions' own runs were not
+    # used, and the decode's constants went to the device.
+    assert dev._program.runs == len(frames) - 1 and dev._program.mode == "eager"
+    assert all(dev._sessions[name].runs == runs[name] for name in ("search", "head"))
+    assert dev.logic._device_cache[0] is dev.logic.ops
+
+
+def test_device_program_follows_a_frame_of_another_size_and_a_new_target(bundles, monkeypatch):
+    """A frame larger than the first (a bigger region than the buffers were made for) and a second init (a new
+    kernel) mid-stream: the device program gives the host path's boxes throughout."""
+    frames, boxes = _long_frames(6)
+    big = [cv2.copyMakeBorder(f, 0, 40, 0, 60, cv2.BORDER_REFLECT) for f in frames]
+    monkeypatch.setenv(ENV_DEVICE_TRACKING, "0")
+    host = Tracker(bundles["siamfc"], backend="torch", device="cpu")
+    monkeypatch.setenv(ENV_DEVICE_TRACKING, "1")
+    dev = Tracker(bundles["siamfc"], backend="torch", device="cpu")
+    _assert_same_track(host, dev, frames[:3] + big[3:], boxes, False)
+    _assert_same_track(host, dev, big[2:], boxes[2:], False)
 
 
 def test_onnxruntime_keeps_the_host_path(bundles):
@@ -359,6 +386,9 @@ def test_cuda_tracker_on_the_device_gives_the_host_boxes(bundles, which, searchi
         dev = Tracker(bundles[which], backend="torch", device="cuda")
         assert dev.device_tracking and not host.device_tracking
         _assert_same_track(host, dev, frames, boxes, searching)
-        assert {s.mode for s in dev._sessions.values()} >= {"cuda-graph"}
+        # One CUDA graph a frame: crops, search, head and decode; captured once, replayed after a second init.
+        assert dev._program.mode == "cuda-graph" and dev._program.cuda_graph_error is None
+        _assert_same_track(host, dev, frames[3:], boxes[3:], searching)
+        assert dev._program.mode == "cuda-graph"
     finally:
         torch.backends.cudnn.allow_tf32 = before

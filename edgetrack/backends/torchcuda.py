@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
 import sys
 import threading
@@ -64,7 +63,7 @@ from edgetrack.backends._ascend import missing_dependency
 from edgetrack.backends.onnxruntime import parse_device
 from edgetrack.errors import BackendError, InvalidArgumentError
 
-__all__ = ["TorchBackend", "TorchSession", "TorchDeviceOps", "ENV_CUDA_GRAPHS", "ENV_DEVICE_TRACKING", "ENV_CHANNELS_LAST", "ONNX2TORCH_VERSION",
+__all__ = ["TorchBackend", "TorchSession", "TorchDeviceOps", "TorchFrameProgram", "ENV_CUDA_GRAPHS", "ENV_DEVICE_TRACKING", "ENV_CHANNELS_LAST", "ONNX2TORCH_VERSION",
            "convert_graph"]
 
 _log = logging.getLogger(__name__)
@@ -558,6 +557,13 @@ class TorchSession:
                     t.record_stream(caller)
             return result
 
+    def forward(self, feeds: Mapping[str, object]) -> dict[str, object]:
+        """The graph's outputs for ``feeds`` (device tensors, or numpy arrays) as device tensors, computed eagerly on
+        the caller's current stream, with no copies, waits or CUDA graph of this session's own: a step of a
+        :class:`TorchFrameProgram`, which captures several graphs and the work around them in one CUDA graph."""
+        arrays = self._arrays(feeds)
+        return dict(zip(self.output_names, self._outputs(self._module(*[self._to_device(a) for a in arrays]))))
+
     def _run_eager(self, arrays, device_outputs: bool = False) -> dict[str, object]:
         torch = self._torch
         if not self._cuda:
@@ -664,20 +670,20 @@ def _torch_dtype(torch, dtype) -> object:
 
 # -- crop and decode on the device ------------------------------------------------------------------------------------
 class TorchDeviceOps:
-    """:class:`~edgetrack.tracking.device.DeviceOps` on one torch device: the tracking classes' search crops and
-    SiamFC's upsampling and peak search, on the GPU the graphs run on (design and figures:
-    :mod:`edgetrack.tracking.device`).
+    """:class:`~edgetrack.tracking.device.DeviceOps` on one torch device: the tracking classes' search crops, their
+    decode's arithmetic, and :class:`TorchFrameProgram`, which runs a frame's crops, graphs and decode as one CUDA
+    graph (design and figures: :mod:`edgetrack.tracking.device`).
 
-    Crops: the part of the frame the crops read (their bilinear taps, clipped to the frame) is copied once per
-    call into a pinned host buffer and uploaded as uint8; ``grid_sample`` (bilinear, ``align_corners=False``)
-    samples it at the positions the tracking class gives (:func:`~edgetrack.tracking.crop.sample_positions`:
-    OpenCV's, from the same :func:`~edgetrack.tracking.crop.crop_affine` map as the host's crop), the padding colour
-    outside the frame (sampling ``region − pad`` with zeros outside, then adding ``pad`` back), and rounds to whole
-    grey levels as a uint8 crop is. Upsampling: ``interpolate(mode="bicubic", align_corners=False)``, OpenCV's
-    ``INTER_CUBIC`` kernel (a = −0.75, half-pixel centres, replicated border).
+    Crops (:meth:`sample`): bilinear taps gathered from the uint8 region of the frame that
+    :func:`~edgetrack.tracking.crop.crop_request` cut out, at the positions it gives (OpenCV's, from the same
+    :func:`~edgetrack.tracking.crop.crop_affine` map as the host's crop), the padding colour for taps outside the
+    frame, rounded to whole grey levels as a uint8 crop is. The arithmetic is exact in float32 at OpenCV 4's 1/32-px
+    positions (weights k/32, values below 256), so the crops are ``cv2.warpAffine``'s to the last grey level.
+    Upsampling: ``interpolate(mode="bicubic", align_corners=False)``, OpenCV's ``INTER_CUBIC`` kernel (a = −0.75,
+    half-pixel centres, replicated border).
     """
 
-    def __init__(self, device: str):
+    def __init__(self, device: str, *, cuda_graphs: bool = True, cudnn_benchmark: bool = True):
         torch = _import_torch()
         self._torch = torch
         self._F = torch.nn.functional
@@ -685,71 +691,53 @@ class TorchDeviceOps:
         self.device = device
         self._device = torch.device(device)
         self._cuda = self._device.type == "cuda"
-        self._staging = None  # (pinned uint8 tensor, its numpy view), grown as needed
-        self._copied = None  # CUDA event of the last upload out of the staging buffer
+        self.cuda_graphs = bool(cuda_graphs and self._cuda)
+        self.cudnn_benchmark = cudnn_benchmark
+        self._channels = torch.arange(3, device=self._device).view(1, 3, 1, 1)
 
-    def _stage(self, nbytes: int) -> np.ndarray:
+    def sample(self, pixels, params, n: int, size: int):
+        """(n, 3, size, size) float32 crops: ``pixels`` the region of :func:`~edgetrack.tracking.crop.crop_request`
+        as a flat uint8 device tensor (rows of ``width`` pixels, BGR), ``params`` its vector as a float64 device
+        tensor. No host synchronisation: what :class:`TorchFrameProgram` captures."""
         torch = self._torch
-        if self._copied is not None:
-            self._copied.synchronize()  # the previous upload has left the buffer
-        if self._staging is None or self._staging[1].size < nbytes:
-            buf = torch.empty(max(nbytes, 1 << 16), dtype=torch.uint8, pin_memory=self._cuda)
-            self._staging = (buf, buf.numpy())
-        return self._staging[1][:nbytes]
+        head, ns = _CROP_HEADER, n * size
+        width, height = params[0].long(), params[1].long()
+        pad = params[2:5].float().view(1, 3, 1, 1)
+        xs = params[head:head + ns].float().view(n, 1, 1, size)
+        ys = params[head + ns:head + 2 * ns].float().view(n, 1, size, 1)
+        fx, fy = xs.floor(), ys.floor()
+        wx, wy = xs - fx, ys - fy
+        ix, iy = fx.long(), fy.long()
 
-    def _upload(self, region: np.ndarray, small: np.ndarray):
-        """(region as a uint8 device tensor, ``small`` as a float32 device tensor), in one host-to-device copy."""
-        torch = self._torch
-        rbytes, sbytes = region.nbytes, small.nbytes
-        offset = -(-rbytes // 4) * 4  # the float32 part aligned to 4 bytes
-        host = self._stage(offset + sbytes)
-        host[:rbytes].reshape(region.shape)[...] = region
-        host[offset:offset + sbytes].view(np.float32)[...] = small
-        if self._cuda:
-            dev = self._staging[0][:offset + sbytes].to(self._device, non_blocking=True)
-            self._copied = torch.cuda.Event()
-            self._copied.record()
-        else:
-            dev = torch.from_numpy(host.copy())
-        return dev[:rbytes].view(region.shape), dev[offset:offset + sbytes].view(torch.float32)
+        def inside(i, limit):
+            ok = (i >= 0) & (i < limit)
+            return ok, torch.where(ok, i, 0)
+
+        cols = [inside(ix, width), inside(ix + 1, width)]
+        rows = [inside(iy, height), inside(iy + 1, height)]
+
+        def tap(row, col):
+            (row_ok, r), (col_ok, c) = row, col
+            values = torch.take(pixels, (r * width + c) * 3 + self._channels).float()
+            return torch.where(row_ok & col_ok, values, pad)
+
+        # Every product and sum is exact at 1/32-px positions: the order of the terms does not matter.
+        top = (1 - wx) * tap(rows[0], cols[0]) + wx * tap(rows[0], cols[1])
+        bottom = (1 - wx) * tap(rows[1], cols[0]) + wx * tap(rows[1], cols[1])
+        return ((1 - wy) * top + wy * bottom + 0.5).floor_()  # half up, as OpenCV rounds its fixed-point sums
 
     def crops(self, frame: np.ndarray, xs: np.ndarray, ys: np.ndarray, pad) -> object:
-        """(N, 3, S, S) float32 crops of ``frame`` (uint8 H×W×3): crop ``n``'s pixel ``(u, v)`` samples the frame at
-        ``(xs[n, u], ys[n, v])`` (:func:`~edgetrack.tracking.crop.sample_positions`), ``pad`` outside the frame."""
-        torch, F = self._torch, self._F
-        xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
-        if xs.ndim != 2 or xs.shape != ys.shape or xs.shape[1] < 1:
-            raise InvalidArgumentError(f"crop sample positions must be two (N, S) arrays, got shapes {xs.shape} and "
-                                       f"{ys.shape}", fix="make them with edgetrack.tracking.crop.sample_positions")
-        h, w = frame.shape[:2]
-        n, size = xs.shape
-        # The frame's columns and rows the bilinear taps (floor, floor + 1) read; taps outside it read the pad.
-        x0 = min(max(math.floor(xs.min()), 0), w - 1)
-        x1 = min(max(math.floor(xs.max()) + 1, x0), w - 1)
-        y0 = min(max(math.floor(ys.min()), 0), h - 1)
-        y1 = min(max(math.floor(ys.max()) + 1, y0), h - 1)
-        region = frame[y0:y1 + 1, x0:x1 + 1]
-        rh, rw = region.shape[:2]
-        # Sampled as a region of power-of-two sides (the rest reads as outside the frame: it is): grid_sample's
-        # coordinates, weights and sums are then exact in float32 for positions on OpenCV 4's 1/32-px grid, so the
-        # crop is OpenCV's to the last grey level (OpenCV 5's float positions: within 1 grey level). grid_sample with align_corners=False puts pixel i of a side of
-        # L pixels at (2i + 1) / L - 1.
-        pw, ph = 1 << (rw - 1).bit_length(), 1 << (rh - 1).bit_length()
-        gx = (2 * (xs - x0) + 1) / pw - 1
-        gy = (2 * (ys - y0) + 1) / ph - 1
-        pad = np.rint(np.asarray(pad, dtype=np.float64).reshape(3))  # a uint8 crop's padding is a uint8 colour
-        small = np.concatenate([gx.ravel(), gy.ravel(), pad]).astype(np.float32)
+        """(N, 3, S, S) float32 crops of ``frame`` (uint8 H×W×3) on the device, in one call: crop ``n``'s pixel
+        ``(u, v)`` samples the frame at ``(xs[n, u], ys[n, v])``
+        (:func:`~edgetrack.tracking.crop.sample_positions`), ``pad`` outside the frame."""
+        from edgetrack.tracking.crop import crop_request  # noqa: PLC0415 - the tracking layer imports this module lazily
+
+        region, params = crop_request(frame, xs, ys, pad)
+        torch = self._torch
         try:
             with torch.inference_mode():
-                pixels, values = self._upload(region, small)
-                gxt = values[:n * size].view(n, 1, size).expand(n, size, size)
-                gyt = values[n * size:2 * n * size].view(n, size, 1).expand(n, size, size)
-                padt = values[2 * n * size:].view(1, 3, 1, 1)
-                src = F.pad(pixels.permute(2, 0, 1).unsqueeze(0).float() - padt, (0, pw - rw, 0, ph - rh))
-                grid = torch.stack((gxt, gyt), dim=-1)
-                out = F.grid_sample(src.expand(n, -1, -1, -1), grid, mode="bilinear", padding_mode="zeros",
-                                    align_corners=False)
-                return (out + padt + 0.5).floor_()  # half up, as OpenCV rounds its fixed-point sums
+                pixels = torch.from_numpy(np.ascontiguousarray(region).reshape(-1)).to(self._device)
+                return self.sample(pixels, torch.from_numpy(params).to(self._device), *np.shape(xs))
         except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError and friends
             raise BackendError(f"PyTorch failed to crop on {self.device!r}: {type(exc).__name__}: {exc}") from exc
 
@@ -772,6 +760,158 @@ class TorchDeviceOps:
         if isinstance(a, np.ndarray):
             return a
         return np.ascontiguousarray(a.detach().cpu().numpy())
+
+    def program(self, step) -> "TorchFrameProgram":
+        """``step(pixels, params, state)`` as a :class:`TorchFrameProgram` on this device."""
+        return TorchFrameProgram(self, step)
+
+
+_CROP_HEADER = 5  # edgetrack.tracking.crop.CROP_REQUEST_HEADER (not imported: this module loads without the tracker)
+
+
+class TorchFrameProgram:
+    """One frame's device work as one function, captured into one CUDA graph from its second call.
+
+    ``step(pixels, params, state) -> out`` takes three device tensors — the uint8 region of the frame the crops
+    read (flat), a float64 vector (the crops' positions and padding, then the decode's settings: whatever the
+    tracking class packed) and the track's state (the template kernel) — and returns a 1-D device tensor; it must
+    not synchronise with the host (no ``.item()``, no branching on a tensor's value). Each call copies the region
+    and the vector into static device buffers (one host-to-device copy each, from pinned memory; the region's
+    bytes only, up to the frame's size, so its shape may change from frame to frame while the graph's does not),
+    copies the state in when it is a new tensor (a new ``init``), replays the graph, and copies the output back:
+    one wait for the device per frame. The first call runs eagerly; a capture that raises leaves the program eager
+    (:attr:`cuda_graph_error` says why), as :class:`TorchSession` does. On the CPU every call is eager.
+    """
+
+    def __init__(self, ops: TorchDeviceOps, step):
+        self._torch = ops._torch
+        self._ops = ops
+        self._step = step
+        self._device = ops._device
+        self._cuda = ops._cuda
+        self.cuda_graphs = ops.cuda_graphs
+        self.cuda_graph_error: str | None = None
+        self.runs = 0
+        self._lock = threading.Lock()
+        self._stream = self._torch.cuda.Stream(device=self._device) if self._cuda else None
+        self._graph = None
+        self._pixels = self._params = self._state = self._out = None
+        self._host_pixels = self._host_params = self._host_out = None
+        self._state_source = None
+
+    @property
+    def mode(self) -> str:
+        return "cuda-graph" if self._graph is not None else "eager"
+
+    def __call__(self, region: np.ndarray, params: np.ndarray, state, capacity: int = 0) -> np.ndarray:
+        """``step``'s output for this frame's ``region`` (uint8, any shape) and ``params`` (float64, 1-D), as a
+        float64 numpy vector. ``capacity``: the most bytes a region can have (the frame's size), so that the
+        static buffer is made once rather than grown, and the graph captured again, as the regions grow."""
+        torch = self._torch
+        params = np.asarray(params, dtype=np.float64)
+        try:
+            with self._lock, torch.inference_mode():
+                self.runs += 1
+                if not self._cuda:
+                    pixels = torch.from_numpy(np.ascontiguousarray(region).reshape(-1))
+                    out = self._step(pixels, torch.from_numpy(params), state)
+                    return out.to(torch.float64).numpy().copy()
+                with torch.cuda.device(self._device):
+                    return self._run_cuda(region, params, state, capacity)
+        except (InvalidArgumentError, BackendError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError and friends
+            raise BackendError(f"PyTorch failed to run the frame's crops, graphs and decode on {self._ops.device!r}: "
+                               f"{type(exc).__name__}: {exc}") from exc
+
+    def _buffers(self, nbytes: int, capacity: int, nparams: int, state) -> None:
+        """Static device buffers (and their pinned host twins) big enough for this frame; a bigger frame or another
+        vector length drops the graph, which the next call captures again."""
+        torch = self._torch
+        grow = self._pixels is None or self._pixels.numel() < nbytes
+        if grow or self._params.numel() != nparams or self._state.shape != state.shape \
+                or self._state.dtype != state.dtype:
+            if self._graph is not None:
+                _log.info("frame program on %s: new buffer sizes, captured again", self._ops.device)
+            self._graph, self._out, self._host_out = None, None, None
+            self.runs = 1  # this call is eager again; the next one captures
+            capacity = max(nbytes, capacity, 1 << 16, 0 if self._pixels is None else self._pixels.numel())
+            self._pixels = torch.zeros(capacity, dtype=torch.uint8, device=self._device)
+            self._host_pixels = torch.empty(capacity, dtype=torch.uint8, pin_memory=True)
+            self._params = torch.zeros(nparams, dtype=torch.float64, device=self._device)
+            self._host_params = torch.empty(nparams, dtype=torch.float64, pin_memory=True)
+            self._state = torch.empty_like(state)
+            self._state_source = None
+
+    def _run_cuda(self, region: np.ndarray, params: np.ndarray, state, capacity: int) -> np.ndarray:
+        torch = self._torch
+        nbytes = region.size
+        self._buffers(nbytes, capacity, params.size, state)
+        host = self._host_pixels.numpy()
+        host[:nbytes].reshape(region.shape)[...] = region
+        self._host_params.numpy()[...] = params
+        caller = torch.cuda.current_stream(self._device)
+        stream = self._stream
+        stream.wait_stream(caller)  # the state was made on the caller's stream
+        with torch.cuda.stream(stream):
+            self._pixels[:nbytes].copy_(self._host_pixels[:nbytes], non_blocking=True)
+            self._params.copy_(self._host_params, non_blocking=True)
+            if state is not self._state_source:
+                self._state.copy_(state)
+                self._state_source = state
+            if self._graph is None and self.cuda_graphs and self.runs >= _CAPTURE_AT_RUN:
+                self._try_capture()
+            if self._graph is not None:
+                self._graph.replay()
+                out = self._out
+            else:
+                out = self._step(self._pixels, self._params, self._state)
+            if self._host_out is None or self._host_out.shape != out.shape:
+                self._host_out = torch.empty(out.shape, dtype=torch.float64, pin_memory=True)
+            self._host_out.copy_(out, non_blocking=True)
+        stream.synchronize()
+        return self._host_out.numpy().copy()  # the pinned buffer is overwritten by the next frame
+
+    def _try_capture(self) -> None:
+        torch = self._torch
+        current = torch.cuda.current_stream(self._device)
+        try:
+            with _CAPTURE_LOCK:
+                side = torch.cuda.Stream(device=self._device)
+                side.wait_stream(self._stream)
+                benchmark = torch.backends.cudnn.benchmark
+                torch.backends.cudnn.benchmark = self._ops.cudnn_benchmark or benchmark
+                try:
+                    with torch.cuda.stream(side):
+                        for _ in range(_WARMUP_RUNS):
+                            self._step(self._pixels, self._params, self._state)
+                    self._stream.wait_stream(side)
+                    graph = torch.cuda.CUDAGraph()
+                    with torch.cuda.graph(graph, stream=self._stream, capture_error_mode="thread_local"):
+                        out = self._step(self._pixels, self._params, self._state)
+                finally:
+                    torch.backends.cudnn.benchmark = benchmark
+            self._graph, self._out = graph, out
+            _log.info("frame program captured into one CUDA graph on %s", self._ops.device)
+        except Exception as exc:  # noqa: BLE001 - whatever capture raises, eager still gives the right answer
+            torch.cuda.set_stream(current)
+            self._graph, self._out = None, None
+            self.cuda_graphs = False
+            cause = exc.__cause__ or exc.__context__
+            self.cuda_graph_error = f"{type(exc).__name__}: {exc}" + (
+                f" (after {type(cause).__name__}: {cause})" if cause is not None else "")
+            _log.warning("frame program on %s stays eager: CUDA graph capture failed: %s", self._ops.device,
+                         self.cuda_graph_error)
+            try:
+                torch.cuda.synchronize(self._device)
+            except Exception:  # noqa: BLE001 - the eager run that follows reports a broken device itself
+                pass
+
+    def close(self) -> None:
+        with self._lock:
+            self._graph = self._out = self._pixels = self._params = self._state = None
+            self._host_pixels = self._host_params = self._host_out = None
+            self._state_source = None
 
 
 # -- backend ---------------------------------------------------------------------------------------------------------
@@ -812,7 +952,7 @@ class TorchBackend:
         on = self.device_tracking
         if on is None:
             on = _env_flag(ENV_DEVICE_TRACKING, dev != "cpu" and pays)
-        return TorchDeviceOps(dev) if on else None
+        return TorchDeviceOps(dev, cuda_graphs=self.cuda_graphs, cudnn_benchmark=self.cudnn_benchmark) if on else None
 
     def is_available(self) -> bool:
         return all(module_available(module) for module, _, _ in _DEPENDENCIES)

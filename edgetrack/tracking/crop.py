@@ -37,6 +37,8 @@ __all__ = [
     "crop_affine",
     "sample_positions",
     "opencv_rounds_positions",
+    "crop_request",
+    "CROP_REQUEST_HEADER",
     "crop_and_resize",
 ]
 
@@ -241,6 +243,40 @@ def sample_positions(affine: np.ndarray, out_size: int) -> tuple[np.ndarray, np.
          + np.rint(m[0, 0] * u * _AB_SCALE).astype(np.int64)) >> _TAB_SHIFT
     y = (np.rint((m[1, 1] * u + m[1, 2]) * _AB_SCALE).astype(np.int64) + _ROUND_DELTA) >> _TAB_SHIFT
     return x / 32.0, y / 32.0
+
+
+# crop_request's vector: region width, region height, the padding colour (3), then the positions.
+CROP_REQUEST_HEADER = 5
+
+
+def crop_request(frame: np.ndarray, xs: np.ndarray, ys: np.ndarray, pad) -> tuple[np.ndarray, np.ndarray]:
+    """What a device needs to make crops at sample positions, computed on the host: ``(region, params)``.
+
+    ``xs``, ``ys``: the (N, S) positions of :func:`sample_positions` (crop ``n``'s pixel ``(u, v)`` reads the frame
+    at ``(xs[n, u], ys[n, v])``); ``pad``: the padding colour (3 values; rounded to whole values, as a uint8 crop's
+    padding is). ``region``: the part of ``frame`` the crops' bilinear taps read (a uint8 view, rows
+    ``y0..y1``, columns ``x0..x1``, clipped to the frame: only it need cross to the device, not the whole frame).
+    ``params``: float64 ``[region width, region height, pad (3), xs − x0 (N·S), ys − y0 (N·S)]``
+    (:data:`CROP_REQUEST_HEADER` values before the positions). A tap at a region-relative column outside
+    ``[0, width)`` or row outside ``[0, height)`` lies outside the frame and reads ``pad``.
+    """
+    xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+    if xs.ndim != 2 or xs.shape != ys.shape or xs.shape[1] < 1:
+        raise InvalidArgumentError(f"crop sample positions must be two (N, S) arrays, got shapes {xs.shape} and "
+                                   f"{ys.shape}", fix="make them with edgetrack.tracking.crop.sample_positions")
+    if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
+        raise InvalidArgumentError("crop sample positions contain NaN or infinity",
+                                   fix="check the crop centres and sides given to crop_affine")
+    h, w = frame.shape[:2]
+    # The frame's columns and rows the bilinear taps (floor, floor + 1) read; taps outside it read the pad.
+    x0 = min(max(math.floor(xs.min()), 0), w - 1)
+    x1 = min(max(math.floor(xs.max()) + 1, x0), w - 1)
+    y0 = min(max(math.floor(ys.min()), 0), h - 1)
+    y1 = min(max(math.floor(ys.max()) + 1, y0), h - 1)
+    region = frame[y0:y1 + 1, x0:x1 + 1]
+    pad = np.rint(np.asarray(pad, dtype=np.float64).reshape(3))
+    params = np.concatenate([[region.shape[1], region.shape[0]], pad, (xs - x0).ravel(), (ys - y0).ravel()])
+    return region, params
 
 
 def crop_and_resize(

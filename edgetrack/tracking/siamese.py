@@ -23,7 +23,7 @@ import numpy as np
 
 from edgetrack.errors import InvalidArgumentError, TrackerStateError
 from edgetrack.tracking.crop import (box_center, check_box, check_frame, context_size, crop_affine, crop_and_resize,
-                                     mean_color, reaches_outside, sample_positions)
+                                     crop_request, mean_color, reaches_outside, sample_positions)
 
 __all__ = ["SiameseTracking", "LostParams", "Confidence", "TileSweep", "apce", "tile_centres", "to_nchw"]
 
@@ -250,25 +250,57 @@ class SiameseTracking:
         return np.clip(point, [0.0, 0.0], [w - 1.0, h - 1.0])
 
     def use_device(self, ops) -> None:
-        """Make the search crops (and, where the family can, decode the maps) on a backend's device through ``ops``
-        (a :class:`~edgetrack.tracking.device.DeviceOps`), or on the host again with None.
-
-        With ops, :meth:`search_crops` returns the backend's device array instead of a numpy one, and the update
-        accepts the head's outputs as device arrays too (:mod:`edgetrack.tracking.device` has the design).
-        """
+        """Decode on a backend's device through ``ops`` (a :class:`~edgetrack.tracking.device.DeviceOps`), or on the
+        host again with None. With ops, a frame is :meth:`search_request` (host), the family's
+        ``decode_on_device`` (on the device, inside the backend's frame program) and :meth:`update_from_device`
+        (host); :mod:`edgetrack.tracking.device` has the design. The host methods (``search_crops`` and the
+        family's update from the maps) keep working either way."""
         self.ops = ops
 
-    def _crop_batch(self, frame: np.ndarray, regions, out_size: int, pad) -> object:
-        """(N, 3, out_size, out_size) float32 crops of ``regions`` ``[(centre, side), ...]``: numpy through
-        :func:`crop_and_resize`, or the device's through :attr:`ops` with the same :func:`crop_affine` maps.
-        ``pad``: the padding colour, or None to take the frame's mean colour where a crop reaches outside."""
-        if self.ops is None:
-            return to_nchw(np.stack([crop_and_resize(frame, c, s, out_size, pad) for c, s in regions]))
+    def _crop_batch(self, frame: np.ndarray, regions, out_size: int, pad) -> np.ndarray:
+        """(N, 3, out_size, out_size) float32 crops of ``regions`` ``[(centre, side), ...]`` through
+        :func:`crop_and_resize`. ``pad``: the padding colour, or None to take the frame's mean colour where a crop
+        reaches outside."""
+        return to_nchw(np.stack([crop_and_resize(frame, c, s, out_size, pad) for c, s in regions]))
+
+    def _crop_request(self, frame: np.ndarray, regions, out_size: int, pad) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`crop_request` for the crops :meth:`_crop_batch` would make of ``regions``, with the same
+        :func:`crop_affine` maps at OpenCV's sample positions: what a device samples them from."""
         if pad is None:
             needed = any(reaches_outside(frame.shape, c, s, out_size) for c, s in regions)
             pad = mean_color(frame) if needed else (0.0, 0.0, 0.0)
         positions = [sample_positions(crop_affine(c, s, out_size), out_size) for c, s in regions]
-        return self.ops.crops(frame, np.stack([x for x, _ in positions]), np.stack([y for _, y in positions]), pad)
+        return crop_request(frame, np.stack([x for x, _ in positions]), np.stack([y for _, y in positions]), pad)
+
+    def search_request(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`search_crops` for a device: the same decisions (regions, padding), but instead of crops the
+        ``(region, params)`` of :func:`crop_request` to sample them from, with this frame's decode settings
+        appended to ``params`` (the family's ``decode_on_device`` reads them there)."""
+        region, params = self._crop_request(*self._search_regions(frame))
+        self._pending = True
+        return region, np.concatenate([params, self._decode_settings()])
+
+    def _search_regions(self, frame: np.ndarray) -> tuple:
+        """``(frame, regions, out_size, pad)`` of this frame's search crops (pad None: the mean colour if needed),
+        with the frame checked and the track's choice of windows made."""
+        raise NotImplementedError
+
+    def _decode_settings(self) -> np.ndarray:
+        """This frame's decode settings that change with the track's state (float64), for ``decode_on_device``."""
+        raise NotImplementedError
+
+    @property
+    def crop_layout(self) -> tuple[int, int]:
+        """``(crops per frame, crop side)`` of :meth:`search_crops`."""
+        raise NotImplementedError
+
+    def _check_pending(self, method: str) -> None:
+        self._require_init(method)
+        if not self._pending:
+            raise TrackerStateError(
+                f"{method} needs the outputs for a fresh search_crops(frame) or search_request(frame)",
+                fix="call search_crops(frame) (or search_request on a device), run the network on it, then "
+                    f"{method}")
 
     # -- protocol ------------------------------------------------------------------------------------------------
     def init(self, frame: np.ndarray, box) -> np.ndarray:

@@ -74,7 +74,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgetrack.errors import InvalidArgumentError, TrackerStateError
+from edgetrack.errors import InvalidArgumentError
 from edgetrack.tracking.crop import check_frame, mean_color, reaches_outside
 from edgetrack.tracking.siamese import LostParams, SiameseTracking
 
@@ -162,24 +162,26 @@ def _max_rows(a: np.ndarray) -> np.ndarray:
     return a.max(axis=1)
 
 
-def peak_search(up, penalties, window, window_influence: float, max_rows) -> tuple[int, int, int, float]:
-    """SiamFC's peak in upsampled maps: ``(best map, row, col, its raw value)``.
+def peak_search(up, penalties, window, window_influence, max_rows) -> tuple:
+    """SiamFC's peak in upsampled maps: ``(best map, flat index of the peak in it, its raw value)``, as the arrays'
+    own scalars (0-d / 1-element arrays; ``int()`` and ``float()`` them on the host).
 
     ``up``: (N, U, U) upsampled responses; the best map has the largest peak times ``penalties[n]``; its response,
     shifted to a minimum of 0 and normalised to a sum of 1, is mixed with ``window`` (U×U, sum 1) by
-    ``window_influence`` (0: not at all), and its largest cell is the peak. Written once for numpy arrays and a
-    backend's device arrays alike (:mod:`edgetrack.tracking.device`): only methods both have, arithmetic and
-    ``max_rows(a)`` (each row's maximum of a 2-D array) given by the caller.
+    ``window_influence`` (0: not at all; a number, or a 0-d device array), and its largest cell is the peak.
+    Written once for numpy arrays and a backend's device arrays alike (:mod:`edgetrack.tracking.device`): only
+    methods both have, arithmetic and ``max_rows(a)`` (each row's maximum of a 2-D array) given by the caller, and
+    no step that needs a device value on the host (the device runs it inside a captured graph).
     """
     n = up.shape[0]
-    best = int((max_rows(up.reshape(n, -1)) * penalties).argmax())
-    chosen = up[best]
+    best = (max_rows(up.reshape(n, -1)) * penalties).argmax()
+    chosen = up[best.reshape(1)][0]  # a 1-element index: a device index needs no copy to the host
     response = chosen - chosen.min()
     response /= response.sum() + 1e-16  # in place, as numpy has always computed it (float32 throughout)
-    if window_influence:
+    if not isinstance(window_influence, (int, float)) or window_influence:
         response = (1 - window_influence) * response + window_influence * window
-    row, col = divmod(int(response.argmax()), response.shape[1])
-    return best, row, col, float(chosen[row, col])
+    index = response.argmax()
+    return best, index, chosen.reshape(-1)[index.reshape(1)]
 
 
 class SiamFCTracking(SiameseTracking):
@@ -209,6 +211,10 @@ class SiamFCTracking(SiameseTracking):
         """Side, in frame pixels, of the centre scale's search region."""
         return self.exemplar_side * self.params.instance_size / self.params.exemplar_size
 
+    @property
+    def crop_layout(self) -> tuple[int, int]:
+        return self.params.scale_num, self.params.instance_size
+
     # -- protocol ------------------------------------------------------------------------------------------------
     def search_crops(self, frame: np.ndarray) -> np.ndarray:
         """This frame's search crops as one (scale_num, 3, instance, instance) float32 batch.
@@ -216,6 +222,11 @@ class SiamFCTracking(SiameseTracking):
         While tracking: one crop per scale around the last centre. While lost: one search window per batch slot,
         all at the frozen scale (see the module docstring); the network runs the same way in both cases.
         """
+        crops = self._crop_batch(*self._search_regions(frame))
+        self._pending = True
+        return crops
+
+    def _search_regions(self, frame: np.ndarray) -> tuple:
         self._require_init("search_crops")
         frame = check_frame(frame)
         self._frame_wh = (frame.shape[1], frame.shape[0])
@@ -230,9 +241,18 @@ class SiamFCTracking(SiameseTracking):
         needed = any(reaches_outside(frame.shape, c, s, size) for c, s in regions)
         # When no crop reaches outside, no crop reads the padding: any colour does, and crop_and_resize need not ask.
         pad = mean_color(frame) if needed else (0.0, 0.0, 0.0)
-        crops = self._crop_batch(frame, regions, size, pad)
-        self._pending = True
-        return crops
+        return frame, regions, size, pad
+
+    def _peak_settings(self) -> tuple[np.ndarray, float]:
+        """(scale penalties, window influence) of this frame: tracking, or searching while lost (every window at
+        the same scale, so no penalty; the search's own window influence)."""
+        if self._searching:
+            return self._no_penalties, self.lost_params.search_window_influence
+        return self._penalties, self.params.window_influence
+
+    def _decode_settings(self) -> np.ndarray:
+        penalties, influence = self._peak_settings()
+        return np.concatenate([penalties, [influence]])
 
     def update_from_responses(self, responses) -> tuple[np.ndarray, float]:
         """Move the track by the network's responses to the last :meth:`search_crops`; returns ``(box, score)``.
@@ -240,43 +260,72 @@ class SiamFCTracking(SiameseTracking):
         ``responses``: (scale_num, R, R) or (scale_num, 1, R, R), in the order of the crops. ``score`` is in (0, 1).
         Whether the target now counts as lost is :attr:`lost`.
         """
-        self._require_init("update_from_responses")
-        if not self._pending:
-            raise TrackerStateError(
-                "update_from_responses needs the responses to a fresh search_crops(frame)",
-                fix="call search_crops(frame), run the network on its output, then update_from_responses",
-            )
+        import cv2
+
+        self._check_pending("update_from_responses")
         p = self.params
-        on_device = self.ops is not None and not isinstance(responses, np.ndarray)
-        # On the device only the upsampled maps stay there: the 17×17 maps come back for the checks and the APCE.
-        r = np.asarray(self.ops.to_host(responses) if on_device else responses, dtype=np.float32)
+        r = self._check_responses(np.asarray(responses, dtype=np.float32), np.shape(responses))
+        if not np.all(np.isfinite(r)):
+            raise _not_finite()
+        self._pending = False
+        up = np.stack([cv2.resize(m, (p.upscaled_size, p.upscaled_size), interpolation=cv2.INTER_CUBIC) for m in r])
+        penalties, influence = self._peak_settings()
+        # siamfc-pytorch multiplies the raw maps (not probabilities) by the penalty; kept for fidelity.
+        best, index, peak = peak_search(up, penalties, self._window, influence, _max_rows)
+        return self._move(r, int(best), int(index), float(peak[0]))
+
+    def decode_on_device(self, responses, params):
+        """The device half of :meth:`update_from_responses` (inside the backend's frame program: no host
+        synchronisation): the head's ``responses`` (device array) and the frame's ``params`` (of
+        :meth:`search_request`, on the device) to one float64 vector, ``[best map, flat peak index, peak value,
+        all finite (1/0), the raw maps (scale_num · R · R)]``, for :meth:`update_from_device`."""
+        ops, p = self.ops, self.params
+        xp = ops.xp
+        n = p.scale_num
+        r = self._check_responses(responses, tuple(responses.shape)).float()
+        max_rows, window = self._device_constants()
+        settings = params[params.shape[0] - n - 1:]
+        # The influence stays float64, as a Python number is, so that 1 − influence rounds as on the host.
+        best, index, peak = peak_search(ops.upsample_bicubic(r, p.upscaled_size), settings[:n], window, settings[n],
+                                        max_rows)
+        f64 = xp.float64
+        return xp.concatenate([xp.stack([best.to(f64), index.to(f64)]), peak.to(f64),
+                               xp.isfinite(r).all().to(f64).reshape(1), r.reshape(-1).to(f64)])
+
+    def update_from_device(self, decoded) -> tuple[np.ndarray, float]:
+        """:meth:`update_from_responses` from :meth:`decode_on_device`'s vector (copied to the host)."""
+        self._check_pending("update_from_device")
+        p = self.params
+        v = np.asarray(decoded, dtype=np.float64)
+        size = p.scale_num * p.response_size ** 2
+        if v.shape != (4 + size,):
+            raise InvalidArgumentError(f"a decoded SiamFC frame is {4 + size} values here, got shape {v.shape}",
+                                       fix="pass decode_on_device's output for this tracker's search_request")
+        if not v[3]:
+            raise _not_finite()
+        self._pending = False
+        r = v[4:].astype(np.float32).reshape(p.scale_num, p.response_size, p.response_size)
+        return self._move(r, int(v[0]), int(v[1]), float(v[2]))
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+    def _check_responses(self, r, shape):
+        """(scale_num, R, R) of ``r`` (numpy or device), a channel axis of 1 dropped; any other shape refused."""
+        p = self.params
         if r.ndim == 4 and r.shape[1] == 1:
             r = r[:, 0]
-        if r.shape != (p.scale_num, p.response_size, p.response_size):
+        if tuple(r.shape) != (p.scale_num, p.response_size, p.response_size):
             raise InvalidArgumentError(
                 f"responses must have shape ({p.scale_num}, {p.response_size}, {p.response_size}) "
-                f"(or with a channel axis of 1), got {np.shape(responses)}"
+                f"(or with a channel axis of 1), got {tuple(shape)}"
             )
-        if not np.all(np.isfinite(r)):
-            raise InvalidArgumentError(
-                "responses contain NaN or infinity", fix="check the network's weights and its input crops"
-            )
-        self._pending = False
-        if on_device:
-            up = self.ops.upsample_bicubic(responses, p.upscaled_size)
-            consts = self._device_constants()
-        else:
-            import cv2
+        return r
 
-            up = np.stack(
-                [cv2.resize(m, (p.upscaled_size, p.upscaled_size), interpolation=cv2.INTER_CUBIC) for m in r]
-            )
-            consts = (_max_rows, self._penalties, self._no_penalties, self._window)
+    def _move(self, r: np.ndarray, best: int, index: int, peak: float) -> tuple[np.ndarray, float]:
+        """The track after this frame's peak: map ``best``, flat cell ``index`` of the upsampled map, raw value
+        ``peak``; ``r``, the raw maps, for the confidence test."""
+        row, col = divmod(index, self.params.upscaled_size)
         if self._searching:
-            return self._search_update(r, up, consts)
-        max_rows, penalties, _, window = consts
-        # siamfc-pytorch multiplies the raw maps (not probabilities) by the penalty; kept for fidelity.
-        best, row, col, peak = peak_search(up, penalties, window, p.window_influence, max_rows)
+            return self._search_update(r, best, row, col, peak)
         score = 1.0 / (1.0 + math.exp(-peak))
         self._center = self._peak_position(row, col, self._center, self.search_side * self._scale_factors[best])
 
@@ -293,15 +342,11 @@ class SiamFCTracking(SiameseTracking):
         self._tracking_frame(confident, apce)
         return self.box, score
 
-    # -- helpers -------------------------------------------------------------------------------------------------
     def _device_constants(self) -> tuple:
-        """(max_rows, penalties, no penalties, window) on :attr:`ops`' device, made once per ops."""
+        """(max_rows, window) on :attr:`ops`' device, made once per ops."""
         cached = getattr(self, "_device_cache", None)
         if cached is None or cached[0] is not self.ops:
-            ops = self.ops
-            consts = (ops.max_rows, ops.asarray(self._penalties), ops.asarray(self._no_penalties),
-                      ops.asarray(self._window))
-            self._device_cache = cached = (ops, consts)
+            self._device_cache = cached = (self.ops, (self.ops.max_rows, self.ops.asarray(self._window)))
         return cached[1]
 
     def _peak_position(self, row: int, col: int, center: np.ndarray, side: float) -> np.ndarray:
@@ -341,12 +386,9 @@ class SiamFCTracking(SiameseTracking):
         reach = (p.response_size - 1) * p.total_stride / p.instance_size * self.search_side
         return self._sweep.tiles(self._frame_wh, reach, self._anchor[0])
 
-    def _search_update(self, r: np.ndarray, up, consts) -> tuple[np.ndarray, float]:
-        """One frame of the search while lost: every window at the same scale, so no scale penalty."""
-        lp = self.lost_params
+    def _search_update(self, r: np.ndarray, best: int, row: int, col: int, peak: float) -> tuple[np.ndarray, float]:
+        """One frame of the search while lost, given the best window's peak (found without a scale penalty)."""
         self._confidence.relax()
-        max_rows, _, no_penalties, window = consts
-        best, row, col, peak = peak_search(up, no_penalties, window, lp.search_window_influence, max_rows)
         score = 1.0 / (1.0 + math.exp(-peak))
         confident, apce = self._confidence.judge(score, r[best])
         position = self._peak_position(row, col, self._windows[best], self.search_side) if confident else None
@@ -355,3 +397,8 @@ class SiamFCTracking(SiameseTracking):
         reach = (self.params.response_size - 1) * self.params.total_stride / self.params.instance_size
         self._search_frame(position, apce, reach * self.search_side / 2)
         return self.box, score
+
+
+def _not_finite() -> InvalidArgumentError:
+    return InvalidArgumentError("responses contain NaN or infinity",
+                                fix="check the network's weights and its input crops")

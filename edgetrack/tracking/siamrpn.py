@@ -82,7 +82,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgetrack.errors import InvalidArgumentError, TrackerStateError
+from edgetrack.errors import InvalidArgumentError
 from edgetrack.tracking.crop import check_frame
 from edgetrack.tracking.siamese import LostParams, SiameseTracking
 
@@ -232,35 +232,45 @@ def _context_side(w, h, context: float, xp=np):
 PICKED = ("score", "penalty", "scale_change", "ratio_change", "w", "h", "dx", "dy")
 
 
-def select_anchor(logits, deltas, anchors, window, window_influence: float, target_wh, penalty_k: float,
+def select_anchor(logits, deltas, anchors, window, window_influence, target_wh, penalty_k: float,
                   context: float, xp=np):
-    """SiamRPN's choice of anchor from the head's maps: ``(picked, score)``.
+    """SiamRPN's choice of anchor from the head's maps: ``(picked, score, best)``.
 
     ``logits`` (2, A, R, R) and ``deltas`` (4, A, R, R), float64 (the head's maps, class- and offset-major);
     ``anchors`` (4, A, R, R) from :func:`anchor_grid`; ``window`` (1, R, R) the cosine window, mixed in by
-    ``window_influence`` (0: not at all); ``target_wh`` the current size in search-crop pixels (two floats), which
+    ``window_influence`` (0: not at all); ``target_wh`` the current size in search-crop pixels (two numbers), which
     the scale/ratio penalty ``exp(−k · (max(r, 1/r) · max(s, 1/s) − 1))`` compares every anchor's box with.
     The target probability is the two-class softmax, written as a logistic of the difference (stable for any
     logits); only the sizes are decoded for every anchor, the offsets of the best one are returned as they are.
 
     ``picked``: a float64 vector, the best anchor's flat index into (A, R, R), then its :data:`PICKED` values;
-    ``score``: (A, R, R) target probabilities. Written once for numpy arrays and a backend's device arrays alike
-    (:mod:`edgetrack.tracking.device`): ``xp`` is their namespace (numpy, or the device ops' ``xp``), and only
-    functions both have are used, so on a device everything stays there and ``picked`` is one small copy back.
+    ``score``: (A, R, R) target probabilities; ``best``: the flat index as the arrays' own integer scalar. Written
+    once for numpy arrays and a backend's device arrays alike (:mod:`edgetrack.tracking.device`): ``xp`` is their
+    namespace (numpy, or the device ops' ``xp``), and only functions both have are used. On a device
+    ``window_influence`` and ``target_wh`` may be device values too, and no step needs a device value on the host,
+    so the choice runs inside a captured graph and ``picked`` is one small copy back.
     """
     score = 1.0 / (1.0 + xp.exp(xp.clip(logits[0] - logits[1], -700, 700)))
     w = anchors[2] * xp.exp(xp.clip(deltas[2], -MAX_LOG_SCALE, MAX_LOG_SCALE))
     h = anchors[3] * xp.exp(xp.clip(deltas[3], -MAX_LOG_SCALE, MAX_LOG_SCALE))
-    tw, th = float(target_wh[0]), float(target_wh[1])  # Python floats: a numpy scalar would pull a tensor to numpy
-    s_c = _change(_context_side(w, h, context, xp) / float(_context_side(tw, th, context)), xp)
+    if xp is np or isinstance(target_wh, (np.ndarray, tuple, list)):
+        # Python floats: a numpy scalar would pull a device array to numpy
+        tw, th = float(target_wh[0]), float(target_wh[1])
+        target_side = float(_context_side(tw, th, context))
+    else:
+        tw, th = target_wh[0], target_wh[1]
+        target_side = _context_side(tw, th, context, xp)
+    s_c = _change(_context_side(w, h, context, xp) / target_side, xp)
     r_c = _change((tw / th) / (w / h), xp)
     penalty = xp.exp(-(r_c * s_c - 1.0) * penalty_k)
     pscore = penalty * score
-    if window_influence:
+    if not isinstance(window_influence, (int, float)) or window_influence:
         pscore = pscore * (1 - window_influence) + window * window_influence
     best = pscore.argmax()  # flat; the first of equal maxima, on both
-    fields = xp.stack([score, penalty, s_c, r_c, w, h, deltas[0], deltas[1]]).reshape(len(PICKED), -1)[:, best]
-    return xp.concatenate([xp.asarray(best, dtype=xp.float64).reshape(1), fields]), score
+    # A 1-element index: a device index needs no copy to the host.
+    fields = xp.stack([score, penalty, s_c, r_c, w, h, deltas[0], deltas[1]]).reshape(len(PICKED), -1)
+    return xp.concatenate([xp.asarray(best, dtype=xp.float64).reshape(1),
+                           fields[:, best.reshape(1)].reshape(-1)]), score, best
 
 
 class SiamRPNTracking(SiameseTracking):
@@ -299,9 +309,18 @@ class SiamRPNTracking(SiameseTracking):
         return self.exemplar_side * self.params.instance_size / self.params.exemplar_size
 
     # -- protocol ------------------------------------------------------------------------------------------------
+    @property
+    def crop_layout(self) -> tuple[int, int]:
+        return 1, self.params.instance_size
+
     def search_crops(self, frame: np.ndarray) -> np.ndarray:
         """This frame's search crop as (1, 3, instance, instance) float32: around the current centre while tracking,
         a search window while lost (see the module docstring)."""
+        crops = self._crop_batch(*self._search_regions(frame))
+        self._pending = True
+        return crops
+
+    def _search_regions(self, frame: np.ndarray) -> tuple:
         self._require_init("search_crops")
         frame = check_frame(frame)
         self._frame_wh = (frame.shape[1], frame.shape[0])
@@ -309,13 +328,24 @@ class SiamRPNTracking(SiameseTracking):
             self._crop_center, self._zoom = self._search_window()
         else:
             self._crop_center, self._zoom = self._center.copy(), 1.0
-        crops = self._crop_batch(frame, [(self._crop_center, self.search_side)], self.params.instance_size, None)
-        self._pending = True
-        return crops
+        return frame, [(self._crop_center, self.search_side)], self.params.instance_size, None
+
+    def _scale_and_influence(self) -> tuple[float, float]:
+        """(crop pixels per frame pixel, window influence) of the pending crop: the tracking region's, or while
+        searching the window's (without the motion prior unless asked)."""
+        p = self.params
+        if self._searching:
+            return p.instance_size / self.search_side, self.lost_params.search_window_influence
+        return p.exemplar_size / self.exemplar_side, p.window_influence
+
+    def _decode_settings(self) -> np.ndarray:
+        scale_z, influence = self._scale_and_influence()
+        # The scale/ratio penalty compares with the current size (while searching: the frozen one, the size prior).
+        return np.array([self._size[0] * scale_z, self._size[1] * scale_z, influence], dtype=np.float64)
 
     def _check_map(self, name: str, value, channels: int, xp=np):
         """``value`` as float64 (channels, R, R), in ``xp``'s arrays. Shapes are checked here; finiteness too on the
-        host, while on a device :meth:`update_from_outputs` checks it with the numbers it copies back (one copy)."""
+        host, while on a device :meth:`decode_on_device` reports it in its vector (checked after the one copy)."""
         p = self.params
         arr = xp.asarray(value, dtype=xp.float64)
         if arr.ndim == 4 and arr.shape[0] == 1:
@@ -335,44 +365,60 @@ class SiamRPNTracking(SiameseTracking):
 
         ``cls``: (1, 2A, R, R) logits, ``loc``: (1, 4A, R, R) offsets (the batch axis may be left out).
         ``score`` in [0, 1] is the chosen anchor's target probability. Whether the target now counts as lost is
-        :attr:`lost`. With :attr:`ops` (:meth:`use_device`), device arrays are decoded on the device by the same
-        :func:`select_anchor` (numpy arrays still take the host path).
+        :attr:`lost`. (On a device: :meth:`search_request`, :meth:`decode_on_device`, :meth:`update_from_device`.)
         """
-        self._require_init("update_from_outputs")
-        if not self._pending:
-            raise TrackerStateError(
-                "update_from_outputs needs the outputs for a fresh search_crops(frame)",
-                fix="call search_crops(frame), run the network on its output, then update_from_outputs")
-        p, lp = self.params, self.lost_params
+        self._check_pending("update_from_outputs")
+        p = self.params
         a, n = p.num_anchors, p.score_size
-        on_device = self.ops is not None and not isinstance(cls, np.ndarray) and not isinstance(loc, np.ndarray)
-        if self.ops is not None and not on_device:
-            cls, loc = self.ops.to_host(cls), self.ops.to_host(loc)
-        xp = self.ops.xp if on_device else np
+        logits = self._check_map("cls", cls, 2 * a, np).reshape(2, a, n, n)
+        deltas = self._check_map("loc", loc, 4 * a, np).reshape(4, a, n, n)
+        self._pending = False
+        target_w, target_h, influence = self._decode_settings()
+        picked, score, best = select_anchor(logits, deltas, self.anchors, self._window, influence,
+                                            (target_w, target_h), p.penalty_k, p.context)
+        return self._move(picked, score.reshape(a, -1)[int(best) // (n * n)].reshape(n, n))
+
+    def decode_on_device(self, cls, loc, params):
+        """The device half of :meth:`update_from_outputs` (inside the backend's frame program: no host
+        synchronisation): the head's maps (device arrays) and the frame's ``params`` (of :meth:`search_request`, on
+        the device) to one float64 vector, ``[select_anchor's picked (1 + len(PICKED)), all finite (1/0), the best
+        anchor's score map (R · R, for the APCE test)]``, for :meth:`update_from_device`."""
+        xp = self.ops.xp
+        p = self.params
+        a, n = p.num_anchors, p.score_size
         logits = self._check_map("cls", cls, 2 * a, xp).reshape(2, a, n, n)
         deltas = self._check_map("loc", loc, 4 * a, xp).reshape(4, a, n, n)
+        anchors, window = self._device_constants()
+        settings = params[params.shape[0] - 3:]
+        picked, score, best = select_anchor(logits, deltas, anchors, window, settings[2], settings[:2], p.penalty_k,
+                                            p.context, xp)
+        finite = xp.isfinite(logits).all() & xp.isfinite(deltas).all()
+        peak_map = score.reshape(a, -1)[(best // (n * n)).reshape(1)].reshape(-1)
+        return xp.concatenate([picked, xp.asarray(finite, dtype=xp.float64).reshape(1), peak_map])
 
-        searching = self._searching
-        if searching:  # the best anchor of the window, without the motion prior unless asked
-            scale_z, influence = p.instance_size / self.search_side, lp.search_window_influence
-        else:
-            scale_z, influence = p.exemplar_size / self.exemplar_side, p.window_influence  # crop px per frame px
-        anchors, window = self._device_constants() if on_device else (self.anchors, self._window)
-        # The scale/ratio penalty compares with the current size (while searching: the frozen one, the size prior).
-        picked, score = select_anchor(logits, deltas, anchors, window, influence, self._size * scale_z, p.penalty_k,
-                                      p.context, xp)
-        if on_device:
-            finite = xp.isfinite(logits).all() & xp.isfinite(deltas).all()
-            picked = self.ops.to_host(xp.concatenate([picked, xp.asarray(finite, dtype=xp.float64).reshape(1)]))
-            if not picked[-1]:
-                raise _not_finite("cls or loc")
+    def update_from_device(self, decoded) -> tuple[np.ndarray, float]:
+        """:meth:`update_from_outputs` from :meth:`decode_on_device`'s vector (copied to the host)."""
+        self._check_pending("update_from_device")
+        n = self.params.score_size
+        k = 1 + len(PICKED)
+        v = np.asarray(decoded, dtype=np.float64)
+        if v.shape != (k + 1 + n * n,):
+            raise InvalidArgumentError(f"a decoded SiamRPN frame is {k + 1 + n * n} values here, got shape {v.shape}",
+                                       fix="pass decode_on_device's output for this tracker's search_request")
+        if not v[k]:
+            raise _not_finite("cls or loc")
         self._pending = False
-        best = np.unravel_index(int(picked[0]), (a, n, n))
+        return self._move(v[:k], v[k + 1:].reshape(n, n))
+
+    def _move(self, picked: np.ndarray, peak_map: np.ndarray) -> tuple[np.ndarray, float]:
+        """The track after this frame's choice of anchor: ``picked`` (:func:`select_anchor`'s vector) and the best
+        anchor's score map (for the APCE test)."""
+        p, lp = self.params, self.lost_params
+        best = np.unravel_index(int(picked[0]), (p.num_anchors, p.score_size, p.score_size))
         best_score, penalty, s_c, r_c, w, h, dx, dy = (float(v) for v in picked[1:1 + len(PICKED)])
-        # The best anchor's score map, for the APCE test (off by default): copied off a device only if asked for.
-        peak_map = (lambda: self.ops.to_host(score[best[0]])) if on_device else score[best[0]]
+        scale_z, _ = self._scale_and_influence()
         position = self._position(best, dx, dy, scale_z)
-        if searching:
+        if self._searching:
             return self._search_update(best_score, peak_map, position, s_c, r_c)
 
         self._center = position
