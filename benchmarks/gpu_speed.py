@@ -234,22 +234,53 @@ class _TimedCall:
         self.calls += 1
         return out
 
+    def __getattr__(self, name):  # the wrapped object's other attributes (the frame program's close, mode, ...)
+        return getattr(self._fn, name)
 
-# Stages that are the networks (run by the backend), the rest being crop, gate, decode and Python glue.
-GRAPH_STAGES = ("search", "head", "deblur")
+
+# Stages that are the networks (run by the backend), the rest being crop, gate, decode and Python glue. "frame" is
+# the device path's frame program (Tracker.device_tracking): crops, search, head and decode in one CUDA graph.
+GRAPH_STAGES = ("search", "head", "deblur", "frame")
 
 
 def _time_logic(tracker) -> dict[str, _TimedCall]:
-    """Wrap this tracker's crop (``logic.search_crops``) and decode (its family's update) in timers."""
+    """Wrap this tracker's crop and decode in timers: on the host path ``logic.search_crops`` and its family's
+    update; on the device path the host halves (``logic.search_request``, ``logic.update_from_device``) and the
+    frame program between them (``frame``)."""
     import dataclasses
 
     logic, family = getattr(tracker, "logic", None), getattr(tracker, "_family", None)
     if logic is None or family is None:
         return {}
+    program = getattr(tracker, "_program", None)
+    if program is not None:
+        crop, decode, frame = (_TimedCall(f) for f in (logic.search_request, logic.update_from_device, program))
+        logic.search_request, logic.update_from_device = crop, decode  # instance attributes: this tracker only
+        tracker._program = frame
+        return {"crop": crop, "decode": decode, "frame": frame}
     crop, decode = _TimedCall(logic.search_crops), _TimedCall(family.update)
-    logic.search_crops = crop  # instance attributes: this tracker only
+    logic.search_crops = crop
     tracker._family = dataclasses.replace(family, update=decode)
     return {"crop": crop, "decode": decode}
+
+
+def _graph_replay_ms(tracker, n: int = 200) -> float | None:
+    """Milliseconds of GPU time per frame of the device path's frame graph: ``n`` replays back to back, no host
+    work between them (what the frame would cost if the host's part were free). None without a captured graph."""
+    program = getattr(tracker, "_program", None)
+    program = getattr(program, "_fn", program)  # unwrap _TimedCall
+    graph = getattr(program, "_graph", None)
+    if graph is None:
+        return None
+    import torch
+
+    with torch.cuda.device(program._device):
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        for _ in range(n):
+            graph.replay()
+        torch.cuda.synchronize()
+    return 1e3 * (time.perf_counter() - t) / n
 
 
 @contextlib.contextmanager
@@ -347,6 +378,12 @@ class _Stream:
 
 
 def _modes(tracker) -> str:
+    """How the tracker's graphs ran: the sessions' modes on the host path; on the device path the frame program's
+    (``frame-cuda-graph``: crops, graphs and decode as one CUDA graph), plus ``device-tracking``."""
+    program = getattr(tracker, "_program", None)
+    program = getattr(program, "_fn", program)  # unwrap _TimedCall
+    if program is not None:
+        return f"frame-{program.mode}+device-tracking"
     sessions = getattr(tracker, "_sessions", {})
     modes = sorted({getattr(s, "mode", "n/a") for s in sessions.values()})
     return "+".join(modes) if modes else "n/a"
@@ -388,6 +425,7 @@ def per_stream(bundle, variant, frames, box, args, deblur: str) -> dict:
     stages.update({name: 1e3 * c.seconds / n for name, c in logic.items()})
     stages["other"] = 1e3 * update_s.mean() - sum(stages.values())
     graphs = sum(stages.get(k, 0.0) for k in GRAPH_STAGES)
+    replay_ms = _graph_replay_ms(tracker)
     result = {
         "fps": float(n / update_s.sum()),
         "ms_p50": float(np.median(update_s) * 1e3),
@@ -396,7 +434,10 @@ def per_stream(bundle, variant, frames, box, args, deblur: str) -> dict:
         # The share of the update outside the networks: crop, gate, decode and Python glue (issue #6: under 10 %).
         "outside_graphs_share": max(0.0, 1.0 - graphs / (1e3 * update_s.mean())),
         "deblurred_share": stream.deblurred / stream.stat_frames if stream.stat_frames else 0.0,
-        "mode": _modes(tracker) + ("+device-tracking" if getattr(tracker, "device_tracking", False) else ""),
+        "mode": _modes(tracker),
+        # The device path's frame graph alone, replayed back to back: the GPU's share of the frame is this over ms.
+        "frame_graph_gpu_ms": replay_ms,
+        "gpu_busy_share": None if replay_ms is None else replay_ms / (1e3 * update_s.mean()),
         **times,
     }
     _close([tracker])
@@ -554,17 +595,24 @@ def markdown(meta: dict, rows: list[dict]) -> str:
         for r in staged:
             names += [k for k in r["stages_ms"] if k not in names]
         lines += ["", "Milliseconds per update by stage (one stream; graphs include their host<->device copies; "
-                  "crop: the search crop with its checks and NCHW conversion; decode: the maps to a box, with the "
-                  "lost-target logic; other: the rest, Python glue and feeds; outside graphs: the share of the "
-                  "update that is not search, head or deblur):", "",
-                  "| model | precision | variant | deblur | " + " | ".join(names) + " | total | outside graphs |",
-                  "|---|---|---|---|" + "--:|" * (len(names) + 2)]
+                  "crop: the search crop with its checks and NCHW conversion (device path: the host's choice of "
+                  "crops and the region cut for them); decode: the maps to a box, with the lost-target logic "
+                  "(device path: the host's reading of the decoded vector); frame: the device path's frame "
+                  "program, crops + graphs + decode as one CUDA graph with its copies and its one wait; other: "
+                  "the rest, Python glue and feeds; outside graphs: the share of the update that is not search, "
+                  "head, deblur or frame; GPU busy: the frame graph's own GPU time, replayed back to back, over "
+                  "the update):", "",
+                  "| model | precision | variant | deblur | " + " | ".join(names)
+                  + " | total | outside graphs | GPU busy |",
+                  "|---|---|---|---|" + "--:|" * (len(names) + 3)]
         for r in staged:
             s = r["stages_ms"]
             total = _fmt(1e3 / r["per_stream_fps"], ".3f")
             share = "–" if r.get("outside_graphs_share") is None else f"{100 * r['outside_graphs_share']:.1f} %"
+            busy = "–" if r.get("gpu_busy_share") is None else \
+                f"{100 * r['gpu_busy_share']:.0f} % ({r['frame_graph_gpu_ms']:.3f} ms)"
             lines.append(f"| {r['model']} | {r['precision']} | {r['variant']} | {r['deblur']} | "
-                         + " | ".join(_fmt(s.get(k), ".3f") for k in names) + f" | {total} | {share} |")
+                         + " | ".join(_fmt(s.get(k), ".3f") for k in names) + f" | {total} | {share} | {busy} |")
     lines += ["", f"Command: `{meta['command']}`", ""]
     return "\n".join(lines)
 
@@ -702,7 +750,8 @@ def main(argv=None) -> int:
                     "first_update_s": one["first_update_s"], "deblurred_share": one["deblurred_share"],
                     "updates": run_args.measure, "parity_max_rel": max(check.values()) if check else None,
                     "bundle": str(bundle.path), "stages_ms": one["stages_ms"],
-                    "outside_graphs_share": one["outside_graphs_share"], "parity": check})
+                    "outside_graphs_share": one["outside_graphs_share"], "parity": check,
+                    "frame_graph_gpu_ms": one["frame_graph_gpu_ms"], "gpu_busy_share": one["gpu_busy_share"]})
                 _write(args.out, meta, rows)
                 print(f"  {variant['name']} deblur={base['deblur']} 1 stream: {one['fps']:.1f} FPS, "
                       f"{one['ms_p50']:.2f} ms p50, stages "

@@ -467,3 +467,25 @@ def test_gpu_speed_smoke_on_the_cpu(bundles, tmp_path, capsys):
     assert "| siamfc-tiny | fp32 | torch | – | cpu | eager | 1 |" in text and "by stage" in text
     assert "outside graphs" in text
     assert "gpu_speed.md" in capsys.readouterr().out
+
+
+def test_gpu_speed_times_the_device_paths_frame_program(bundles, tmp_path, monkeypatch):
+    """With crops and decode on the device the frame is one program: its stage ("frame") counts as the graphs'
+    time, the host's halves as crop and decode; on the CPU the program is eager and has no graph to replay."""
+    import json
+
+    from edgetrack.backends.torchcuda import ENV_DEVICE_TRACKING
+
+    gs = _gpu_speed()
+    monkeypatch.setenv(ENV_DEVICE_TRACKING, "1")
+    out = tmp_path / "gs"
+    argv = ["--bundle", str(bundles["siamfc"]), "--device", "cpu", "--synthetic", "simple", "--frames", "5",
+            "--size", "160x120", "--warmup", "1", "--measure", "3", "--streams", "1", "--backends", "torch",
+            "--no-check", "--out", str(out)]
+    assert gs.main(argv) == 0
+    (row,) = json.loads((out / "gpu_speed.json").read_text())["rows"]
+    assert row["mode"] == "frame-eager+device-tracking"
+    stages = row["stages_ms"]
+    assert stages["frame"] > 0 and stages["crop"] > 0 and stages["decode"] > 0
+    assert stages["search"] == stages["head"] == 0  # the sessions' own runs are not used on this path
+    assert 0 < row["outside_graphs_share"] < 1 and row["gpu_busy_share"] is None

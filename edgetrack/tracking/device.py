@@ -9,52 +9,56 @@ and its decode 0.39 ms against 1.22 ms of networks; SiamFC's three crops 1.05 ms
 17×17 → 272×272 bicubic ``cv2.resize`` and the peak search) against 2.26 ms. On the CPU the same work is 4-6 % of a
 frame and stays where it is.
 
-The design: a backend capability, with the tracking math written once
----------------------------------------------------------------------
-Three ways were weighed:
+The design: one program per frame, composed of pieces written once
+-----------------------------------------------------------------
+A backend may offer ``tracking_ops(device)``, an object of the :class:`DeviceOps` protocol below; the torch backend
+does (``TorchDeviceOps`` in :mod:`edgetrack.backends.torchcuda`, the only file that imports torch). With it a frame
+is three steps, and only the middle one runs on the device:
 
-(a) *A backend capability* (chosen for the crop). A backend may offer ``tracking_ops(device)``, an object of the
-    :class:`DeviceOps` protocol below; the torch backend does (``TorchDeviceOps`` in
-    :mod:`edgetrack.backends.torchcuda`, the only file that imports torch). The tracking classes keep every
-    decision: which regions to crop (centres, sides, scales, search windows while lost), whether the crop reaches
-    outside the frame and so which padding colour (``cv2.mean`` on the host, as before), and the geometry, as one
-    2×3 map per crop from :func:`~edgetrack.tracking.crop.crop_affine` — the same map ``cv2.warpAffine`` is given
-    on the host path. The device only turns (frame, maps, pad) into pixels: it uploads the part of the uint8
-    frame the crops read (once per update, not the whole frame: at 1920×1080 a full upload would cost what the
-    host crop costs), and samples it with ``grid_sample`` at exactly those positions, bilinear, padding colour
-    outside, rounded to whole grey levels as a uint8 crop is.
-(b) *Decode math written once for numpy and torch arrays* (chosen for both decodes). SiamFC's upsampling is the
-    device's (``DeviceOps.upsample_bicubic``: torch's bicubic is OpenCV's ``INTER_CUBIC`` kernel, a = −0.75,
-    half-pixel centres, replicated border); the peak search that follows —
-    :func:`~edgetrack.tracking.siamfc.peak_search`: scale penalty, normalisation, cosine window, argmax — is one
-    function written with the operations numpy arrays and torch tensors share, plus ``max_rows`` from the ops.
-    The host path calls the same function with numpy arrays and ``cv2.resize``, with the same float32 operations
-    in the same order as before, so CPU results do not change. Only the 17×17 maps (for the finiteness check and
-    the APCE) and three numbers (best scale, flat index, peak value) come back to the host. SiamRPN's decode,
-    :func:`~edgetrack.tracking.siamrpn.select_anchor` — the two-class softmax as a logistic of the difference, the
-    sizes decoded against the anchors, the scale/ratio penalty, the cosine window, the argmax over 3 125 anchors,
-    in float64 as on the host — is written with the functions numpy and torch share (``xp``: numpy, or
-    ``DeviceOps.xp``). On the device one vector of ten numbers comes back per frame (the best anchor's flat
-    index, score, penalty, scale and ratio change, size and offsets, and whether every value of both maps is
-    finite: ``_check_map``'s NaN/infinity error, raised after that one copy rather than before the decode); the
-    best anchor's 25×25 score map only when the APCE test asks for it (``Confidence.judge`` takes a function; the
-    test is off by default for SiamRPN). Shapes are checked before anything runs, as on the host. The host path
-    calls the same function with numpy arrays and gives the boxes it gave before bit for bit.
-(c) *Appending the SiamFC upsampling to the head graph for cuda bundles* was not taken: it changes the bundle
-    (a cuda bundle's head would answer differently from the CPU bundle's, and from the manifest's parity
-    figures), the Ascend converters reject bicubic ``Resize`` anyway, and the peak search would still run on the
-    host over 3 × 272 × 272 values.
+1. *The host decides* (``search_request``, numpy): the tracking class makes every decision it makes on the host
+   path — which regions to crop (centres, sides, scales, search windows while lost), whether a crop reaches outside
+   the frame and so which padding colour (``cv2.mean`` on the host, as before), the geometry as one 2×3 map per
+   crop from :func:`~edgetrack.tracking.crop.crop_affine` (the map ``cv2.warpAffine`` is given on the host path)
+   — and :func:`~edgetrack.tracking.crop.crop_request` turns them into the part of the frame the crops' bilinear
+   taps read (only it crosses the bus, not the whole frame: at 1920×1080 a full upload would cost what the host
+   crop costs) and one float64 vector: OpenCV's sample positions relative to that region, the padding colour, then
+   the decode's settings that change with the track's state (SiamFC: the scale penalties and the window's
+   influence, which differ while searching; SiamRPN: the current size in crop pixels and the influence).
+2. *The device computes* (the backend's frame program, ``DeviceOps.program``): ``DeviceOps.sample`` gathers the
+   taps from the region and interpolates them, the search and head graphs run (the torch sessions'
+   ``forward``: no copies or waits of their own), and the family's ``decode_on_device`` reduces the maps to one
+   vector — SiamFC's bicubic upsampling (``DeviceOps.upsample_bicubic``: torch's bicubic is OpenCV's
+   ``INTER_CUBIC`` kernel, a = −0.75, half-pixel centres, replicated border) and peak search
+   (:func:`~edgetrack.tracking.siamfc.peak_search`: scale penalty, normalisation, cosine window, argmax), or
+   SiamRPN's anchor choice (:func:`~edgetrack.tracking.siamrpn.select_anchor`: the two-class softmax as a logistic
+   of the difference, the sizes decoded against the anchors, the scale/ratio penalty, the cosine window, the argmax
+   over 3 125 anchors, in float64 as on the host) — plus whether every value of the maps is finite, and what the
+   confidence test reads (SiamFC's three 17×17 maps, SiamRPN's best anchor's 25×25 score map). Both decodes are
+   written once with the operations numpy arrays and torch tensors share (``xp``), and with no step that needs a
+   device value on the host (no ``int()`` of an argmax: indices stay 1-element device arrays), so the whole step
+   has static shapes and no synchronisation. On a GPU the torch backend captures it into **one CUDA graph** on the
+   second frame (:class:`~edgetrack.backends.torchcuda.TorchFrameProgram`); each frame is then two uploads (the
+   region's bytes into a static buffer of the frame's size, and the vector), one replay, one small download and
+   one wait. A new ``init``'s template kernel is copied into the graph's static input; a capture that fails
+   leaves the program eager (logged, ``cuda_graph_error``), as a session's does.
+3. *The host reads the vector* (``update_from_device``, numpy): the NaN/infinity check (the same typed error as
+   the host path, after the one copy), then the same code as the host path's update — position, size, the
+   confidence test, the lost-target state machine.
 
-With ops, ``search_crops`` returns a device tensor that the search graph takes as its input directly, the search
-graph's features go to the head on the device, and the head's maps come back to the tracking class as device
-tensors (``TorchSession.run(feeds, device_outputs=True)``); nothing of the frame's size crosses the bus twice.
-Every other backend (ONNX Runtime, the Ascend ones, the simulator) has no ``tracking_ops`` and keeps the numpy
-path, unchanged; so does the torch backend on the CPU unless asked (``TorchBackend(device_tracking=True)`` or
-``EDGETRACK_TORCH_DEVICE_TRACKING=1``), and so does any bundle whose deblur stage is on (the blur gate measures
-host crops). On CUDA the default follows the tracking family's ``device_tracking_pays``, measured on an H100
-(``benchmarks/results/gpu-device-tracking/``): SiamFC runs ×1.8–2.2 faster on the device path and takes it;
-SiamRPN runs ×0.78–0.83 as fast there (its decode's small kernels cost more in launches than numpy does) and keeps
-the host path unless asked. ``Tracker.device_tracking`` says which path a tracker took.
+The host path (``search_crops``, the graphs' ``run``, ``update_from_responses`` / ``update_from_outputs``) calls
+the same functions with numpy arrays and OpenCV, with the same float32/float64 operations in the same order as
+before, so CPU results do not change. Every other backend (ONNX Runtime, the Ascend ones, the simulator) has no
+``tracking_ops`` and keeps it; so does the torch backend on the CPU unless asked (``TorchBackend(device_tracking=
+True)`` or ``EDGETRACK_TORCH_DEVICE_TRACKING=1``), and so does any bundle whose deblur stage is on (the blur gate
+measures host crops). On CUDA the default follows the tracking family's ``device_tracking_pays``, measured on the
+GPU machine (figures below). ``Tracker.device_tracking`` says which path a tracker took.
+
+Two other ways were weighed and not taken: keeping each piece a separate call (crops, then each graph's own CUDA
+graph, then the decode's ~40 small kernels and three or four waits for their results: measured on an H100 it made
+SiamRPN's frames slower than the host path, ×0.78–0.83, and SiamFC's host and launch work 57 % of its frame,
+``benchmarks/results/gpu-device-tracking/``); and appending the decode to the head graph of cuda bundles (it
+changes the bundle and its parity figures, the Ascend converters reject bicubic ``Resize``, and the crops would
+still be separate).
 
 Agreement with the host path (tests/test_device_tracking.py, torch on the CPU)
 ------------------------------------------------------------------------------
@@ -65,10 +69,10 @@ from it, over 40 crops per kind (inside the frame, across its border, far outsid
 levels, mean 0.23, 17 % of values, on one-pixel uniform noise; at most 3, mean 0.018, 1.6 % of values, on smooth
 content (the largest ones along the frame's edge against the padding colour). So the tracking class gives the
 device OpenCV's own positions (:func:`~edgetrack.tracking.crop.sample_positions`, numpy, from the same
-:func:`~edgetrack.tracking.crop.crop_affine` map), and the device samples a region padded to power-of-two sides, where
-``grid_sample``'s coordinates, weights and sums are exact in float32; rounded half up as OpenCV rounds, the crops
-are ``cv2.warpAffine``'s exactly (0 grey levels on every crop of the tests); against OpenCV 5 they are within 1
-grey level in 0.01 % of values (float32 weights summed in another order). The bicubic upsampling agrees with
+:func:`~edgetrack.tracking.crop.crop_affine` map), and the device interpolates the four taps with weights ``k/32``:
+every product and sum is then exact in float32 (values below 256, weights on a 1/32 grid), so, rounded half up as
+OpenCV rounds, the crops are ``cv2.warpAffine``'s exactly (0 grey levels on every crop of the tests); against
+OpenCV 5 they are within 1 grey level in 0.01 % of values (float32 weights summed in another order). The bicubic upsampling agrees with
 ``cv2.resize`` within 1e-5 of the map's largest magnitude (the sums are added in another order), and trackers on
 the device give the host path's boxes within 0.01 px and scores within 1e-4, tracking
 and searching while lost. One case cannot agree by construction: a featureless frame gives a flat map whose argmax
@@ -118,24 +122,32 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["DeviceOps"]
+__all__ = ["DeviceOps", "FrameProgram"]
 
 
 class DeviceOps(Protocol):
     """What a backend's ``tracking_ops(device)`` returns (None: the host path). "Device array" is the backend's
-    own array type, opaque to the tracking classes; the backend's loaded graphs take it as an input."""
+    own array type, opaque to the tracking classes; the backend's graphs take it as an input."""
 
     #: The device arrays' namespace (numpy-like functions: exp, clip, maximum, sqrt, stack, concatenate,
-    #: asarray(..., dtype=xp.float64), isfinite, float64): what :func:`~edgetrack.tracking.siamrpn.select_anchor`
-    #: computes with, on the device.
+    #: asarray(..., dtype=xp.float64), isfinite, float64): what the decodes
+    #: (:func:`~edgetrack.tracking.siamrpn.select_anchor`, the families' ``decode_on_device``) compute with.
     xp: object
 
+    def program(self, step) -> "FrameProgram":
+        """``step(pixels, request, state) -> vector`` (device arrays in and out) as this device's frame program:
+        see :class:`FrameProgram`."""
+
+    def sample(self, pixels, request, n: int, size: int) -> object:
+        """(n, 3, size, size) float32 crops, made on the device with no wait for the host: ``pixels`` the region of
+        :func:`~edgetrack.tracking.crop.crop_request` as a flat uint8 device array, ``request`` its vector (and
+        whatever follows it) as a float64 device array; taps outside the frame read its padding colour, values are
+        rounded to whole grey levels."""
+
     def crops(self, frame: np.ndarray, xs: np.ndarray, ys: np.ndarray, pad) -> object:
-        """(N, 3, S, S) float32 device array: ``frame`` (uint8 H×W×3) sampled bilinearly, crop ``n``'s pixel
-        ``(u, v)`` at ``(xs[n, u], ys[n, v])`` (the (N, S) positions of
-        :func:`~edgetrack.tracking.crop.sample_positions`, from the maps of
-        :func:`~edgetrack.tracking.crop.crop_affine`), ``pad`` (3 values) outside the frame, rounded to whole
-        values."""
+        """:meth:`sample` in one call from the host: (N, 3, S, S) float32 device crops of ``frame`` (uint8 H×W×3),
+        crop ``n``'s pixel ``(u, v)`` at ``(xs[n, u], ys[n, v])`` (the (N, S) positions of
+        :func:`~edgetrack.tracking.crop.sample_positions`), ``pad`` (3 values) outside the frame."""
 
     def upsample_bicubic(self, maps, size: int) -> object:
         """(N, size, size) float32 device array: each (R, R) map resized as ``cv2.resize(..., INTER_CUBIC)``."""
@@ -148,3 +160,18 @@ class DeviceOps(Protocol):
 
     def to_host(self, a) -> np.ndarray:
         """A device array (or a numpy one, returned as is) as numpy."""
+
+
+class FrameProgram(Protocol):
+    """One frame's device work (:meth:`DeviceOps.program`): the host calls it with the frame's ``region`` (uint8,
+    any shape), ``request`` (float64 vector) and the track's ``state`` (a device array: the template kernel); it
+    uploads the first two, runs ``step`` (on a GPU, as one captured graph) and returns ``step``'s vector as a
+    float64 numpy array. ``capacity``: the most bytes a region can have (the frame's size)."""
+
+    mode: str  # "cuda-graph" once captured, else "eager"
+
+    def __call__(self, region: np.ndarray, request: np.ndarray, state, capacity: int = 0) -> np.ndarray:
+        ...
+
+    def close(self) -> None:
+        """Release the program's device buffers and graph."""
