@@ -923,9 +923,9 @@ class TorchBackend:
     :data:`ENV_CUDA_GRAPHS` says ``0``). ``channels_last``: run 4-D activations NHWC (default off, or
     :data:`ENV_CHANNELS_LAST`). ``cudnn_benchmark``: let cuDNN time its algorithms during the warm-up before a
     capture (default on; the flag is restored afterwards). ``device_tracking``: let the Tracker crop and decode
-    on the device (:meth:`tracking_ops`; default: on for CUDA devices where the tracking family gains from it,
-    SiamFC's and not SiamRPN's; off on the CPU, where OpenCV is the faster way; :data:`ENV_DEVICE_TRACKING`
-    overrides the default, for every family).
+    on the device, each frame one :class:`TorchFrameProgram` (:meth:`tracking_ops`; default: on for CUDA devices
+    where the tracking family gains from it, both families since the frame is one CUDA graph; off on the CPU,
+    where OpenCV is the faster way; :data:`ENV_DEVICE_TRACKING` overrides the default, for every family).
     """
 
     name = "torch"

@@ -225,6 +225,7 @@ def opencv_rounds_positions() -> bool:
 def sample_positions(affine: np.ndarray, out_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Frame positions ``(xs, ys)`` (each ``(out_size,)`` float64, pixel-index) that ``cv2.warpAffine`` samples for
     the axis-aligned ``affine`` of :func:`crop_affine`: output pixel ``(u, v)`` reads the frame at ``(xs[u], ys[v])``.
+    A stack of maps, (N, 2, 3), gives (N, out_size) arrays, one row per map.
 
     OpenCV 4 computes them in fixed point and rounds them to 1/32 px (``WarpAffineInvoker``: ``X = (round(M02 ·
     1024) + 16 + round(M00 · u · 1024)) >> 5``; ``Y = (round((M11 · v + M12) · 1024) + 16) >> 5``, in 1/32 px);
@@ -234,14 +235,17 @@ def sample_positions(affine: np.ndarray, out_size: int) -> tuple[np.ndarray, np.
     neighbouring pixels per axis (a few grey levels on one-pixel noise, nothing on smooth content).
     """
     m = np.asarray(affine, dtype=np.float64)
+    # (2, 3) -> (out_size,) positions; a stack of maps (N, 2, 3) -> (N, out_size) at once, the same numbers.
+    a, c = m[..., 0, 0, None], m[..., 0, 2, None]
+    d, f = m[..., 1, 1, None], m[..., 1, 2, None]
     if not opencv_rounds_positions():
         u = np.arange(int(out_size), dtype=np.float32)
-        m32 = m.astype(np.float32)
-        return (u * m32[0, 0] + m32[0, 2]).astype(np.float64), (u * m32[1, 1] + m32[1, 2]).astype(np.float64)
+        a, c, d, f = (v.astype(np.float32) for v in (a, c, d, f))
+        return (u * a + c).astype(np.float64), (u * d + f).astype(np.float64)
     u = np.arange(int(out_size), dtype=np.float64)
-    x = (np.rint(m[0, 2] * _AB_SCALE).astype(np.int64) + _ROUND_DELTA
-         + np.rint(m[0, 0] * u * _AB_SCALE).astype(np.int64)) >> _TAB_SHIFT
-    y = (np.rint((m[1, 1] * u + m[1, 2]) * _AB_SCALE).astype(np.int64) + _ROUND_DELTA) >> _TAB_SHIFT
+    x = (np.rint(c * _AB_SCALE).astype(np.int64) + _ROUND_DELTA
+         + np.rint(a * u * _AB_SCALE).astype(np.int64)) >> _TAB_SHIFT
+    y = (np.rint((d * u + f) * _AB_SCALE).astype(np.int64) + _ROUND_DELTA) >> _TAB_SHIFT
     return x / 32.0, y / 32.0
 
 

@@ -81,18 +81,34 @@ difference is torch's and numpy's ``exp`` in the last bits), and a SiamRPN track
 lost, searched for and found again, 1 800 frames over 12 sequences — gives the host's boxes within 2e-13 px,
 scores within 3e-16 and the same lost flags.
 
+Measured (``benchmarks/results/gpu-frame-program/``)
+-----------------------------------------------------
+One H200, 640×480 frames, one stream, 500 timed updates, the device path (one CUDA graph a frame) and the host
+path (numpy/OpenCV crops and decode around each graph's own CUDA graph) alternated twice in one session:
+
+==================  ===========  ===========  =========  ==========  =========
+model               host path    device path  ratio      outside     GPU busy
+==================  ===========  ===========  =========  ==========  =========
+siamfc-hsm fp16     270–272 FPS  641–649 FPS  ×2.4       13–14 %     77–78 %
+siamfc-hsm-half     312–317 FPS  829–832 FPS  ×2.6–2.7   18 %        70 %
+siamrpn-eca         567–576 FPS  841–904 FPS  ×1.5–1.6   16–18 %     67–73 %
+==================  ===========  ===========  =========  ==========  =========
+
+"Outside": the share of the frame outside the program — the host's choice of crops and cut of the region
+(0.12–0.15 ms), its reading of the vector (0.05 ms) and the Python glue (0.01 ms, under 1 %); "GPU busy": the
+captured graph alone, replayed back to back (0.80 ms for siamrpn-eca, 1.20 ms for siamfc-hsm), over the frame. The
+program's own overhead (two uploads, one download, one wait) is 0.13–0.15 ms. At 1920×1080 the region upload and
+the host's cut grow: siamfc-hsm 465, siamrpn-eca 519 FPS (one stream), 819 and 1139 FPS aggregated over four.
+
 What is left
 ------------
-* *SiamRPN's device decode does not pay yet.* It is some 40 small kernels over 3 125 values: 1.68 ms against the
-  host's 0.52 on an H100 (stages synchronised), and its single ``grid_sample`` crop 0.95 against OpenCV's 0.58 ms.
-  The next step is to capture ``select_anchor`` with the head in the CUDA graph (static shapes already; the target
-  size would become a device input) or to fuse it with ``torch.compile``; then ``device_tracking_pays`` can turn
-  on for SiamRPN.
+* The host's part is 13–18 % of a frame on the GPU (on the CPU, where the networks take longer, 4–6 %). Most
+  of it is numpy on small arrays (OpenCV's sample positions, the region's bounds, the state machine); computing the
+  positions on the device from the four numbers of each crop's map, and the region's bounds from the end
+  positions only, would shrink it and the upload.
 * One wait for the device per frame stays, by construction: the next crop's centre depends on the chosen anchor
-  (SiamFC likewise on its peak). Several trackers in one process would hide it only by running on streams of their
-  own, which the Tracker does not do.
-* SiamFC still copies its three 17×17 maps back every frame (for the finiteness check and the APCE test, which is
-  on by default for SiamFC); a device reduction could replace them by a few numbers, as SiamRPN's.
+  (SiamFC likewise on its peak). Several trackers in one process overlap it by running on streams of their own
+  (each program has one): at 1920×1080 four streams aggregate ×1.8–2.2 one stream's rate.
 * A bundle whose deblur stage is on keeps the host path (the blur gate measures host crops); so do the other
   backends (ONNX Runtime's CUDA provider could offer ``tracking_ops`` through DLPack).
 * fp16 cuda bundles: the head's fp16 maps are decoded in float64 on the device as on the host; agreement with the
@@ -100,21 +116,17 @@ What is left
 
 Measuring it on the GPU
 -----------------------
-``benchmarks/gpu_speed.py`` times crop / decode / the rest per stage; ``--sync-stages`` makes each stage wait for
-the device so that work launched asynchronously is charged to the stage that launched it, and
+``benchmarks/gpu_speed.py`` times the device path's stages (``crop``: the host's request, ``frame``: the program,
+``decode``: the host's reading) and replays the frame graph alone for its GPU time;
 ``EDGETRACK_TORCH_DEVICE_TRACKING=0`` gives the host path for comparison::
 
     python -m pytest tests/test_device_tracking.py -q     # its CUDA tests: crops, anchor choice, boxes
-    for dt in 1 0; do EDGETRACK_TORCH_DEVICE_TRACKING=$dt python benchmarks/gpu_speed.py \\
-        --bundle HSM_CUDA_BUNDLE --bundle siamrpn-eca --deblur never --streams 1 --backends torch \\
-        --synthetic simple --measure 300 --sync-stages --out /tmp/out/stages-640-dt$dt; done
-    for dt in 1 0; do EDGETRACK_TORCH_DEVICE_TRACKING=$dt python benchmarks/gpu_speed.py \\
-        --bundle siamrpn-eca --deblur never --streams 1 --backends torch \\
-        --synthetic simple --measure 300 --out /tmp/out/fps-640-dt$dt; done       # the frame rate itself
+    for rep in 1 2; do for dt in 1 0; do EDGETRACK_TORCH_DEVICE_TRACKING=$dt python benchmarks/gpu_speed.py \
+        --bundle HSM_CUDA_BUNDLE --bundle siamfc-hsm-half --bundle siamrpn-eca --deblur never --streams 1 \
+        --backends torch --synthetic simple --measure 500 --no-check --out /tmp/out/fps-dt$dt-$rep; done; done
 
-(``HSM_CUDA_BUNDLE``: siamfc-hsm's ``--target cuda --precision fp16`` bundle, ``/work/main/.carry/b/hsm`` in
-``benchmarks/results/gpu-stages/``; ``--size 1920x1080 --measure 200`` for full HD). SiamRPN's decode on the device
-shows in the first loop as ``decode`` of siamrpn-eca with ``dt1`` against ``dt0`` (0.39 ms on the host path).
+(``HSM_CUDA_BUNDLE``: siamfc-hsm's ``--target cuda --precision fp16`` bundle, built by recipe 1 of
+``edgetrack/assets/models/README.md``; ``--size 1920x1080 --streams 1,4`` for full HD and several streams.)
 """
 from __future__ import annotations
 

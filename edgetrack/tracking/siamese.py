@@ -269,8 +269,8 @@ class SiameseTracking:
         if pad is None:
             needed = any(reaches_outside(frame.shape, c, s, out_size) for c, s in regions)
             pad = mean_color(frame) if needed else (0.0, 0.0, 0.0)
-        positions = [sample_positions(crop_affine(c, s, out_size), out_size) for c, s in regions]
-        return crop_request(frame, np.stack([x for x, _ in positions]), np.stack([y for _, y in positions]), pad)
+        xs, ys = sample_positions(np.stack([crop_affine(c, s, out_size) for c, s in regions]), out_size)
+        return crop_request(frame, xs, ys, pad)
 
     def search_request(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`search_crops` for a device: the same decisions (regions, padding), but instead of crops the
