@@ -15,8 +15,8 @@ if importlib.util.find_spec("onnx2torch") is None:
 from edgetrack import Tracker  # noqa: E402
 from edgetrack.backends.torchcuda import ENV_DEVICE_TRACKING, TorchBackend, TorchDeviceOps  # noqa: E402
 from edgetrack.errors import InvalidArgumentError  # noqa: E402
-from edgetrack.tracking.crop import (crop_affine, crop_and_resize, mean_color, opencv_rounds_positions,  # noqa: E402
-                                     sample_positions)
+from edgetrack.tracking.crop import (CROP_REQUEST_HEADER, crop_affine, crop_and_resize, crop_request,  # noqa: E402
+                                     mean_color, opencv_rounds_positions, sample_positions)
 from edgetrack.tracking.siamese import LostParams  # noqa: E402
 from edgetrack.tracking.siamfc import SiamFCParams, SiamFCTracking, peak_search  # noqa: E402
 from edgetrack.tracking.siamrpn import SiamRPNParams, SiamRPNTracking, select_anchor  # noqa: E402
@@ -54,14 +54,13 @@ def _assert_opencvs_crops(pairs):
 
 @pytest.mark.parametrize("kind", ["noise", "smooth", "odd-sizes"])
 def test_device_crops_equal_opencv_to_the_grey_level(kind):
-    """At OpenCV's positions (OpenCV 4: 1/32 px) the device's crops are cv2.warpAffine's, padding included; at the
-    exact positions they differ by what OpenCV 4's rounding of the positions makes (the module docstring's figures).
-    """
+    """From the crops' maps the device computes OpenCV's positions (OpenCV 4: 1/32 px) and its crops are
+    cv2.warpAffine's, padding included; OpenCV's positions are within 1/64 + 1/1024 px of the exact ones."""
     frame = _frames_of_kinds()[kind]
     ops = TorchDeviceOps("cpu")
     rng = np.random.default_rng(1)
     h, w = frame.shape[:2]
-    exact_diffs, crops = [], []
+    crops = []
     for i in range(40):
         # Centres inside, near the border and outside; crops smaller and much larger than the frame.
         c = rng.uniform(-0.3, 1.3, 2) * (w, h)
@@ -70,35 +69,42 @@ def test_device_crops_equal_opencv_to_the_grey_level(kind):
         pad = mean_color(frame) if i % 2 else (0.0, 0.0, 0.0)
         ref = crop_and_resize(frame, c, side, size, pad).transpose(2, 0, 1).astype(np.float32)
         m = crop_affine(c, side, size)
-        xs, ys = sample_positions(m, size)
-        got = ops.crops(frame, xs[None], ys[None], pad)
+        got = ops.crops(frame, m[None], size, pad)
         assert got.dtype == torch.float32 and tuple(got.shape) == (1, 3, size, size)
         crops.append((got[0].numpy(), ref))
+        xs, ys = sample_positions(m, size)
         ex, ey = _exact_positions(m, size)
         # 1/64 px from the rounding to 1/32, and up to 1/1024 more from OpenCV's two roundings to 1/1024 first
         assert np.abs(xs - ex).max() <= 1 / 64 + 1 / 1024 and np.abs(ys - ey).max() <= 1 / 64 + 1 / 1024
-        exact = ops.crops(frame, ex[None], ey[None], pad)[0].numpy()
-        exact_diffs.append(np.abs(exact - ref).ravel())
     _assert_opencvs_crops(crops)
-    d = np.concatenate(exact_diffs)
-    # Exact positions: up to ~1/64 px per axis from OpenCV's, so up to ~255/32 grey levels across a one-pixel step
-    # (noise; on smooth content, the frame's edge against the padding colour).
-    assert d.max() <= 8
-    print(f"{kind}: exact positions vs cv2.warpAffine: max {d.max():.0f}, mean {d.mean():.4f} grey levels, "
-          f"{(d > 0).mean():.2%} of values differ")
 
 
-def test_batched_crops_share_one_upload_and_bad_positions_are_refused():
+def test_the_request_carries_the_maps_and_only_the_region_the_taps_read():
+    """crop_request: the region is what the taps read (found from the end positions), the vector the maps;
+    a stack of maps gives each map's positions; bad maps are refused, typed."""
+    frame = _frames_of_kinds()["noise"]
+    maps = np.stack([crop_affine((50.3, 60.7), 90.0, 63), crop_affine((52.0, 62.0), 93.4, 63)])  # inside the frame
+    region, params = crop_request(frame, maps, 63, (1.2, 2.6, 3.5))
+    xs, ys = sample_positions(maps, 63)
+    assert xs.shape == (2, 63) and all((xs[k] == sample_positions(maps[k], 63)[0]).all() for k in range(2))
+    x0, y0 = int(params[5]), int(params[6])
+    assert (x0, y0) == (int(np.floor(xs.min())), int(np.floor(ys.min())))
+    assert region.shape[:2] == (int(np.floor(ys.max())) + 2 - y0, int(np.floor(xs.max())) + 2 - x0)
+    assert params[:5].tolist() == [region.shape[1], region.shape[0], 1, 3, 4]  # the pad rounded
+    assert params.size == CROP_REQUEST_HEADER + 4 * 2
+    for bad in (np.zeros((2, 3)), maps * np.nan, maps * -1):
+        with pytest.raises(InvalidArgumentError, match="crop maps"):
+            crop_request(frame, bad, 63, (0, 0, 0))
+
+
+def test_batched_crops_share_one_upload():
     frame = _frames_of_kinds()["noise"]
     ops = TorchDeviceOps("cpu")
     regions = [((50.3, 40.7), 90.0), ((52.0, 41.0), 93.4), ((10.0, 5.0), 200.0)]
-    pos = [sample_positions(crop_affine(c, s, 63), 63) for c, s in regions]
     pad = mean_color(frame)
-    got = ops.crops(frame, np.stack([p[0] for p in pos]), np.stack([p[1] for p in pos]), pad).numpy()
+    got = ops.crops(frame, np.stack([crop_affine(c, s, 63) for c, s in regions]), 63, pad).numpy()
     _assert_opencvs_crops([(got[k], crop_and_resize(frame, c, s, 63, pad).transpose(2, 0, 1))
                            for k, (c, s) in enumerate(regions)])
-    with pytest.raises(InvalidArgumentError, match="sample positions"):
-        ops.crops(frame, np.zeros(5), np.zeros(5), pad)
 
 
 def test_upsampling_is_opencvs_bicubic_and_the_peak_search_is_the_same_on_both():
@@ -360,8 +366,7 @@ def test_cuda_crops_equal_opencv():
     for i in range(20):
         c, side, size = rng.uniform(-20, 180, 2), rng.uniform(8, 400), 255
         pad = mean_color(frame)
-        xs, ys = sample_positions(crop_affine(c, side, size), size)
-        got = ops.crops(frame, xs[None], ys[None], pad)
+        got = ops.crops(frame, crop_affine(c, side, size)[None], size, pad)
         assert got.is_cuda
         _assert_opencvs_crops([(got[0].cpu().numpy(), crop_and_resize(frame, c, side, size, pad).transpose(2, 0, 1))])
 

@@ -694,17 +694,32 @@ class TorchDeviceOps:
         self.cuda_graphs = bool(cuda_graphs and self._cuda)
         self.cudnn_benchmark = cudnn_benchmark
         self._channels = torch.arange(3, device=self._device).view(1, 3, 1, 1)
+        from edgetrack.tracking.crop import opencv_rounds_positions  # noqa: PLC0415 - numpy and OpenCV only
+
+        self._opencv_rounds = opencv_rounds_positions()  # which positions sample() computes: the host crop's
 
     def sample(self, pixels, params, n: int, size: int):
         """(n, 3, size, size) float32 crops: ``pixels`` the region of :func:`~edgetrack.tracking.crop.crop_request`
         as a flat uint8 device tensor (rows of ``width`` pixels, BGR), ``params`` its vector as a float64 device
-        tensor. No host synchronisation: what :class:`TorchFrameProgram` captures."""
+        tensor. The sample positions are computed here from the crops' maps, by
+        :func:`~edgetrack.tracking.crop.sample_positions`' arithmetic (the installed OpenCV's: 1/32-px fixed point,
+        or float32). No host synchronisation: what :class:`TorchFrameProgram` captures."""
         torch = self._torch
-        head, ns = _CROP_HEADER, n * size
         width, height = params[0].long(), params[1].long()
         pad = params[2:5].float().view(1, 3, 1, 1)
-        xs = params[head:head + ns].float().view(n, 1, 1, size)
-        ys = params[head + ns:head + 2 * ns].float().view(n, 1, size, 1)
+        x0, y0 = params[5], params[6]
+        kx, cx, ky, cy = params[_CROP_HEADER:_CROP_HEADER + 4 * n].view(4, n, 1)
+        u = self._pixel_index(size)
+        if self._opencv_rounds:  # OpenCV 4: (round(c·1024) + 16 + round(k·u·1024)) >> 5, in 1/32 px
+            xs = ((torch.round(cx * 1024).long() + 16 + torch.round(kx * u * 1024).long()) >> 5).double() / 32
+            ys = ((torch.round((ky * u + cy) * 1024).long() + 16) >> 5).double() / 32
+        else:  # OpenCV 5: k·u + c in float32
+            u32 = u.float()
+            xs = (u32 * kx.float() + cx.float()).double()
+            ys = (u32 * ky.float() + cy.float()).double()
+        # Relative to the region, in float64 (exact), then float32 as the interpolation takes them.
+        xs = (xs - x0).float().view(n, 1, 1, size)
+        ys = (ys - y0).float().view(n, 1, size, 1)
         fx, fy = xs.floor(), ys.floor()
         wx, wy = xs - fx, ys - fy
         ix, iy = fx.long(), fy.long()
@@ -726,18 +741,26 @@ class TorchDeviceOps:
         bottom = (1 - wx) * tap(rows[1], cols[0]) + wx * tap(rows[1], cols[1])
         return ((1 - wy) * top + wy * bottom + 0.5).floor_()  # half up, as OpenCV rounds its fixed-point sums
 
-    def crops(self, frame: np.ndarray, xs: np.ndarray, ys: np.ndarray, pad) -> object:
-        """(N, 3, S, S) float32 crops of ``frame`` (uint8 H×W×3) on the device, in one call: crop ``n``'s pixel
-        ``(u, v)`` samples the frame at ``(xs[n, u], ys[n, v])``
-        (:func:`~edgetrack.tracking.crop.sample_positions`), ``pad`` outside the frame."""
+    def _pixel_index(self, size: int):
+        """0 .. size − 1 as a float64 device tensor, made once per size."""
+        cache = self.__dict__.setdefault("_index_cache", {})
+        if size not in cache:
+            cache[size] = self._torch.arange(size, dtype=self._torch.float64, device=self._device)
+        return cache[size]
+
+    def crops(self, frame: np.ndarray, affines: np.ndarray, size: int, pad) -> object:
+        """(N, 3, size, size) float32 crops of ``frame`` (uint8 H×W×3) on the device, in one call: crop ``n`` by
+        the map ``affines[n]`` of :func:`~edgetrack.tracking.crop.crop_affine`, at OpenCV's sample positions,
+        ``pad`` outside the frame."""
         from edgetrack.tracking.crop import crop_request  # noqa: PLC0415 - the tracking layer imports this module lazily
 
-        region, params = crop_request(frame, xs, ys, pad)
+        region, params = crop_request(frame, affines, size, pad)
         torch = self._torch
         try:
             with torch.inference_mode():
                 pixels = torch.from_numpy(np.ascontiguousarray(region).reshape(-1)).to(self._device)
-                return self.sample(pixels, torch.from_numpy(params).to(self._device), *np.shape(xs))
+                return self.sample(pixels, torch.from_numpy(params).to(self._device), (len(params) - _CROP_HEADER) // 4,
+                                   int(size))
         except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError and friends
             raise BackendError(f"PyTorch failed to crop on {self.device!r}: {type(exc).__name__}: {exc}") from exc
 
@@ -766,7 +789,7 @@ class TorchDeviceOps:
         return TorchFrameProgram(self, step)
 
 
-_CROP_HEADER = 5  # edgetrack.tracking.crop.CROP_REQUEST_HEADER (not imported: this module loads without the tracker)
+_CROP_HEADER = 7  # edgetrack.tracking.crop.CROP_REQUEST_HEADER (not imported: this module loads without the tracker)
 
 
 class TorchFrameProgram:

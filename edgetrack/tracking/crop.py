@@ -37,6 +37,7 @@ __all__ = [
     "crop_affine",
     "sample_positions",
     "opencv_rounds_positions",
+    "positions_at",
     "crop_request",
     "CROP_REQUEST_HEADER",
     "crop_and_resize",
@@ -234,43 +235,52 @@ def sample_positions(affine: np.ndarray, out_size: int) -> tuple[np.ndarray, np.
     positions are at most 1/64 + 1/1024 px from OpenCV 4's, which moves a value by up to 1/64 of the step between
     neighbouring pixels per axis (a few grey levels on one-pixel noise, nothing on smooth content).
     """
+    return positions_at(affine, np.arange(int(out_size)))
+
+
+def positions_at(affine: np.ndarray, u) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sample_positions` at output pixels ``u`` only (e.g. the first and last, for a crop's extent): the
+    same numbers, by the same arithmetic."""
     m = np.asarray(affine, dtype=np.float64)
-    # (2, 3) -> (out_size,) positions; a stack of maps (N, 2, 3) -> (N, out_size) at once, the same numbers.
+    # (2, 3) -> (len(u),) positions; a stack of maps (N, 2, 3) -> (N, len(u)) at once, the same numbers.
     a, c = m[..., 0, 0, None], m[..., 0, 2, None]
     d, f = m[..., 1, 1, None], m[..., 1, 2, None]
     if not opencv_rounds_positions():
-        u = np.arange(int(out_size), dtype=np.float32)
+        u = np.asarray(u, dtype=np.float32)
         a, c, d, f = (v.astype(np.float32) for v in (a, c, d, f))
         return (u * a + c).astype(np.float64), (u * d + f).astype(np.float64)
-    u = np.arange(int(out_size), dtype=np.float64)
+    u = np.asarray(u, dtype=np.float64)
     x = (np.rint(c * _AB_SCALE).astype(np.int64) + _ROUND_DELTA
          + np.rint(a * u * _AB_SCALE).astype(np.int64)) >> _TAB_SHIFT
     y = (np.rint((d * u + f) * _AB_SCALE).astype(np.int64) + _ROUND_DELTA) >> _TAB_SHIFT
     return x / 32.0, y / 32.0
 
 
-# crop_request's vector: region width, region height, the padding colour (3), then the positions.
-CROP_REQUEST_HEADER = 5
+# crop_request's vector: region width, height, the padding colour (3), the region's first column and row, then the
+# maps' four numbers (k_x, x offset, k_y, y offset) per crop.
+CROP_REQUEST_HEADER = 7
 
 
-def crop_request(frame: np.ndarray, xs: np.ndarray, ys: np.ndarray, pad) -> tuple[np.ndarray, np.ndarray]:
-    """What a device needs to make crops at sample positions, computed on the host: ``(region, params)``.
+def crop_request(frame: np.ndarray, affines: np.ndarray, out_size: int, pad) -> tuple[np.ndarray, np.ndarray]:
+    """What a device needs to make crops, computed on the host: ``(region, params)``.
 
-    ``xs``, ``ys``: the (N, S) positions of :func:`sample_positions` (crop ``n``'s pixel ``(u, v)`` reads the frame
-    at ``(xs[n, u], ys[n, v])``); ``pad``: the padding colour (3 values; rounded to whole values, as a uint8 crop's
-    padding is). ``region``: the part of ``frame`` the crops' bilinear taps read (a uint8 view, rows
-    ``y0..y1``, columns ``x0..x1``, clipped to the frame: only it need cross to the device, not the whole frame).
-    ``params``: float64 ``[region width, region height, pad (3), xs − x0 (N·S), ys − y0 (N·S)]``
-    (:data:`CROP_REQUEST_HEADER` values before the positions). A tap at a region-relative column outside
-    ``[0, width)`` or row outside ``[0, height)`` lies outside the frame and reads ``pad``.
+    ``affines``: the (N, 2, 3) maps of :func:`crop_affine`, one per crop of side ``out_size``; ``pad``: the
+    padding colour (3 values; rounded to whole values, as a uint8 crop's padding is). ``region``: the part of
+    ``frame`` the crops' bilinear taps read at :func:`sample_positions` (a uint8 view, clipped to the frame: only it
+    need cross to the device, not the whole frame; found from each crop's first and last position, the positions
+    growing with the pixel index). ``params``: float64 ``[region width, region height, pad (3), x0, y0, then per
+    crop M[0, 0], M[0, 2], M[1, 1], M[1, 2]]`` (:data:`CROP_REQUEST_HEADER` values, then 4·N): the device computes
+    the positions from the maps as :func:`sample_positions` does, relative to the region's first column ``x0`` and
+    row ``y0``; a tap outside the region lies outside the frame and reads ``pad``.
     """
-    xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
-    if xs.ndim != 2 or xs.shape != ys.shape or xs.shape[1] < 1:
-        raise InvalidArgumentError(f"crop sample positions must be two (N, S) arrays, got shapes {xs.shape} and "
-                                   f"{ys.shape}", fix="make them with edgetrack.tracking.crop.sample_positions")
-    if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
-        raise InvalidArgumentError("crop sample positions contain NaN or infinity",
+    m = np.asarray(affines, dtype=np.float64)
+    if m.ndim != 3 or m.shape[1:] != (2, 3) or m.shape[0] < 1:
+        raise InvalidArgumentError(f"crop maps must be an (N, 2, 3) array, got shape {m.shape}",
+                                   fix="stack edgetrack.tracking.crop.crop_affine maps")
+    if not np.isfinite(m).all() or (m[:, 0, 0] <= 0).any() or (m[:, 1, 1] <= 0).any():
+        raise InvalidArgumentError("crop maps must be finite with positive scales",
                                    fix="check the crop centres and sides given to crop_affine")
+    xs, ys = positions_at(m, [0, int(out_size) - 1])
     h, w = frame.shape[:2]
     # The frame's columns and rows the bilinear taps (floor, floor + 1) read; taps outside it read the pad.
     x0 = min(max(math.floor(xs.min()), 0), w - 1)
@@ -279,7 +289,8 @@ def crop_request(frame: np.ndarray, xs: np.ndarray, ys: np.ndarray, pad) -> tupl
     y1 = min(max(math.floor(ys.max()) + 1, y0), h - 1)
     region = frame[y0:y1 + 1, x0:x1 + 1]
     pad = np.rint(np.asarray(pad, dtype=np.float64).reshape(3))
-    params = np.concatenate([[region.shape[1], region.shape[0]], pad, (xs - x0).ravel(), (ys - y0).ravel()])
+    params = np.concatenate([[region.shape[1], region.shape[0]], pad, [x0, y0],
+                             m[:, 0, 0], m[:, 0, 2], m[:, 1, 1], m[:, 1, 2]])
     return region, params
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from edgetrack.errors import InvalidArgumentError, TrackerStateError
 from edgetrack.tracking.crop import (box_center, check_box, check_frame, context_size, crop_affine, crop_and_resize,
-                                     crop_request, mean_color, reaches_outside, sample_positions)
+                                     crop_request, mean_color, reaches_outside)
 
 __all__ = ["SiameseTracking", "LostParams", "Confidence", "TileSweep", "apce", "tile_centres", "to_nchw"]
 
@@ -269,8 +269,7 @@ class SiameseTracking:
         if pad is None:
             needed = any(reaches_outside(frame.shape, c, s, out_size) for c, s in regions)
             pad = mean_color(frame) if needed else (0.0, 0.0, 0.0)
-        xs, ys = sample_positions(np.stack([crop_affine(c, s, out_size) for c, s in regions]), out_size)
-        return crop_request(frame, xs, ys, pad)
+        return crop_request(frame, np.stack([crop_affine(c, s, out_size) for c, s in regions]), out_size, pad)
 
     def search_request(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`search_crops` for a device: the same decisions (regions, padding), but instead of crops the
