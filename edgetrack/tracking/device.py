@@ -84,14 +84,14 @@ scores within 3e-16 and the same lost flags.
 Measured (``benchmarks/results/gpu-frame-program/``)
 -----------------------------------------------------
 One H200, 640×480 frames, one stream, 500 timed updates, the device path (one CUDA graph a frame) and the host
-path (numpy/OpenCV crops and decode around each graph's own CUDA graph) alternated twice in one session:
+path (numpy/OpenCV crops and decode around each graph's own CUDA graph) alternated in one session, three sessions:
 
 ==================  ===========  ===========  =========  ==========  =========
 model               host path    device path  ratio      outside     GPU busy
 ==================  ===========  ===========  =========  ==========  =========
-siamfc-hsm fp16     270–272 FPS  641–649 FPS  ×2.4       13–14 %     77–78 %
-siamfc-hsm-half     312–317 FPS  829–832 FPS  ×2.6–2.7   18 %        70 %
-siamrpn-eca         567–576 FPS  841–904 FPS  ×1.5–1.6   16–18 %     67–73 %
+siamfc-hsm fp16     270–289 FPS  629–649 FPS  ×2.2–2.4   13–14 %     77–78 %
+siamfc-hsm-half     312–348 FPS  829–840 FPS  ×2.4–2.7   16–18 %     70–72 %
+siamrpn-eca         567–636 FPS  841–904 FPS  ×1.3–1.6   16–18 %     67–73 %
 ==================  ===========  ===========  =========  ==========  =========
 
 "Outside": the share of the frame outside the program — the host's choice of crops and cut of the region
@@ -103,9 +103,9 @@ the host's cut grow: siamfc-hsm 465, siamrpn-eca 519 FPS (one stream), 819 and 1
 What is left
 ------------
 * The host's part is 13–18 % of a frame on the GPU (on the CPU, where the networks take longer, 4–6 %). Most
-  of it is numpy on small arrays (OpenCV's sample positions, the region's bounds, the state machine); computing the
-  positions on the device from the four numbers of each crop's map, and the region's bounds from the end
-  positions only, would shrink it and the upload.
+  of it is numpy and Python on small arrays (the frame checks, the crops' maps and the region's bounds, the state
+  machine). Moving the sample positions to the device (they are computed there from each crop's map) halved the
+  request's cost on this 2-core CPU but left the GPU machine's 0.13–0.14 ms where it was.
 * One wait for the device per frame stays, by construction: the next crop's centre depends on the chosen anchor
   (SiamFC likewise on its peak). Several trackers in one process overlap it by running on streams of their own
   (each program has one): at 1920×1080 four streams aggregate ×1.8–2.2 one stream's rate.

@@ -189,7 +189,7 @@ class SiamFCTracking(SiameseTracking):
 
     default_score_threshold = DEFAULT_SCORE_THRESHOLD
     default_apce_ratio = DEFAULT_APCE_RATIO
-    # Three crops and 3 × 272² upsampled values: one CUDA graph a frame makes the device path ×2.4–2.7 the host
+    # Three crops and 3 × 272² upsampled values: one CUDA graph a frame makes the device path ×2.2–2.7 the host
     # path's frame rate (H200; edgetrack.tracking.device).
     device_tracking_pays = True
 

@@ -278,7 +278,7 @@ class SiamRPNTracking(SiameseTracking):
 
     default_score_threshold = DEFAULT_SCORE_THRESHOLD
     default_apce_ratio = DEFAULT_APCE_RATIO
-    # One CUDA graph a frame makes the device path ×1.5–1.6 the host path's frame rate (H200; as separate calls it
+    # One CUDA graph a frame makes the device path ×1.3–1.6 the host path's frame rate (H200; as separate calls it
     # was ×0.78–0.83 on an H100: edgetrack.tracking.device).
     device_tracking_pays = True
 
