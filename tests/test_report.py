@@ -188,3 +188,17 @@ def test_reuse_claim_compares_each_reuse_model_with_siamrpn_eca_of_the_same_eval
     assert "ΔAUC -0.061" in claim.evidence[0].figure and claim.verdict == "contradicts"
     rows[2]["success_auc"] = 0.7
     assert reuse_claim(prior, None).verdict == "supports"
+
+
+def test_gpu_target_skips_a_deblur_model_with_its_stage_off():
+    """deblur-siamrpn's GPU target is the model with its deblur stage, not the plain tracker it is with deblur=never."""
+    import types
+
+    from edgetrack.bench.claims import _gpu_best
+
+    rows = [{"model": "deblur-siamrpn", "deblur": "never", "streams": 1, "per_stream_fps": 849.0},
+            {"model": "deblur-siamrpn", "deblur": "auto", "streams": 1, "per_stream_fps": 481.5},
+            {"model": "siamfc-hsm", "deblur": "–", "streams": 1, "per_stream_fps": 649.0}]
+    prior = types.SimpleNamespace(gpu=[(Path("gpu_speed.json"), {"rows": rows})])
+    assert _gpu_best(prior, "deblur-siamrpn")[0] == 481.5
+    assert _gpu_best(prior, "siamfc-hsm")[0] == 649.0

@@ -482,6 +482,8 @@ def _gpu_best(prior: Prior, model: str) -> tuple[float, dict, Path] | None:
             batch = next((r[k] for k in _BATCH_KEYS if k in r), 1)
             if batch not in (1, "1", None):
                 continue
+            if r.get("deblur") == "never":  # a deblur model with its stage off is the plain tracker, not the model
+                continue
             fps = next((r[k] for k in _FPS_KEYS if isinstance(r.get(k), (int, float))), None)
             if fps is not None and (best is None or fps > best[0]):
                 best = (float(fps), r, path)
