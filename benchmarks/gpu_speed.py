@@ -267,8 +267,7 @@ def _time_logic(tracker) -> dict[str, _TimedCall]:
 def _graph_replay_ms(tracker, n: int = 200) -> float | None:
     """Milliseconds of GPU time per frame of the device path's frame graph: ``n`` replays back to back, no host
     work between them (what the frame would cost if the host's part were free). None without a captured graph."""
-    program = getattr(tracker, "_program", None)
-    program = getattr(program, "_fn", program)  # unwrap _TimedCall
+    program = getattr(tracker, "_program", None)  # a _TimedCall passes attributes through
     graph = getattr(program, "_graph", None)
     if graph is None:
         return None
@@ -380,8 +379,7 @@ class _Stream:
 def _modes(tracker) -> str:
     """How the tracker's graphs ran: the sessions' modes on the host path; on the device path the frame program's
     (``frame-cuda-graph``: crops, graphs and decode as one CUDA graph), plus ``device-tracking``."""
-    program = getattr(tracker, "_program", None)
-    program = getattr(program, "_fn", program)  # unwrap _TimedCall
+    program = getattr(tracker, "_program", None)  # a _TimedCall passes attributes through
     if program is not None:
         return f"frame-{program.mode}+device-tracking"
     sessions = getattr(tracker, "_sessions", {})

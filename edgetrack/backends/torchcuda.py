@@ -694,9 +694,10 @@ class TorchDeviceOps:
         self.cuda_graphs = bool(cuda_graphs and self._cuda)
         self.cudnn_benchmark = cudnn_benchmark
         self._channels = torch.arange(3, device=self._device).view(1, 3, 1, 1)
-        from edgetrack.tracking.crop import opencv_rounds_positions  # noqa: PLC0415 - numpy and OpenCV only
+        from edgetrack.tracking.crop import CROP_REQUEST_HEADER, opencv_rounds_positions  # noqa: PLC0415
 
         self._opencv_rounds = opencv_rounds_positions()  # which positions sample() computes: the host crop's
+        self._header = CROP_REQUEST_HEADER  # the request's values before the crops' maps
 
     def sample(self, pixels, params, n: int, size: int):
         """(n, 3, size, size) float32 crops: ``pixels`` the region of :func:`~edgetrack.tracking.crop.crop_request`
@@ -708,7 +709,7 @@ class TorchDeviceOps:
         width, height = params[0].long(), params[1].long()
         pad = params[2:5].float().view(1, 3, 1, 1)
         x0, y0 = params[5], params[6]
-        kx, cx, ky, cy = params[_CROP_HEADER:_CROP_HEADER + 4 * n].view(4, n, 1)
+        kx, cx, ky, cy = params[self._header:self._header + 4 * n].view(4, n, 1)
         u = self._pixel_index(size)
         if self._opencv_rounds:  # OpenCV 4: (round(c·1024) + 16 + round(k·u·1024)) >> 5, in 1/32 px
             xs = ((torch.round(cx * 1024).long() + 16 + torch.round(kx * u * 1024).long()) >> 5).double() / 32
@@ -759,8 +760,7 @@ class TorchDeviceOps:
         try:
             with torch.inference_mode():
                 pixels = torch.from_numpy(np.ascontiguousarray(region).reshape(-1)).to(self._device)
-                return self.sample(pixels, torch.from_numpy(params).to(self._device), (len(params) - _CROP_HEADER) // 4,
-                                   int(size))
+                return self.sample(pixels, torch.from_numpy(params).to(self._device), len(affines), int(size))
         except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError and friends
             raise BackendError(f"PyTorch failed to crop on {self.device!r}: {type(exc).__name__}: {exc}") from exc
 
@@ -789,9 +789,6 @@ class TorchDeviceOps:
         return TorchFrameProgram(self, step)
 
 
-_CROP_HEADER = 7  # edgetrack.tracking.crop.CROP_REQUEST_HEADER (not imported: this module loads without the tracker)
-
-
 class TorchFrameProgram:
     """One frame's device work as one function, captured into one CUDA graph from its second call.
 
@@ -815,6 +812,7 @@ class TorchFrameProgram:
         self.cuda_graphs = ops.cuda_graphs
         self.cuda_graph_error: str | None = None
         self.runs = 0
+        self._capture_at = _CAPTURE_AT_RUN  # the run that captures: the 2nd, or the one after new buffers
         self._lock = threading.Lock()
         self._stream = self._torch.cuda.Stream(device=self._device) if self._cuda else None
         self._graph = None
@@ -857,7 +855,7 @@ class TorchFrameProgram:
             if self._graph is not None:
                 _log.info("frame program on %s: new buffer sizes, captured again", self._ops.device)
             self._graph, self._out, self._host_out = None, None, None
-            self.runs = 1  # this call is eager again; the next one captures
+            self._capture_at = self.runs + 1  # this call is eager again; the next one captures
             capacity = max(nbytes, capacity, 1 << 16, 0 if self._pixels is None else self._pixels.numel())
             self._pixels = torch.zeros(capacity, dtype=torch.uint8, device=self._device)
             self._host_pixels = torch.empty(capacity, dtype=torch.uint8, pin_memory=True)
@@ -882,7 +880,7 @@ class TorchFrameProgram:
             if state is not self._state_source:
                 self._state.copy_(state)
                 self._state_source = state
-            if self._graph is None and self.cuda_graphs and self.runs >= _CAPTURE_AT_RUN:
+            if self._graph is None and self.cuda_graphs and self.runs >= self._capture_at:
                 self._try_capture()
             if self._graph is not None:
                 self._graph.replay()
