@@ -202,7 +202,8 @@ def _outputs(value) -> tuple:
 
 
 def export_tracker_mindir(model, family: str, out_dir: str | os.PathLike, graph_io: dict, *, exemplar: int = 127,
-                          instance: int = 255, scales: int = 1, runtime_weights: bool = False) -> dict[str, Path]:
+                          instance: int = 255, scales: int = 1, runtime_weights: bool = False,
+                          templates: int = 1) -> dict[str, Path]:
     """The MindSpore twin's three graphs to ``out_dir/{template,search,head}.mindir`` at static shapes, inputs named
     and ordered as ``graph_io`` (the ONNX graphs' tensor names). ``runtime_weights``: SiamRPN's head as one grouped
     Conv instead of the elementwise form NPU converters take, as :func:`edgetrack.converters.ms2onnx._graphs`; Ascend
@@ -210,7 +211,7 @@ def export_tracker_mindir(model, family: str, out_dir: str | os.PathLike, graph_
     from edgetrack.converters.ms2onnx import _examples, _graphs
 
     out = Path(out_dir)
-    examples = _examples(model, family, exemplar, instance, scales, seed=0)
+    examples = _examples(model, family, exemplar, instance, scales, seed=0, templates=templates)
     paths: dict[str, Path] = {}
     for name, cell in _graphs(model, family, runtime_weights).items():
         inputs, _ = graph_io[name]
@@ -228,12 +229,12 @@ def export_tracker_mindir(model, family: str, out_dir: str | os.PathLike, graph_
 
 def verify_tracker_mindir(model, family: str, paths: dict, graph_io: dict, *, exemplar: int = 127,
                           instance: int = 255, scales: int = 1, runtime_weights: bool = False,
-                          tolerance: float = FP32_TOLERANCE) -> dict[str, dict]:
+                          tolerance: float = FP32_TOLERANCE, templates: int = 1) -> dict[str, dict]:
     """Each tracker MindIR against the MindSpore cell of the same form, on other random inputs than the export's
     (:func:`verify_cell_mindir`; the inputs of :func:`edgetrack.converters.ms2onnx.verify_mindspore_onnx`)."""
     from edgetrack.converters.ms2onnx import _examples, _graphs
 
-    examples = _examples(model, family, exemplar, instance, scales, seed=1)
+    examples = _examples(model, family, exemplar, instance, scales, seed=1, templates=templates)
     cells = _graphs(model, family, runtime_weights)
     return {name: verify_cell_mindir(cells[name], path, examples[name], graph_io[name][1], graph=name,
                                      tolerance=tolerance)

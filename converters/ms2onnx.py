@@ -65,11 +65,12 @@ def _graphs(model, family: str, runtime_weights: bool = False) -> dict:
     return _module(family).graph_modules(model)
 
 
-def _examples(model, family: str, exemplar: int, instance: int, scales: int, seed: int) -> dict[str, tuple]:
+def _examples(model, family: str, exemplar: int, instance: int, scales: int, seed: int,
+              templates: int = 1) -> dict[str, tuple]:
     """Random crops in the input convention, and the kernel/features the model makes of them (head inputs)."""
     ms = _ms()
     rng = np.random.default_rng(seed)
-    z = ms.Tensor((rng.random((1, 3, exemplar, exemplar)) * 255).astype(np.float32))
+    z = ms.Tensor((rng.random((templates, 3, exemplar, exemplar)) * 255).astype(np.float32))
     x = ms.Tensor((rng.random((scales, 3, instance, instance)) * 255).astype(np.float32))
     graphs = _graphs(model, family)
     return {"template": (z,), "search": (x,), "head": (graphs["template"](z), graphs["search"](x))}
@@ -94,7 +95,8 @@ def mindspore_reference(model, family: str, *, join: bool = True, runtime_weight
 
 
 def export_mindspore_onnx(model, family: str, out_dir: str | os.PathLike, graph_io: dict, *, exemplar: int = 127,
-                          instance: int = 255, scales: int = 1, runtime_weights: bool = False) -> dict[str, Path]:
+                          instance: int = 255, scales: int = 1, runtime_weights: bool = False,
+                          templates: int = 1) -> dict[str, Path]:
     """Export the three graphs with ``mindspore.onnx.export`` to ``out_dir/{template,search,head}.onnx`` under
     ``graph_io``'s tensor names, each checked by ``onnx.checker``. ``runtime_weights``: see :func:`_graphs`. No
     numerical check (:func:`verify_mindspore_onnx`)."""
@@ -102,7 +104,7 @@ def export_mindspore_onnx(model, family: str, out_dir: str | os.PathLike, graph_
     onnx = require("onnx", feature="ONNX export", extra="mindspore")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    examples = _examples(model, family, exemplar, instance, scales, seed=0)
+    examples = _examples(model, family, exemplar, instance, scales, seed=0, templates=templates)
     paths: dict[str, Path] = {}
     for name, cell in _graphs(model, family, runtime_weights).items():
         inputs, outputs = graph_io[name]
@@ -121,12 +123,12 @@ def export_mindspore_onnx(model, family: str, out_dir: str | os.PathLike, graph_
 
 
 def verify_mindspore_onnx(model, family: str, paths: dict, *, exemplar: int = 127, instance: int = 255,
-                          scales: int = 1, tolerance: float = 1e-4) -> dict[str, dict]:
+                          scales: int = 1, tolerance: float = 1e-4, templates: int = 1) -> dict[str, dict]:
     """Each graph in ONNX Runtime (CPU) against MindSpore on other random inputs than the export's: the same rows
     as :func:`edgetrack.converters.torch2onnx.verify_siamfc_onnx` (max_abs, max_rel to the output's scale).
     Raises :class:`ConversionError` naming the graph when ``max_rel`` exceeds ``tolerance``."""
     ort = require("onnxruntime", feature="checking ONNX graphs")
-    examples = _examples(model, family, exemplar, instance, scales, seed=1)
+    examples = _examples(model, family, exemplar, instance, scales, seed=1, templates=templates)
     cells = _graphs(model, family)
     from edgetrack.converters.torch2onnx import graph_parity
 

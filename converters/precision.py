@@ -106,10 +106,11 @@ class CropSet:
     """Crops cut by the tracker's own code (the family's tracking class, :func:`edgetrack.tracker.tracking_class`), stored as uint8
     (the crops are whole pixel values, so this is lossless and 4x smaller than float32).
 
-    ``z``: (N, 3, E, E) template crops of frame ``i - 1`` around its ground-truth box. ``x``: (N, S, 3, I, I) search
+    ``z``: (N, 3, E, E) template crops of frame ``i - 1`` around its ground-truth box ((N, T, 3, E, E) when the
+    tracker cuts T templates, SiamFC's ``scale_search="templates"``). ``x``: (N, S, 3, I, I) search
     crops of frame ``i`` around frame ``i - 1``'s box (the crops a tracker that followed perfectly would make; S is
     SiamFC's scale count, 1 for SiamRPN).
-    ``z0``: (Q, 3, E, E) each sampled sequence's first-frame template; ``template_of[n]`` indexes ``z0`` for sample
+    ``z0``: (Q, 3, E, E) (or (Q, T, 3, E, E)) each sampled sequence's first-frame template; ``template_of[n]`` indexes ``z0`` for sample
     ``n`` (the head pairs a sequence's initial kernel with later search features, as tracking does).
     ``provenance``: the data set spec, counts and the sampled (sequence, frame) pairs.
     """
@@ -124,13 +125,23 @@ class CropSet:
         return len(self.z)
 
     def template(self, n: int) -> np.ndarray:
-        return self.z[n : n + 1].astype(np.float32)
+        return _template_batch(self.z[n])
 
     def search(self, n: int) -> np.ndarray:
         return self.x[n].astype(np.float32)
 
     def first_template(self, n: int) -> np.ndarray:
-        return self.z0[self.template_of[n] : self.template_of[n] + 1].astype(np.float32)
+        return _template_batch(self.z0[self.template_of[n]])
+
+
+def _template_batch(z: np.ndarray) -> np.ndarray:
+    """One sample's template crop(s) as the template graph's float32 batch."""
+    return (z[None] if z.ndim == 3 else z).astype(np.float32)
+
+
+def _stored_templates(z: np.ndarray) -> np.ndarray:
+    """``init``'s template batch as CropSet stores it: one crop as (3, E, E), several as (T, 3, E, E)."""
+    return (z[0] if len(z) == 1 else z).astype(np.uint8)
 
 
 def _usable(box) -> bool:
@@ -195,9 +206,9 @@ def sample_crops(spec: str, frames: int, params, *, phase: float = 0.25) -> Crop
             continue
         positions = ((np.arange(k) + phase) / k * len(candidates)).astype(int)
         indices = sorted({candidates[min(p, len(candidates) - 1)] for p in positions})
-        z0.append(logic.init(seq.frame(first), seq.boxes[first])[0].astype(np.uint8))
+        z0.append(_stored_templates(logic.init(seq.frame(first), seq.boxes[first])))
         for i in indices:
-            z.append(logic.init(seq.frame(i - 1), seq.boxes[i - 1])[0].astype(np.uint8))
+            z.append(_stored_templates(logic.init(seq.frame(i - 1), seq.boxes[i - 1])))
             x.append(logic.search_crops(seq.frame(i)).astype(np.uint8))
             template_of.append(len(z0) - 1)
             picked.setdefault(f"{seq.dataset}/{seq.name}" if seq.dataset else seq.name, []).append(int(i))
@@ -543,8 +554,9 @@ def _compare(reference: Runner, test: Runner, samples: list[tuple], bound: float
 
 def _random_samples(reference: Mapping[str, Runner], params, seed: int = 2) -> dict[str, list[tuple]]:
     rng = np.random.default_rng(seed)
-    e, i, s = params.exemplar_size, params.instance_size, int(getattr(params, "scale_num", 1))
-    z = (rng.random((1, 3, e, e)) * 255).astype(np.float32)
+    e, i = params.exemplar_size, params.instance_size
+    s, t = int(getattr(params, "search_batch", 1)), int(getattr(params, "template_batch", 1))
+    z = (rng.random((t, 3, e, e)) * 255).astype(np.float32)
     x = (rng.random((s, 3, i, i)) * 255).astype(np.float32)
     kernel = np.asarray(reference["template"](z), np.float32)
     features = np.asarray(reference["search"](x), np.float32)

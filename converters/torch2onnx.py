@@ -8,13 +8,16 @@ Opset 11 is the default: it is the oldest opset with the Resize and Slice forms 
 operator here (Conv, MaxPool, Relu, Add, Mul, Slice, nearest Resize) is on ATC's list at that opset.
 
 Static shapes everywhere (no ``dynamic_axes``): NPU compilers want them, and the tracker always runs the same
-sizes — one exemplar, ``scales`` search crops.
+sizes — one exemplar, ``scales`` search crops (or, for SiamFC's ``scale_search="templates"``, ``templates``
+exemplars and one search crop).
 
 Graph names and tensor names are the bundle's contract with the runtime::
 
     template: z (1, 3, E, E)                         -> kernel   (1, C, k, k)
     search:   x (scales, 3, I, I)                    -> features (scales, C, S, S)
     head:     kernel (1, C, k, k), features (...)    -> response (scales, 1, R, R)
+
+    (templates: z (T, 3, E, E) -> kernel (T, C, k, k); x (1, 3, I, I); response (T, 1, R, R))
 
 Inputs are float32 NCHW, BGR, 0..255 un-normalised (:mod:`edgetrack.tracking.siamfc`'s convention).
 """
@@ -92,12 +95,17 @@ class _Family:
             return module.graph_modules(model, head="grouped" if runtime_weights else "elementwise")
         return module.graph_modules(model)
 
-    def params(self, model, scales: int):
-        """The runtime's tracking parameters for ``model`` (SiamFC searches ``scales`` crops per frame)."""
+    def params(self, model, scales: int, scale_search: str = "crops"):
+        """The runtime's tracking parameters for ``model`` (SiamFC searches ``scales`` scales per frame, by
+        ``scale_search``: see :class:`~edgetrack.tracking.siamfc.SiamFCParams`)."""
         if self.name == "siamfc":
             from edgetrack.tracking.siamfc import SiamFCParams
 
-            return SiamFCParams(scale_num=scales)
+            return SiamFCParams(scale_num=scales, scale_search=scale_search)
+        if scale_search != "crops":
+            raise InvalidArgumentError(
+                f"scale_search={scale_search!r} is SiamFC's; a {self.name} model searches one crop (its anchors "
+                "cover scale)", fix="leave scale_search at 'crops' (drop --scale-search)")
         return model.config.tracking_params()
 
 
@@ -111,8 +119,14 @@ FAMILIES = {
 
 
 def search_batch(params) -> int:
-    """Search crops per frame: SiamFC's scales, one for SiamRPN (its anchors cover scale)."""
-    return int(getattr(params, "scale_num", 1))
+    """Search crops per frame: SiamFC's scales (one with ``scale_search="templates"``), one for SiamRPN (its
+    anchors cover scale)."""
+    return int(getattr(params, "search_batch", 1))
+
+
+def template_batch(params) -> int:
+    """Template crops at ``init``: SiamFC's scales with ``scale_search="templates"``, else one."""
+    return int(getattr(params, "template_batch", 1))
 
 
 def family_of(model) -> _Family:
@@ -146,22 +160,26 @@ def _outputs(value) -> tuple:
     return tuple(value) if isinstance(value, (tuple, list)) else (value,)
 
 
-def _check_sizes(model, exemplar: int, instance: int, scales: int) -> None:
-    for name, value in (("exemplar", exemplar), ("instance", instance), ("scales", scales)):
+def _check_sizes(model, exemplar: int, instance: int, scales: int, templates: int = 1) -> None:
+    for name, value in (("exemplar", exemplar), ("instance", instance), ("scales", scales), ("templates", templates)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
     cfg = model.config
+    if templates > 1 and scales > 1:
+        raise InvalidArgumentError(
+            f"{templates} templates against {scales} search crops: one of the two must be 1",
+            fix="search the scales by crops (templates=1) or by templates (scales=1)")
     if (instance - exemplar) % cfg.total_stride:
         raise InvalidArgumentError(
             f"instance - exemplar must be a multiple of the stride {cfg.total_stride}, got {instance} - {exemplar}"
         )
 
 
-def _example_inputs(model, exemplar: int, instance: int, scales: int, seed: int = 0):
+def _example_inputs(model, exemplar: int, instance: int, scales: int, seed: int = 0, templates: int = 1):
     """Random crops in the input convention, and the kernel/features the model makes of them (head inputs)."""
     torch = _torch()
     g = torch.Generator().manual_seed(seed)
-    z = torch.rand(1, 3, exemplar, exemplar, generator=g) * 255.0
+    z = torch.rand(templates, 3, exemplar, exemplar, generator=g) * 255.0
     x = torch.rand(scales, 3, instance, instance, generator=g) * 255.0
     with torch.no_grad():
         kernel = model.template(z)
@@ -178,6 +196,7 @@ def export_siamfc_onnx(
     instance: int = 255,
     scales: int = 3,
     runtime_weights: bool = False,
+    templates: int = 1,
 ) -> dict[str, Path]:
     """Export the three graphs to ``out_dir/{template,search,head}.onnx`` and run onnx's checker on each.
 
@@ -191,10 +210,10 @@ def export_siamfc_onnx(
     model = _load_model(checkpoint_or_model)
     family = family_of(model)
     io = family.graph_io
-    _check_sizes(model, exemplar, instance, scales)
+    _check_sizes(model, exemplar, instance, scales, templates)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    examples = _example_inputs(model, exemplar, instance, scales)
+    examples = _example_inputs(model, exemplar, instance, scales, templates=templates)
     paths: dict[str, Path] = {}
     for name, module in family.graph_modules(model, runtime_weights).items():
         inputs, outputs = io[name]
@@ -234,6 +253,7 @@ def verify_siamfc_onnx(
     instance: int = 255,
     scales: int = 3,
     tolerance: float = FP32_TOLERANCE,
+    templates: int = 1,
 ) -> dict[str, dict]:
     """Run each graph in ONNX Runtime (CPU) against the torch module on random inputs.
 
@@ -247,7 +267,7 @@ def verify_siamfc_onnx(
     model = _load_model(checkpoint_or_model)
     family = family_of(model)
     # Other inputs than the export's, so the check does not only replay the traced example.
-    examples = _example_inputs(model, exemplar, instance, scales, seed=1)
+    examples = _example_inputs(model, exemplar, instance, scales, seed=1, templates=templates)
     modules = family.torch_module().graph_modules(model)
     parity: dict[str, dict] = {}
     for name, path in paths.items():
@@ -348,6 +368,7 @@ def tracker_bundle(
     family: str = "siamfc",
     opset: int = DEFAULT_OPSET,
     scales: int = 3,
+    scale_search: str = "crops",
     target: str = "cpu",
     precision: str = "fp32",
     calibration: str | None = None,
@@ -365,7 +386,9 @@ def tracker_bundle(
     ``"mindspore"`` (``mindspore.export``, :mod:`edgetrack.converters.ms2onnx`; no PyTorch needed). Each graph is
     checked against that framework, and the rest of the chain is the same for both.
 
-    ``family``: "siamfc" or "siamrpn" (:data:`FAMILIES`). ``share``: store the template and search graphs'
+    ``family``: "siamfc" or "siamrpn" (:data:`FAMILIES`). ``scales`` and ``scale_search``: SiamFC's scale count and
+    how they are searched (:class:`~edgetrack.tracking.siamfc.SiamFCParams`; the graphs' batch sizes follow).
+    ``share``: store the template and search graphs'
     weights (the same backbone) once, in ``weights.bin`` (:mod:`edgetrack.converters.onnx_weights`).
     ``runtime_weights``: SiamRPN's head correlates with one grouped Conv whose weight is the template's kernel
     (ONNX Runtime and PyTorch run it; about 7× faster on a CPU); False keeps the elementwise form the NPU converters
@@ -416,8 +439,9 @@ def tracker_bundle(
         from edgetrack.converters import ms2onnx
 
         model = ms2onnx.load_mindspore_model(checkpoint, family)
-    params = fam.params(model, scales)
-    sizes = dict(exemplar=params.exemplar_size, instance=params.instance_size, scales=search_batch(params))
+    params = fam.params(model, scales, scale_search)
+    sizes = dict(exemplar=params.exemplar_size, instance=params.instance_size, scales=search_batch(params),
+                 templates=template_batch(params))
     with tempfile.TemporaryDirectory(prefix="edgetrack-onnx-") as tmp:
         if framework == "torch":
             paths = export_siamfc_onnx(model, tmp, opset=opset, runtime_weights=runtime_weights, **sizes)

@@ -381,13 +381,15 @@ class Tracker:
             raise BundleError(f"{where}: the {self.family} head graph must take (kernel, features) and give "
                               f"{len(roles)} output(s) {list(roles)}; it has {len(h.inputs)} in, {len(h.outputs)} out")
         e, i = params.exemplar_size, params.instance_size
-        n = getattr(params, "scale_num", 1)  # SiamFC searches all its scales in one batch; SiamRPN one crop
+        # SiamFC searches all its scales in one batch (or one crop against a template per scale); SiamRPN one crop.
+        n, nt = getattr(params, "search_batch", 1), getattr(params, "template_batch", 1)
         # Static shapes: a crop of another size would fail deep inside the runtime with a cryptic message.
-        if t.inputs[0].shape != (1, 3, e, e) or s.inputs[0].shape != (n, 3, i, i):
+        if t.inputs[0].shape != (nt, 3, e, e) or s.inputs[0].shape != (n, 3, i, i):
             raise BundleError(
                 f"bundle graphs take {t.inputs[0].shape} and {s.inputs[0].shape}, but its tracking parameters "
-                f"make crops of {(1, 3, e, e)} and {(n, 3, i, i)}",
-                fix="rebuild the bundle; its manifest and graphs disagree",
+                f"make crops of {(nt, 3, e, e)} and {(n, 3, i, i)}",
+                fix="rebuild the bundle for these tracking parameters (scale_num and scale_search fix the graphs' "
+                    "batch sizes), or leave them at the bundle's",
             )
         self._names = {
             "z": t.inputs[0].name,

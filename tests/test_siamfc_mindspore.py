@@ -154,6 +154,10 @@ def test_head_broadcasts_one_template_and_groups_pairs(rng):
     for i in range(3):
         np.testing.assert_allclose(out[i, 0], corr(features[i], kernel[0]), rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(pairs[i, 0], corr(features[i], kernels[i]), rtol=1e-4, atol=1e-4)
+    one = head(_t(kernels), _t(features[:1])).asnumpy()  # a template per scale, one search crop
+    assert one.shape == (3, 1, 17, 17)
+    for i in range(3):
+        np.testing.assert_allclose(one[i, 0], corr(features[0], kernels[i]), rtol=1e-4, atol=1e-4)
     with pytest.raises(InvalidArgumentError, match="2 templates for 3"):
         head(_t(kernels[:2]), _t(features))
 

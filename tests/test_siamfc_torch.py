@@ -157,6 +157,11 @@ def test_head_broadcasts_one_template_and_groups_pairs():
     out = head(kernels, features)
     for i in range(3):
         torch.testing.assert_close(out[i : i + 1], F.conv2d(features[i : i + 1], kernels[i : i + 1]) * 0.01 + 0.5)
+    # A template per scale against one search crop (scale_search="templates").
+    out = head(kernels, features[:1])
+    assert out.shape == (3, 1, 17, 17)
+    for i in range(3):
+        torch.testing.assert_close(out[i : i + 1], F.conv2d(features[:1], kernels[i : i + 1]) * 0.01 + 0.5)
     with pytest.raises(InvalidArgumentError, match="2 templates for 3"):
         head(torch.randn(2, 4, 5, 5), features)
 

@@ -117,3 +117,41 @@ def test_parity_failure_is_a_conversion_error(tiny, tmp_path):
         model.backbone.conv1[0].weight.mul_(-1)
     with pytest.raises(ConversionError, match="'template' disagrees"):
         verify_siamfc_onnx(model, paths, scales=1)
+
+
+def test_templates_bundle_searches_one_crop_against_a_template_per_scale(tiny, tmp_path):
+    """scale_search="templates": the graphs take a template per scale and one search crop, the head correlates
+    each template with it, and a Tracker on the bundle gives the torch model's responses for its crops."""
+    from edgetrack import Tracker
+
+    model, ckpt, crops_bundle = tiny
+    out = siamfc_bundle(ckpt, tmp_path / "templates", scale_search="templates")
+    m = load_bundle(out).manifest
+    assert m.tracking["scale_search"] == "templates"
+    assert m.graphs["template"].inputs[0].shape == (3, 3, 127, 127)
+    assert m.graphs["search"].inputs[0].shape == (1, 3, 255, 255)
+    assert m.graphs["head"].inputs[0].shape[0] == 3 and m.graphs["head"].outputs[0].shape == (3, 1, 17, 17)
+    assert all(p["passed"] for p in m.parity["torch->onnx"].values())
+    t = Tracker(out, device="cpu")
+    frame = np.random.default_rng(3).integers(0, 255, (120, 160, 3), np.uint8)
+    t.init(frame, (60, 40, 40, 30))
+    z = t.logic.init(frame, (60, 40, 40, 30))
+    x = t.logic.search_crops(frame)
+    with torch.no_grad():
+        expected = model.head(model.template(torch.from_numpy(z)), model.search(torch.from_numpy(x))).numpy()
+    got = t._sessions["head"].run({"kernel": t._kernel, "features": t._sessions["search"].run({"x": x})["features"]})
+    np.testing.assert_allclose(got["response"], expected, rtol=0, atol=FP32_TOLERANCE * np.abs(expected).max())
+    # The graphs' batches are fixed: asking a crops bundle for templates (or the reverse) is refused by name.
+    with pytest.raises(BundleError, match=r"scale_search.*rebuild|rebuild.*scale_search"):
+        Tracker(crops_bundle, device="cpu", tracking={"scale_search": "templates"})
+
+
+def test_scale_search_is_siamfcs_only(tmp_path):
+    from edgetrack.converters.torch2onnx import siamrpn_bundle
+    from edgetrack.errors import InvalidArgumentError
+    from edgetrack.models.torch.siamrpn import build_siamrpn, save_siamrpn
+
+    ckpt = save_siamrpn(build_siamrpn("siamrpn-tiny").eval(), tmp_path / "rpn.safetensors")
+    with pytest.raises(InvalidArgumentError, match="SiamFC's"):
+        siamrpn_bundle(ckpt, tmp_path / "rpn", scale_search="templates")
+    assert not (tmp_path / "rpn").exists()

@@ -198,6 +198,11 @@ def test_params_validate_themselves():
         SiamFCParams(scale_lr=1.5)
     with pytest.raises(InvalidArgumentError):
         SiamFCParams(exemplar_size=0)
+    with pytest.raises(InvalidArgumentError, match="templates'\], got 'pyramid'"):
+        SiamFCParams(scale_search="pyramid")
+    assert (SiamFCParams().search_batch, SiamFCParams().template_batch) == (3, 1)
+    assert (SiamFCParams(scale_search="templates").search_batch, SiamFCParams(scale_search="templates").template_batch) \
+        == (1, 3)
 
 
 # -- the tracking procedure ----------------------------------------------------------------------------------------
@@ -256,7 +261,7 @@ def test_cosine_window_prefers_the_centre_between_equal_peaks():
 
 
 def test_best_scale_changes_the_size_with_damping_and_penalty():
-    p = SiamFCParams()
+    p = SiamFCParams(scale_penalty=0.9745)  # SiamFC's (the default is 1.0: no penalty)
     t = SiamFCTracking(p)
     t.init(FRAME, BOX)
     t.search_crops(FRAME)
@@ -283,6 +288,53 @@ def test_centre_and_size_stay_bounded():
     cx, cy = box_center(t.box)
     assert 0 <= cx <= 399 and 0 <= cy <= 299
     assert t.box[2] <= 15 * 5.0 + 1e-9
+
+
+# -- scale_search="templates": one search crop, a template per scale ---------------------------------------------------
+TEMPLATES = SiamFCParams(window_influence=0.0, scale_search="templates")
+
+
+def test_templates_are_cut_per_scale_around_the_box_and_the_search_is_one_crop():
+    frame = np.zeros((300, 400, 3), np.uint8)
+    frame[120:180, 170:230] = 200  # a 60×60 square around the box centre (199.5, 149.5)
+    t, c = SiamFCTracking(TEMPLATES), SiamFCTracking(SiamFCParams(window_influence=0.0))
+    z, zc = t.init(frame, BOX), c.init(frame, BOX)
+    assert z.shape == (3, 3, 127, 127) and z.dtype == np.float32
+    np.testing.assert_array_equal(z[1:2], zc)  # the centre scale's template is the one template
+    # Template k is cut 1/k as wide: the square looks k times as large in it.
+    widths = [(zi[0, 63] > 100).sum() for zi in z]
+    for w, f in zip(widths, TEMPLATES.scale_factors):
+        assert w == pytest.approx(widths[1] * f, abs=1.01)
+    x = t.search_crops(frame)
+    assert x.shape == (1, 3, 255, 255) and t.crop_layout == (1, 255)
+    np.testing.assert_array_equal(x[0], c.search_crops(frame)[1])  # the crops mode's centre scale
+
+
+def test_templates_move_by_the_one_crop_and_grow_by_the_chosen_template():
+    t = SiamFCTracking(TEMPLATES)
+    t.init(FRAME, BOX)
+    side = t.search_side
+    t.search_crops(FRAME)
+    box, _ = t.update_from_responses(_peak(scale=2, row=8, col=12))
+    # The displacement is read in the one crop, of the tracked size, whichever template won.
+    assert box_center(box)[0] == pytest.approx(199.5 + 4 * 8 * side / 255, abs=8 / 16 * side / 255)
+    grow = (1 - TEMPLATES.scale_lr) + TEMPLATES.scale_lr * TEMPLATES.scale_step
+    assert box[2:] == pytest.approx([40 * grow, 40 * grow])
+
+
+def test_templates_search_one_window_a_frame_while_lost():
+    t = SiamFCTracking(TEMPLATES)
+    t.init(FRAME, BOX)
+    t._start_search()
+    seen = []
+    for _ in range(4):
+        x = t.search_crops(FRAME)
+        assert x.shape == (1, 3, 255, 255) and len(t._windows) == 1
+        seen.append(t._windows[0].copy())
+        t.update_from_responses(np.full((3, 17, 17), -5.0, np.float32))  # nothing found
+        assert t.lost
+    # The anchor and the tiles take turns.
+    assert np.allclose(seen[0], [199.5, 149.5]) and not np.allclose(seen[1], seen[0])
 
 
 def test_protocol_errors():

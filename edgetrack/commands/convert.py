@@ -100,6 +100,10 @@ def register(sub) -> None:
                    "BatchNorm and Pad into the convolutions before the parity check)")
     p.add_argument("--scales", type=int, default=3, metavar="N",
                    help="search scales the graphs are built for (odd; default 3)")
+    p.add_argument("--scale-search", default="crops", choices=("crops", "templates"),
+                   help="SiamFC: how the scales are searched: crops (the paper's: --scales search crops a frame "
+                   "against one template) or templates (one search crop against --scales templates cut at init: "
+                   "about a third of the search network's work a frame)")
     p.add_argument("--calibration", metavar="SPEC",
                    help="data set KIND:PATH[#SUBSET] whose sequences give the int8 calibration crops (required for "
                    "--precision int8; e.g. synthetic:data/synth-train)")
@@ -292,7 +296,7 @@ def _run_ascend(args: argparse.Namespace, bundler, framework: str, source: str |
     with tempfile.TemporaryDirectory(prefix="edgetrack-convert-") as tmp:
         print(f"exporting and checking the ONNX {'and MindIR ' if mindir else ''}graphs ({args.model}) ...")
         onnx_bundle = bundler(args.checkpoint, Path(tmp) / "onnx", False, opset=args.opset, scales=args.scales,
-                              runtime_weights=False, framework=framework, simplify=getattr(args, "simplify", True),
+                              scale_search=args.scale_search, runtime_weights=False, framework=framework, simplify=getattr(args, "simplify", True),
                               mindir=mindir)
         if args.deblur is not None:
             from edgetrack.converters.deblur2onnx import add_deblur
@@ -348,7 +352,8 @@ def run(args: argparse.Namespace) -> int:
     bundler = getattr(importlib.import_module(module_name), func)
     if args.target in ASCEND_TARGETS:
         return _run_ascend(args, bundler, framework, source)
-    kwargs = dict(opset=args.opset, scales=args.scales, target=args.target, precision=args.precision,
+    kwargs = dict(opset=args.opset, scales=args.scales, scale_search=args.scale_search, target=args.target,
+                  precision=args.precision,
                   calibration=args.calibration, calibration_frames=args.calibration_frames,
                   verify_data=args.verify_data, framework=framework, simplify=getattr(args, "simplify", True))
     if args.deblur is None:

@@ -139,9 +139,9 @@ class CorrelationHead(nn.Cell):
     """``out_scale · (kernel ⋆ features) + bias`` (eq. 10); shapes as in the PyTorch twin.
 
     ``kernel``: (1, C, k, k) against every search crop of ``features`` (N, C, S, S), or (N, C, k, k), one template
-    per search crop. Returns (N, 1, S − k + 1, S − k + 1).
+    per search crop, or (N, C, k, k) against one search crop (1, C, S, S). Returns (N, 1, S − k + 1, S − k + 1).
 
-    A template count that is neither 1 nor N raises :class:`InvalidArgumentError` when the head is called eagerly
+    Counts that fit none of these raise :class:`InvalidArgumentError` when the head is called eagerly
     (``__call__``); inside a compiled graph MindSpore can only raise built-in exceptions, so ``construct`` raises a
     ``ValueError`` with the same message (InvalidArgumentError is a ValueError too).
     """
@@ -154,7 +154,7 @@ class CorrelationHead(nn.Cell):
     def __call__(self, *args, **kwargs):
         if len(args) == 2 and not kwargs:
             nk, nx = args[0].shape[0], args[1].shape[0]
-            if nk != 1 and nk != nx:
+            if nk != 1 and nx != 1 and nk != nx:
                 raise InvalidArgumentError(_pairing_message(nk, nx))
         return super().__call__(*args, **kwargs)
 
@@ -164,6 +164,10 @@ class CorrelationHead(nn.Cell):
         kernel = kernel * self.out_scale
         if nk == 1:
             out = ops.conv2d(features, kernel)
+        elif nx == 1:
+            # Every template against the one search crop: the templates are the output channels.
+            out = ops.conv2d(features, kernel)
+            out = out.reshape(nk, 1, out.shape[2], out.shape[3])
         else:
             if nk != nx:
                 raise ValueError(_pairing_message(nk, nx))
@@ -175,7 +179,8 @@ class CorrelationHead(nn.Cell):
 
 
 def _pairing_message(nk: int, nx: int) -> str:
-    return f"correlation needs 1 template or one per search crop; got {nk} templates for {nx} search crops"
+    return (f"correlation needs 1 template, one per search crop or 1 search crop; got {nk} templates for {nx} "
+            "search crops")
 
 
 class SiamFC(nn.Cell):

@@ -171,7 +171,8 @@ class CorrelationHead(nn.Module):
 
     ``kernel``: (1, C, k, k) — one template against every search crop of ``features`` (N, C, S, S), as when
     tracking with several scales — or (N, C, k, k), one template per search crop (training pairs; a grouped
-    convolution over the batch). Returns (N, 1, S − k + 1, S − k + 1).
+    convolution over the batch), or (N, C, k, k) against one search crop (1, C, S, S), every template against it
+    (``scale_search="templates"``: the templates carry the scales). Returns (N, 1, S − k + 1, S − k + 1).
     """
 
     def __init__(self, out_scale: float = 0.001):
@@ -186,13 +187,18 @@ class CorrelationHead(nn.Module):
         kernel = kernel * self.out_scale
         if nk == 1:
             out = F.conv2d(features, kernel)
+        elif nx == 1:
+            # Every template against the one search crop: the templates are the output channels.
+            out = F.conv2d(features, kernel)
+            out = out.reshape(nk, 1, out.shape[2], out.shape[3])
         elif nk == nx:
             c, h, w = features.shape[1:]
             out = F.conv2d(features.reshape(1, nx * c, h, w), kernel, groups=nk)
             out = out.reshape(nx, 1, out.shape[2], out.shape[3])
         else:
             raise InvalidArgumentError(
-                f"correlation needs 1 template or one per search crop; got {nk} templates for {nx} search crops"
+                f"correlation needs 1 template, one per search crop or 1 search crop; got {nk} templates for {nx} "
+                "search crops"
             )
         return out + self.bias
 
