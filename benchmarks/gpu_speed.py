@@ -718,9 +718,12 @@ def main(argv=None) -> int:
         compute = {name: graph_compute(m, name) for name in m.graphs}
         precision = "fp16" if "fp16" in compute.values() else "fp32"
         has_stage = "deblur" in (m.preprocessing or {})
-        meta["bundles"][spec] = {"model": m.model, "path": str(bundle.path), "target": m.target,
+        # SiamFC's scale search by templates is another trade of speed for accuracy than the paper's: said in the name.
+        model = m.model + (" (scale search by templates)" if (m.tracking or {}).get("scale_search") == "templates"
+                           else "")
+        meta["bundles"][spec] = {"model": model, "path": str(bundle.path), "target": m.target,
                                  "precision": m.precision, "compute": compute, "macs": macs}
-        print(f"{m.model} ({bundle.path}): {m.target} {m.precision}, compute {compute}, "
+        print(f"{model} ({bundle.path}): {m.target} {m.precision}, compute {compute}, "
               f"MACs per graph {macs}", flush=True)
         for variant in variants(args):
             check = None
@@ -732,7 +735,7 @@ def main(argv=None) -> int:
                 if cpu else args
             on_gpu = variant["device"].startswith("cuda")
             for deblur in (args.deblur if has_stage else ("auto",)):
-                base = {"model": m.model, "precision": precision, "variant": variant["name"],
+                base = {"model": model, "precision": precision, "variant": variant["name"],
                         "deblur": deblur if has_stage else "–"}
                 one = per_stream(bundle, variant, frames, box, run_args, deblur)
                 frame_macs = {n: macs[n] for n in ("search", "head") if n in macs}

@@ -149,3 +149,18 @@ def test_convert_with_a_deblur_stage_makes_one_bundle_the_tracker_runs(tmp_path,
     tracker = Tracker(out8, deblur="always")
     tracker.init(frame, (40, 30, 30, 24))
     assert np.all(np.isfinite(tracker.update(frame).box)) and tracker.stats.deblurred == 1
+
+
+def test_scale_search_by_templates_through_the_cli(ckpt, tmp_path, capsys):
+    from edgetrack.bundle import load_bundle
+
+    out = tmp_path / "templates"
+    assert main(["convert", str(ckpt), "--model", "siamfc-tiny", "--target", "cpu", "-o", str(out),
+                 "--scale-search", "templates"]) == 0
+    m = load_bundle(out).manifest
+    assert m.tracking["scale_search"] == "templates" and m.graphs["search"].inputs[0].shape[0] == 1
+    assert m.graphs["template"].inputs[0].shape[0] == 3
+    with pytest.raises(SystemExit):
+        main(["convert", str(ckpt), "--model", "siamfc-tiny", "--target", "cpu", "-o", str(tmp_path / "x"),
+              "--scale-search", "pyramid"])
+    assert "invalid choice: 'pyramid'" in capsys.readouterr().err

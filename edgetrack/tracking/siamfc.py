@@ -18,7 +18,7 @@ into frame pixels, moves the target; the size follows the chosen scale with damp
 
 Differences from siamfc-pytorch, each deliberate: no scale penalty by default (``scale_penalty`` 1.0, not SiamFC's
 0.9745: on a validation set of training-split photos, seed 13, 1.0 gave siamfc-hsm +0.024 / +0.024 AUC over 0.9745,
-sharp / blurred, and the report's test set then showed +0.021 / +0.021 for siamfc-hsm and +0.019 / +0.023 for
+sharp / blurred, and the report's test set then showed +0.021 / +0.020 for siamfc-hsm and +0.019 / +0.023 for
 siamfc-hsm-half; ``benchmarks/results/siamfc-scale-search/``); the paper's damping 0.35 (siamfc-pytorch uses 0.59);
 crops are sub-pixel exact (:func:`~edgetrack.tracking.crop.crop_and_resize`) instead of rounded to whole pixels;
 padding uses the current frame's mean colour (siamfc-pytorch keeps the first frame's); the target size stays within
