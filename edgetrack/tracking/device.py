@@ -109,6 +109,10 @@ What is left
 * One wait for the device per frame stays, by construction: the next crop's centre depends on the chosen anchor
   (SiamFC likewise on its peak). Several trackers in one process overlap it by running on streams of their own
   (each program has one): at 1920×1080 four streams aggregate ×1.8–2.2 one stream's rate.
+* The graph itself is most of a SiamFC frame: three search crops through the backbone. SiamFC converted with
+  ``--scale-search templates`` (:class:`~edgetrack.tracking.siamfc.SiamFCParams`) searches one crop against a
+  template per scale: siamfc-hsm 755–941 FPS per stream against 550–649, for 0.011 / 0.033 AUC
+  (``benchmarks/results/siamfc-scale-search/``).
 * A bundle whose deblur stage is on keeps the host path (the blur gate measures host crops); so do the other
   backends (ONNX Runtime's CUDA provider could offer ``tracking_ops`` through DLPack).
 * fp16 cuda bundles: the head's fp16 maps are decoded in float64 on the device as on the host; agreement with the
