@@ -110,8 +110,9 @@ class CropSet:
     tracker cuts T templates, SiamFC's ``scale_search="templates"``). ``x``: (N, S, 3, I, I) search
     crops of frame ``i`` around frame ``i - 1``'s box (the crops a tracker that followed perfectly would make; S is
     SiamFC's scale count, 1 for SiamRPN).
-    ``z0``: (Q, 3, E, E) (or (Q, T, 3, E, E)) each sampled sequence's first-frame template; ``template_of[n]`` indexes ``z0`` for sample
-    ``n`` (the head pairs a sequence's initial kernel with later search features, as tracking does).
+    ``z0``: (Q, 3, E, E) (or (Q, T, 3, E, E)) each sampled sequence's first-frame template; ``template_of[n]``
+    indexes ``z0`` for sample ``n`` (the head pairs a sequence's initial kernel with later search features, as
+    tracking does).
     ``provenance``: the data set spec, counts and the sampled (sequence, frame) pairs.
     """
 

@@ -546,7 +546,7 @@ def all_targets(prior: Prior, accuracy: dict, speed: dict | None, default_name: 
                 plain = _gpu_best(prior, model, variants=False)
                 if plain is not None:
                     p_prec = plain[1].get("precision") or plain[1].get("dtype") or ""
-                    figure += f"; {plain[0]:.0f} FPS {p_prec} as the paper runs it".replace("  ", " ")
+                    figure += "; " + f"{plain[0]:.0f} FPS {p_prec}".strip() + " as the paper runs it"
                     sources.append(f"`{_rel(plain[2], base)}`")
             out.append(Target(goal, figure, status, ", ".join(sources)))
 

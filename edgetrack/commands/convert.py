@@ -296,8 +296,8 @@ def _run_ascend(args: argparse.Namespace, bundler, framework: str, source: str |
     with tempfile.TemporaryDirectory(prefix="edgetrack-convert-") as tmp:
         print(f"exporting and checking the ONNX {'and MindIR ' if mindir else ''}graphs ({args.model}) ...")
         onnx_bundle = bundler(args.checkpoint, Path(tmp) / "onnx", False, opset=args.opset, scales=args.scales,
-                              scale_search=args.scale_search, runtime_weights=False, framework=framework, simplify=getattr(args, "simplify", True),
-                              mindir=mindir)
+                              scale_search=args.scale_search, runtime_weights=False, framework=framework,
+                              simplify=getattr(args, "simplify", True), mindir=mindir)
         if args.deblur is not None:
             from edgetrack.converters.deblur2onnx import add_deblur
 
