@@ -269,10 +269,14 @@ def test_tracker_runs_cpu_and_ascend_bundles_on_the_simulator_alike(bundles, cap
 
 
 def test_with_an_fp16_safe_head_the_simulated_track_stays_close_to_fp32(bundles):
-    fp32 = _track(Tracker(bundles["safe"]))
+    # The untrained net's scale maps nearly tie: SiamFC's scale penalty (not the default 1.0) keeps fp16 rounding
+    # from flipping the chosen scale, so the comparison measures the arithmetic, not a tie-break.
+    tracking = {"scale_penalty": 0.9745}
+    fp32 = _track(Tracker(bundles["safe"], tracking=tracking))
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeviceOverflowWarning)
-        boxes = {chip: _track(Tracker(bundles["safe"], backend="simulator", device=chip)) for chip in ("ascend310",)}
+        boxes = {chip: _track(Tracker(bundles["safe"], backend="simulator", device=chip, tracking=tracking))
+                 for chip in ("ascend310",)}
     for chip, b in boxes.items():
         assert np.abs(b - fp32).max() < 0.5, (chip, np.abs(b - fp32).max())
 
