@@ -308,6 +308,8 @@ def test_templates_are_cut_per_scale_around_the_box_and_the_search_is_one_crop()
     x = t.search_crops(frame)
     assert x.shape == (1, 3, 255, 255) and t.crop_layout == (1, 255)
     np.testing.assert_array_equal(x[0], c.search_crops(frame)[1])  # the crops mode's centre scale
+    one = SiamFCTracking(SiamFCParams(scale_num=1, scale_search="templates"))
+    assert one.init(frame, BOX).shape == (1, 3, 127, 127) and one.search_crops(frame).shape == (1, 3, 255, 255)
 
 
 def test_templates_move_by_the_one_crop_and_grow_by_the_chosen_template():

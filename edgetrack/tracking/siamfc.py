@@ -253,10 +253,13 @@ class SiamFCTracking(SiameseTracking):
         crop, or with ``scale_search="templates"`` one per scale, the context of scale ``k`` cut ``1 / k`` as
         wide (the centre scale's crop is the one crop)."""
         z = super().init(frame, box)
-        if not self._templates:
+        if self.params.template_batch == 1:
             return z
         frame, side, size = check_frame(frame), self.exemplar_side, self.params.exemplar_size
-        return to_nchw(np.stack([crop_and_resize(frame, self._center, side / f, size) for f in self._scale_factors]))
+        c = self.params.scale_num // 2  # the centre scale: the one crop already cut
+        others = to_nchw(np.stack([crop_and_resize(frame, self._center, side / f, size)
+                                   for i, f in enumerate(self._scale_factors) if i != c]))
+        return np.concatenate([others[:c], z, others[c:]])
 
     def search_crops(self, frame: np.ndarray) -> np.ndarray:
         """This frame's search crops as one (search_batch, 3, instance, instance) float32 batch.
@@ -302,7 +305,8 @@ class SiamFCTracking(SiameseTracking):
     def update_from_responses(self, responses) -> tuple[np.ndarray, float]:
         """Move the track by the network's responses to the last :meth:`search_crops`; returns ``(box, score)``.
 
-        ``responses``: (scale_num, R, R) or (scale_num, 1, R, R), in the order of the crops. ``score`` is in (0, 1).
+        ``responses``: (scale_num, R, R) or (scale_num, 1, R, R), in the order of the crops (of the templates with
+        ``scale_search="templates"``). ``score`` is in (0, 1).
         Whether the target now counts as lost is :attr:`lost`.
         """
         import cv2
@@ -412,7 +416,7 @@ class SiamFCTracking(SiameseTracking):
         self._size = np.clip(self._size * scale, self._init_size * p.min_scale, self._init_size * p.max_scale)
 
     def _search_windows(self) -> np.ndarray:
-        """Centres of this frame's ``scale_num`` search windows: the anchor (or candidate), then the next tiles."""
+        """Centres of this frame's ``search_batch`` search windows: the anchor (or candidate), then the next tiles."""
         n = self.params.search_batch
         # The candidate while confirming one, else the anchor; inside this frame, which may be smaller than the last.
         first = self._in_frame(self._center)[None]
@@ -434,7 +438,8 @@ class SiamFCTracking(SiameseTracking):
         return self._sweep.tiles(self._frame_wh, reach, self._anchor[0])
 
     def _search_update(self, r: np.ndarray, best: int, row: int, col: int, peak: float) -> tuple[np.ndarray, float]:
-        """One frame of the search while lost, given the best window's peak (found without a scale penalty)."""
+        """One frame of the search while lost, given the best map's peak (:meth:`_peak_settings`: a window each,
+        without a scale penalty, or with ``scale_search="templates"`` the one window's scales)."""
         self._confidence.relax()
         score = 1.0 / (1.0 + math.exp(-peak))
         confident, apce = self._confidence.judge(score, r[best])
