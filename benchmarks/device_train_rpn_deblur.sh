@@ -16,7 +16,9 @@
 # A SiamRPN entry of RUNS may name its loss as MODEL:LOSS (`rpn`, the default, `rpn-hsm` or `rpn-ohem`); its run
 # folder is then MODEL-LOSS, e.g. RUNS="siamrpn-eca:rpn-hsm siamrpn-eca-lite:rpn-hsm" trains into
 # siamrpn-eca-rpn-hsm/ and siamrpn-eca-lite-rpn-hsm/, RUNS="siamrpn-eca:rpn-ohem" into siamrpn-eca-rpn-ohem/ (16
-# random + the 32 hardest negatives per pair, the trainer's defaults; config.json records them).
+# random + the 32 hardest negatives per pair, the trainer's defaults; config.json records them). A third part farD
+# takes the hardest negatives only D target sizes or more from the target (--hard-min-dist D):
+# RUNS="siamrpn-eca:rpn-ohem:far1" trains into siamrpn-eca-rpn-ohem-far1/.
 #
 # Feature reuse (issue #4): siamrpn-reuse's trunk is deblurgan-lite's generator encoder + FPN, copied from a trained
 # deblurgan-lite (--init-backbone DEBLUR_INIT, default $W/deblurgan-lite/final.safetensors, else that run's newest
@@ -89,7 +91,11 @@ deblur_init() {  # the deblurgan-lite checkpoint the reuse runs start from
 }
 rpn() {  # MODEL[:LOSS[:frozen]] workers
   local model=${1%%:*} loss=rpn dir rest extra=()
-  if [[ "$1" == *:* ]]; then rest=${1#*:}; loss=${rest%%:*}; [[ "$rest" == *:frozen ]] && extra+=(--freeze-backbone); fi
+  if [[ "$1" == *:* ]]; then
+    rest=${1#*:}; loss=${rest%%:*}
+    [[ "$rest" == *:frozen ]] && extra+=(--freeze-backbone)
+    [[ "$rest" == *:far* ]] && extra+=(--hard-min-dist "${rest##*:far}")
+  fi
   if reuse_run "$model"; then
     local init; init=$(deblur_init)
     [ -n "$init" ] || { echo "no deblurgan-lite checkpoint for $1: set DEBLUR_INIT or add deblurgan-lite to RUNS"; return 1; }

@@ -20,7 +20,11 @@ scores calibrated), and every other negative is labelled :data:`CANDIDATE` (−2
 takes each pair's hardest negatives by their current loss (a top-k, :func:`edgetrack.models.torch.siamrpn.rpn_loss`).
 The hardest cannot be chosen here: they depend on the weights of the step. Split this way, the random part stays a
 draw of the batch's generator (resumed runs stay exact) and the hard part a deterministic function of the logits,
-the same in both frameworks. On a negative pair the object's anchors take the positives' slots as above, and
+the same in both frameworks. ``hard_min_dist`` > 0 keeps the candidates away from the target: a negative anchor
+whose centre lies within ``hard_min_dist`` target sizes (``√(w·h)``) of the target's centre is no candidate (it can
+still be drawn at random). Such an anchor overlaps the target or sits beside it with another shape, the hardest
+negatives of a well-localising network; mining them pushes down the target's own surroundings instead of the
+look-alikes and clutter elsewhere in the crop that make a tracker drift. On a negative pair the object's anchors take the positives' slots as above, and
 every other anchor (all are negatives there) is drawn or a candidate, so the loss's hardest are the rest of the
 object's anchors for as long as the model still fires on them.
 
@@ -78,7 +82,9 @@ class AnchorTargetConfig:
 
     ``neg_random`` (with ``total=None``; for the ``rpn-ohem`` loss): draw exactly this many negatives per pair at
     random (fewer where a pair has fewer) and label every other negative :data:`CANDIDATE`, for the loss to take
-    the hardest of them (module docstring). 0 leaves every negative to the loss's choice.
+    the hardest of them (module docstring). 0 leaves every negative to the loss's choice. ``hard_min_dist`` (with
+    ``neg_random``): no candidate within that many target sizes of the target's centre (module docstring; 0: none
+    excluded).
     """
 
     pos_iou: float = 0.6
@@ -86,6 +92,7 @@ class AnchorTargetConfig:
     max_pos: int = 16
     total: int | None = 64
     neg_random: int | None = None
+    hard_min_dist: float = 0.0
 
     def __post_init__(self):
         if not (0 <= self.neg_iou <= self.pos_iou <= 1):
@@ -108,6 +115,14 @@ class AnchorTargetConfig:
                 raise InvalidArgumentError(
                     f"AnchorTargetConfig.neg_random ({value}) draws the negatives itself, but total is {self.total}",
                     fix="pass total=None with neg_random (the loss adds the hardest negatives to the drawn ones)")
+        dist = self.hard_min_dist
+        if isinstance(dist, bool) or not isinstance(dist, (int, float)) or not (np.isfinite(dist) and dist >= 0):
+            raise InvalidArgumentError(f"AnchorTargetConfig.hard_min_dist must be a finite number >= 0, got {dist!r}",
+                                       fix="pass the candidates' least distance from the target, in target sizes")
+        if dist and self.neg_random is None:
+            raise InvalidArgumentError(f"AnchorTargetConfig.hard_min_dist ({dist}) limits the rpn-ohem loss's "
+                                       "candidates, but neg_random is None (no candidates)",
+                                       fix="pass neg_random with hard_min_dist, or leave hard_min_dist at 0")
 
 
 # The anchor assignment each SiamRPN training loss expects: the papers' cross-entropy on 64 sampled anchors per
@@ -117,18 +132,21 @@ ANCHOR_TARGETS = {"rpn": AnchorTargetConfig(), "rpn-hsm": AnchorTargetConfig(tot
                   "rpn-ohem": AnchorTargetConfig(total=None, neg_random=OHEM_RANDOM)}
 
 
-def anchor_target_config(loss: str, neg_random: int | None = None) -> AnchorTargetConfig:
+def anchor_target_config(loss: str, neg_random: int | None = None, hard_min_dist: float = 0.0) -> AnchorTargetConfig:
     """The assignment the SiamRPN loss ``loss`` (a key of :data:`ANCHOR_TARGETS`) expects; ``neg_random``
-    (``rpn-ohem`` only; None: :data:`OHEM_RANDOM`) the number of negatives it draws at random per pair."""
+    (``rpn-ohem`` only; None: :data:`OHEM_RANDOM`) the number of negatives it draws at random per pair,
+    ``hard_min_dist`` (``rpn-ohem`` only) the candidates' least distance from the target in target sizes."""
     if loss not in ANCHOR_TARGETS:
         raise UnknownChoiceError("SiamRPN loss", loss, ANCHOR_TARGETS)
     cfg = ANCHOR_TARGETS[loss]
-    if neg_random is None:
+    if neg_random is None and not hard_min_dist:
         return cfg
     if cfg.neg_random is None:
-        raise InvalidArgumentError(f"neg_random ({neg_random}) is a count of the rpn-ohem loss, not of {loss!r}",
-                                   fix="leave neg_random unset, or train with the rpn-ohem loss")
-    return dataclasses.replace(cfg, neg_random=neg_random)
+        given = f"neg_random ({neg_random})" if neg_random is not None else f"hard_min_dist ({hard_min_dist})"
+        raise InvalidArgumentError(f"{given} is a setting of the rpn-ohem loss, not of {loss!r}",
+                                   fix="leave it unset, or train with the rpn-ohem loss")
+    return dataclasses.replace(cfg, neg_random=cfg.neg_random if neg_random is None else neg_random,
+                               hard_min_dist=hard_min_dist)
 
 
 def _box_cxcywh(box) -> tuple[float, float, float, float]:
@@ -191,7 +209,12 @@ def anchor_targets(anchors: np.ndarray, box, rng: np.random.Generator,
     if len(pos) > cfg.max_pos:
         pos = rng.choice(pos, cfg.max_pos, replace=False)
     if cfg.neg_random is not None:
-        flat[neg] = CANDIDATE
+        cand = neg
+        if cfg.hard_min_dist:
+            cx, cy, w, h = _box_cxcywh(box)
+            dist = np.hypot(anchors[0] - cx, anchors[1] - cy).reshape(-1)
+            cand = neg[dist[neg] >= cfg.hard_min_dist * np.sqrt(w * h)]
+        flat[cand] = CANDIDATE
         n_neg = cfg.neg_random
     else:
         n_neg = len(neg) if cfg.total is None else cfg.total - len(pos)

@@ -104,21 +104,26 @@ def _resolve_ohem_counts(cfg) -> None:
     (:data:`~edgetrack.models.rpn_targets.OHEM_RANDOM`, :data:`~edgetrack.models.rpn_targets.OHEM_HARD`) filled in
     for that loss, so config.json and the checkpoints record them; None for every other loss (and a value given
     there is refused: it would change nothing)."""
-    names = {"neg_random": ("--neg-random", 0), "neg_hard": ("--neg-hard", 1)}
+    names = {"neg_random": ("--neg-random", 0), "neg_hard": ("--neg-hard", 1), "hard_min_dist": ("--hard-min-dist", 0)}
     if cfg.loss != "rpn-ohem":
         for name, (flag, _) in names.items():
             if getattr(cfg, name) is not None:
                 raise InvalidArgumentError(
-                    f"TrainConfig.{name} ({getattr(cfg, name)!r}) is a count of the rpn-ohem loss; this run's loss is "
-                    f"{cfg.loss!r}", fix=f"train a SiamRPN model with --loss rpn-ohem, or leave {flag} unset")
+                    f"TrainConfig.{name} ({getattr(cfg, name)!r}) is a setting of the rpn-ohem loss; this run's loss "
+                    f"is {cfg.loss!r}", fix=f"train a SiamRPN model with --loss rpn-ohem, or leave {flag} unset")
         return
     from edgetrack.models.rpn_targets import OHEM_HARD, OHEM_RANDOM
 
-    defaults = {"neg_random": OHEM_RANDOM, "neg_hard": OHEM_HARD}
+    defaults = {"neg_random": OHEM_RANDOM, "neg_hard": OHEM_HARD, "hard_min_dist": 0.0}
     for name, (flag, low) in names.items():
         value = getattr(cfg, name)
         if value is None:
             object.__setattr__(cfg, name, defaults[name])
+        elif name == "hard_min_dist":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+                raise InvalidArgumentError(f"TrainConfig.hard_min_dist must be a finite number >= 0, got {value!r}",
+                                           fix="pass --hard-min-dist D (target sizes) with D >= 0, or leave it unset (0)")
+            object.__setattr__(cfg, name, float(value))
         elif not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise InvalidArgumentError(f"TrainConfig.{name} must be an integer >= {low}, got {value!r}",
                                        fix=f"pass {flag} N with N >= {low}, or leave it unset ({defaults[name]})")
@@ -295,7 +300,7 @@ class SiamRPNFamily(SiameseFamily):
         from edgetrack.tracking.siamrpn import anchor_grid
 
         return RPNTargets(anchor_grid(model.config.tracking_params()), seed,
-                          anchor_target_config(cfg.loss, cfg.neg_random))
+                          anchor_target_config(cfg.loss, cfg.neg_random, cfg.hard_min_dist or 0.0))
 
 
 def family_of(families: dict, model: str):

@@ -369,6 +369,43 @@ def test_ohem_targets_draw_16_negatives_and_leave_the_others_to_the_loss():
         anchor_target_config("ohem")
 
 
+def test_ohem_candidates_can_be_kept_away_from_the_target():
+    from edgetrack.models.torch.train import TrainConfig
+
+    grid = anchor_grid(TINY.tracking_params())
+    box = _anchor_box(grid, 2, 12, 12)
+    iou = anchor_iou(grid, box)
+    cx, cy = grid[0, 2, 12, 12], grid[1, 2, 12, 12]  # the box is that anchor's
+    dist = np.hypot(grid[0] - cx, grid[1] - cy) / np.sqrt(box[2] * box[3])
+    every = anchor_targets(grid, box, np.random.default_rng(0), anchor_target_config("rpn-ohem"))
+    far = anchor_targets(grid, box, np.random.default_rng(0), anchor_target_config("rpn-ohem", hard_min_dist=1.0))
+    cand = far["cls"] == CANDIDATE
+    # Candidates only a target size or more away; the near negatives not drawn at random are ignored. The random
+    # draw and the positives are the same arrays as without the limit (the generator's stream is unchanged).
+    assert cand.any() and np.all(dist[cand] >= 1.0)
+    np.testing.assert_array_equal((every["cls"] == CANDIDATE)[dist >= 1.0], cand[dist >= 1.0])
+    near = (iou < 0.3) & (dist < 1.0) & (every["cls"] == CANDIDATE)
+    assert near.any() and np.all(far["cls"][near] == IGNORED)
+    for label in (POSITIVE, NEGATIVE):
+        np.testing.assert_array_equal(far["cls"] == label, every["cls"] == label)
+    # A negative pair has no target to keep away from: every anchor stays a candidate or a negative.
+    n = anchor_targets(grid, box, np.random.default_rng(0), anchor_target_config("rpn-ohem", hard_min_dist=1.0),
+                       negative=True)
+    assert not (n["cls"] == IGNORED).any()
+    with pytest.raises(InvalidArgumentError, match="hard_min_dist"):
+        AnchorTargetConfig(total=None, neg_random=16, hard_min_dist=-1.0)
+    with pytest.raises(InvalidArgumentError, match="neg_random is None"):
+        AnchorTargetConfig(hard_min_dist=1.0)
+    with pytest.raises(InvalidArgumentError, match="rpn-ohem"):
+        anchor_target_config("rpn", hard_min_dist=1.0)
+    with pytest.raises(InvalidArgumentError, match="rpn-ohem"):
+        TrainConfig(model="siamrpn-tiny", hard_min_dist=1.0)
+    with pytest.raises(InvalidArgumentError, match="hard-min-dist"):
+        TrainConfig(model="siamrpn-tiny", loss="rpn-ohem", hard_min_dist=float("nan"))
+    assert TrainConfig(model="siamrpn-tiny", loss="rpn-ohem").hard_min_dist == 0.0
+    assert TrainConfig(model="siamrpn-tiny", loss="rpn-ohem", hard_min_dist=1).hard_min_dist == 1.0
+
+
 def test_the_sampler_box_gives_targets_that_follow_the_shift(moving_target_sequence):
     cache = CropCache.build([moving_target_sequence("a", n=4)], RPN_PAIRS, progress=False)
     sampler = PairSampler(cache, seed=3)

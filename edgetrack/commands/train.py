@@ -89,6 +89,10 @@ def register(sub) -> None:
                    "(default 16)")
     p.add_argument("--neg-hard", type=int, default=None, metavar="N",
                    help="rpn-ohem: hardest negatives per pair, by their current loss (default 32)")
+    p.add_argument("--hard-min-dist", type=float, default=None, metavar="D",
+                   help="rpn-ohem: take the hardest negatives only D target sizes or more from the target's centre, "
+                   "so mining trains against look-alikes and clutter rather than the target's own surroundings "
+                   "(default 0: anywhere)")
     p.add_argument("--alpha", type=float, default=None, help="HSM loss alpha (default 0.6)")
     p.add_argument("--gamma", type=float, default=None, help="HSM loss gamma (default 2)")
     p.add_argument("--reg-weight", type=float, default=None, metavar="LAMBDA",

@@ -152,7 +152,7 @@ class TrainConfig:
 
     ``loss=None`` picks the family's loss: ``logistic`` for plain ``siamfc``, ``hsm`` for the other SiamFC models,
     ``rpn`` for SiamRPN (``reg_weight``: its λ, default 1.2; None for SiamFC; ``rpn-hsm`` and ``rpn-ohem`` with
-    ``neg_random`` / ``neg_hard`` as in the PyTorch trainer). ``steps_per_epoch=None``: one pair per
+    ``neg_random`` / ``neg_hard`` / ``hard_min_dist`` as in the PyTorch trainer). ``steps_per_epoch=None``: one pair per
     cached frame and epoch (``len(cache) // (batch_size · workers of the launcher)``). ``batch_size`` is per device.
     ``device``: ``cpu``, ``gpu`` or ``ascend``. ``checkpoint_every``: epochs between checkpoints (the last epoch
     always gets one). ``log_every``: steps per log line (the mean loss over them). ``frame_stride``: crop every n-th
@@ -185,6 +185,7 @@ class TrainConfig:
     reg_weight: float | None = None
     neg_random: int | None = None
     neg_hard: int | None = None
+    hard_min_dist: float | None = None
     init_backbone: str | None = None
     freeze_backbone: bool = False
 
@@ -612,6 +613,7 @@ def config_from_args(args) -> TrainConfig:
         "seed": getattr(args, "seed", None), "out": str(args.out), "log_every": getattr(args, "log_every", None),
         "frame_stride": getattr(args, "frame_stride", None), "reg_weight": getattr(args, "reg_weight", None),
         "neg_random": getattr(args, "neg_random", None), "neg_hard": getattr(args, "neg_hard", None),
+        "hard_min_dist": getattr(args, "hard_min_dist", None),
         "init_backbone": getattr(args, "init_backbone", None),
         "freeze_backbone": getattr(args, "freeze_backbone", None),
     }

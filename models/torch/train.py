@@ -126,7 +126,8 @@ class TrainConfig:
     """One training run. ``loss=None`` picks the family's loss: ``logistic`` for plain ``siamfc``, ``hsm`` for the
     other SiamFC models, ``rpn`` for SiamRPN (``reg_weight``: its λ, default 1.2; None for SiamFC). SiamRPN's other
     losses: ``rpn-hsm`` (``alpha``, ``gamma``) and ``rpn-ohem`` (``neg_random`` random and the ``neg_hard`` hardest
-    negatives per pair, default 16 and 32; None for every other loss), :func:`~edgetrack.models.torch.siamrpn.rpn_loss`.
+    negatives per pair, default 16 and 32, the hardest taken ``hard_min_dist`` target sizes or more from the target,
+    default 0; None for every other loss), :func:`~edgetrack.models.torch.siamrpn.rpn_loss`.
 
     ``steps_per_epoch=None``: one pair per cached frame and epoch (``len(cache) // (batch_size · ranks)``).
     ``batch_size`` is per rank. ``amp``: bf16 autocast (CUDA only). ``checkpoint_every``: epochs between
@@ -161,6 +162,7 @@ class TrainConfig:
     reg_weight: float | None = None
     neg_random: int | None = None
     neg_hard: int | None = None
+    hard_min_dist: float | None = None
     init_backbone: str | None = None
     freeze_backbone: bool = False
 
@@ -524,6 +526,7 @@ def config_from_args(args) -> TrainConfig:
         "out": str(args.out), "amp": args.amp, "channels_last": args.channels_last, "log_every": args.log_every,
         "frame_stride": getattr(args, "frame_stride", None), "reg_weight": getattr(args, "reg_weight", None),
         "neg_random": getattr(args, "neg_random", None), "neg_hard": getattr(args, "neg_hard", None),
+        "hard_min_dist": getattr(args, "hard_min_dist", None),
         "init_backbone": getattr(args, "init_backbone", None),
         "freeze_backbone": getattr(args, "freeze_backbone", None),
     }
