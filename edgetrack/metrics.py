@@ -311,6 +311,43 @@ def got10k_metrics(
     return out
 
 
+# ----------------------------------------------------------------------------------------------- uncertainty
+def bootstrap_interval(values, other=None, *, level: float = 0.95, resamples: int = 10_000,
+                       seed: int = 0) -> tuple[float, float, float]:
+    """``(mean, low, high)``: the mean of per-sequence ``values`` and its percentile bootstrap interval.
+
+    With ``other`` (one value per sequence, the same sequences in the same order) the mean and interval are those of
+    the **paired** difference ``values − other``: both trackers are resampled on the same sequences, so an easy or
+    hard sequence counts for both, which is how two trackers on one data set compare (a difference whose interval
+    excludes 0 holds beyond this set's choice of sequences). The interval covers only that choice, not a second
+    training run of a model. The OTB AUC over a data set is the mean of its sequences' AUCs (:func:`otb_summary`
+    averages the curves), so the interval of the per-sequence ``success_auc`` values is the AUC's. ``resamples``
+    draws of as many sequences, with replacement, from a generator seeded with ``seed`` (the same inputs give the
+    same interval).
+    """
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    if other is not None:
+        y = np.asarray(other, dtype=np.float64).reshape(-1)
+        if y.shape != x.shape:
+            raise InvalidArgumentError(f"a paired interval needs one value per sequence on both sides, got {x.size} "
+                                       f"and {y.size}", fix="pass the two trackers' results on the same sequences")
+        x = x - y
+    if x.size < 2:
+        raise InvalidArgumentError(f"a bootstrap interval needs at least 2 sequences, got {x.size}")
+    if not np.all(np.isfinite(x)):
+        raise InvalidArgumentError("per-sequence values must be finite (a NaN or inf among them)",
+                                   fix="leave out sequences without a result")
+    if not (isinstance(level, (int, float)) and 0 < level < 1):
+        raise InvalidArgumentError(f"level must be in (0, 1), got {level!r}", fix="pass e.g. level=0.95")
+    if not isinstance(resamples, (int, np.integer)) or isinstance(resamples, bool) or resamples < 100:
+        raise InvalidArgumentError(f"resamples must be an integer >= 100, got {resamples!r}")
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, (int(resamples), x.size))].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(x.mean()), float(low), float(high)
+
+
 __all__ = [
     "OTB_IOU_THRESHOLDS",
     "OTB_CE_THRESHOLDS",
@@ -321,4 +358,5 @@ __all__ = [
     "otb_metrics",
     "otb_summary",
     "got10k_metrics",
+    "bootstrap_interval",
 ]

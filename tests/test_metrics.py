@@ -303,3 +303,38 @@ def test_wrong_shapes_and_values_are_typed_errors():
         otb_summary([{"success_auc": 1.0}])
     with pytest.raises(InvalidArgumentError, match="empty"):
         otb_summary([])
+
+
+def test_bootstrap_interval_of_a_mean_and_of_a_paired_difference():
+    from edgetrack.metrics import bootstrap_interval
+
+    rng = np.random.default_rng(3)
+    values = rng.uniform(0.4, 0.9, 30)
+    mean, low, high = bootstrap_interval(values)
+    assert mean == pytest.approx(values.mean()) and low < mean < high
+    # The normal approximation of the mean's 95 % interval: ±1.96 standard errors, within resampling noise.
+    se = values.std(ddof=1) / np.sqrt(values.size)
+    assert high - low == pytest.approx(2 * 1.96 * se, rel=0.1)
+    assert bootstrap_interval(values) == (mean, low, high)  # seeded: the same inputs, the same interval
+    assert bootstrap_interval(values, level=0.5)[2] - bootstrap_interval(values, level=0.5)[1] < high - low
+    # Paired: a shift common to every sequence is not uncertain; only the per-sequence differences are.
+    other = values - 0.05 + rng.normal(0, 0.01, 30)
+    d, dlow, dhigh = bootstrap_interval(values, other)
+    assert d == pytest.approx(np.mean(values - other)) and 0 < dlow < d < dhigh and dhigh - dlow < 0.02
+    assert bootstrap_interval(values, values) == (0.0, 0.0, 0.0)
+    assert bootstrap_interval(np.full(5, 0.7)) == pytest.approx((0.7, 0.7, 0.7))
+
+
+def test_bootstrap_interval_bad_inputs_are_typed_errors():
+    from edgetrack.metrics import bootstrap_interval
+
+    with pytest.raises(InvalidArgumentError, match="one value per sequence"):
+        bootstrap_interval([0.1, 0.2, 0.3], [0.1, 0.2])
+    with pytest.raises(InvalidArgumentError, match="at least 2 sequences"):
+        bootstrap_interval([0.5])
+    with pytest.raises(InvalidArgumentError, match="finite"):
+        bootstrap_interval([0.5, float("nan")])
+    with pytest.raises(InvalidArgumentError, match="level"):
+        bootstrap_interval([0.5, 0.6], level=95)
+    with pytest.raises(InvalidArgumentError, match="resamples"):
+        bootstrap_interval([0.5, 0.6], resamples=10)

@@ -218,3 +218,29 @@ def test_gpu_target_names_a_variant_and_where_the_paper_setting_stands():
     target = next(t for t in all_targets(prior, {}, None, None, False, None) if "siamfc-hsm ≥ 710" in t.target)
     assert target.measured == "941 FPS fp16 with scale search by templates; 649 FPS fp16 as the paper runs it"
     assert target.status == "met with scale search by templates"
+
+
+def test_accuracy_targets_give_the_paired_interval_and_the_table_each_trackers_interval():
+    """Per-sequence AUCs give the accuracy table an interval per tracker and the targets a paired one; records
+    without them, or of other sequences, give none rather than a wrong one."""
+    from edgetrack.bench.claims import Prior, all_targets, auc_interval
+
+    names = [f"SYN_{i:04d}" for i in range(1, 11)]
+    def record(tracker, aucs):
+        return {"result": {"tracker": tracker, "success_auc": sum(aucs) / len(aucs),
+                           "per_sequence": [{"name": n, "success_auc": a} for n, a in zip(names, aucs)]},
+                "meta": {}}
+    mine = [0.60 + 0.03 * (i % 4) for i in range(10)]
+    accuracy = {"synthetic-blurred": [record("siamrpn-eca", mine), record("nanotrack", [a - 0.02 for a in mine]),
+                                      record("csrt", [a + 0.01 for a in mine])]}
+    rows = {t.target: t for t in all_targets(Prior(None), accuracy, None, "siamrpn-eca", False, None)}
+    nano = next(t for goal, t in rows.items() if "beats NanoTrack" in goal)
+    # Every sequence 0.02 better: the difference is certain, the interval a point.
+    assert nano.status == "met" and "(+0.020; 95 % interval +0.020 to +0.020, paired by sequence)" in nano.measured
+    assert "-0.010 to -0.010" in next(t for goal, t in rows.items() if "CSRT" in goal).measured
+    mean, low, high = auc_interval(accuracy["synthetic-blurred"][0]["result"])
+    assert low < mean < high
+    # Not the same sequences, or no per-sequence AUCs: no interval.
+    other = record("nanotrack", mine[:9])["result"]
+    assert auc_interval(accuracy["synthetic-blurred"][0]["result"], other) is None
+    assert auc_interval({"success_auc": 0.6}) is None

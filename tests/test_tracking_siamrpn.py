@@ -103,18 +103,6 @@ def test_a_size_change_is_followed_with_damping():
     assert np.all(np.diff(sizes) > 0) and 40 < sizes[0] < 44 and abs(sizes[-1] - 48) < 1.0
     # The first step is lr · penalty · score of the way: the penalty for a 20 % scale change is below 1.
     assert sizes[0] - 40 < p.lr * 8 + 1e-9
-    # max_size_step bounds each frame's change: 2 % a frame, so 40 px reaches at most 40 · 1.02^k.
-    bounded = SiamRPNTracking(SiamRPNParams(max_size_step=0.02))
-    bounded.init(frame, (100, 100, 40, 40))
-    steps = []
-    for _ in range(12):
-        centre = box_center(bounded.box)
-        bounded.search_crops(frame)
-        steps.append(bounded.update_from_outputs(*_perfect_outputs(bounded, true, centre))[0][2])
-    np.testing.assert_allclose(steps[:3], 40 * 1.02 ** np.arange(1, 4), rtol=1e-9)
-    assert np.all(np.diff(steps) > 0) and np.all(np.array(steps) <= sizes + 1e-9)
-    with pytest.raises(InvalidArgumentError, match="max_size_step"):
-        SiamRPNParams(max_size_step=-0.1)
 
 
 def test_search_region_and_crops_follow_the_context_rule():

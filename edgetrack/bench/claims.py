@@ -498,6 +498,34 @@ def _gpu_best(prior: Prior, model: str, variants: bool = True) -> tuple[float, d
     return best
 
 
+def _sequence_aucs(result: dict) -> dict[str, float] | None:
+    """Per-sequence success AUCs of an accuracy record, by sequence name (None where the record has none)."""
+    seqs = result.get("per_sequence") or []
+    aucs = {s.get("name"): s.get("success_auc") for s in seqs if isinstance(s, dict)}
+    if len(aucs) < 2 or len(aucs) != len(seqs) or any(
+            not isinstance(v, (int, float)) or not math.isfinite(v) for v in aucs.values()):
+        return None
+    return aucs
+
+
+def auc_interval(result: dict, other: dict | None = None) -> tuple[float, float, float] | None:
+    """The 95 % bootstrap interval over sequences of an accuracy record's AUC, or with ``other`` of the paired
+    difference of the two records' AUCs (:func:`edgetrack.metrics.bootstrap_interval`); None where a record has no
+    per-sequence AUCs or the two were not measured on the same sequences."""
+    from edgetrack.metrics import bootstrap_interval
+
+    mine = _sequence_aucs(result)
+    if mine is None:
+        return None
+    if other is None:
+        return bootstrap_interval(list(mine.values()))
+    theirs = _sequence_aucs(other)
+    if theirs is None or set(theirs) != set(mine):
+        return None
+    names = sorted(mine)
+    return bootstrap_interval([mine[n] for n in names], [theirs[n] for n in names])
+
+
 def all_targets(prior: Prior, accuracy: dict, speed: dict | None, default_name: str | None,
                 default_has_deblur: bool, base: Path | None) -> list[Target]:
     out = []
@@ -511,7 +539,11 @@ def all_targets(prior: Prior, accuracy: dict, speed: dict | None, default_name: 
             out.append(Target(goal, "–", "not measured", acc_src))
             continue
         delta = d["success_auc"] - r["success_auc"]
-        out.append(Target(goal, f"AUC {d['success_auc']:.3f} vs {r['success_auc']:.3f} ({delta:+.3f})",
+        figure = f"AUC {d['success_auc']:.3f} vs {r['success_auc']:.3f} ({delta:+.3f}"
+        paired = auc_interval(d, r)
+        if paired is not None:  # sequence by sequence: how far this set's choice of sequences moves the difference
+            figure += f"; 95 % interval {paired[1]:+.3f} to {paired[2]:+.3f}, paired by sequence"
+        out.append(Target(goal, figure + ")",
                           "met" if (delta >= margin if margin > 0 else delta > 0) else "not met", acc_src))
 
     goal = f"HSM-SiamFC beats plain SiamFC by ≥ {PAPER_HSM_GAIN} AUC"

@@ -12,6 +12,7 @@ from edgetrack.bench.claims import (
     TARGET_CPU_FPS,
     TARGET_CSRT_MARGIN,
     TARGET_GPU_FPS,
+    auc_interval,
     gpu_rows,
 )
 
@@ -110,7 +111,10 @@ def accuracy_section(r) -> list[str]:
         "conventions): **AUC** is OTB's success AUC, **P@20** the share of frames with centre error ≤ 20 px; the "
         "Deblur-SiamRPN paper's protocol is **P@15** (centre error < 15 px) and **S@0.6** (IoU > 0.6). **FPS** "
         "counts `update` calls only (no decoding), one tracker at a time, so it depends on the machine's load then "
-        "(section 2 has the side-by-side speed run). Bundles run through `edgetrack.Tracker` (ONNX Runtime, CPU); "
+        "(section 2 has the side-by-side speed run). **AUC 95 % interval**: the bootstrap interval over the "
+        "sequences (10 000 resamples, `edgetrack.metrics.bootstrap_interval`): how far another choice of as many "
+        "sequences could move the AUC; two trackers compare more tightly than their intervals suggest, since both "
+        "ran on the same sequences (section 5 gives the paired intervals of the accuracy targets). Bundles run through `edgetrack.Tracker` (ONNX Runtime, CPU); "
         "`(deblur never)` is the same bundle with its deblur stage off.",
         "",
     ]
@@ -130,12 +134,14 @@ def accuracy_section(r) -> list[str]:
                 extra = f"{stage['deblurred_share']:.0%} of frames deblurred"
             if res.get("failed_frames"):
                 extra = (extra + "; " if extra else "") + f"{res['failed_frames']} failed frames"
-            body.append([name, num(res.get("success_auc")), num(res.get("precision_20")),
+            interval = auc_interval(res)
+            body.append([name, num(res.get("success_auc")),
+                         f"{interval[1]:.3f}–{interval[2]:.3f}" if interval else "–", num(res.get("precision_20")),
                          num(res.get("precision_15")), num(res.get("success_60")), num(res.get("fps"), ".1f"),
                          f"{res.get('sequences', '?')} / {res.get('frames', '?')}", extra or "",
                          f"[{sources.tag(meta)}]"])
-        lines += table(["tracker", "AUC", "P@20", "P@15", "S@0.6", "FPS", "sequences / frames", "note", "measured"],
-                       body, "lrrrrrrll")
+        lines += table(["tracker", "AUC", "AUC 95 % interval", "P@20", "P@15", "S@0.6", "FPS", "sequences / frames",
+                        "note", "measured"], body, "lrrrrrrrll")
         plot = r.plots.get(variant)
         if plot:
             lines += ["", f"![success and precision plots, {variant}]({rel(plot, r.out)})"]

@@ -115,8 +115,7 @@ class SiamRPNParams:
     the maps' side (25 for EfficientNet, 17 for AlexNet), ``anchor_ratios`` (h/w) and ``anchor_scales`` (side /
     stride). Tracking (DaSiamRPN's published values for SiamRPN): ``penalty_k`` the scale/ratio change penalty,
     ``window_influence`` the weight of the cosine window, ``lr`` the size damping, ``context`` the crop's context
-    margin; ``min_scale``/``max_scale`` bound the size relative to the initial one; ``max_size_step`` (> 0) bounds
-    each side's change in one frame to ``× (1 ± max_size_step)`` (0: no bound, the papers'). When the target counts as lost
+    margin; ``min_scale``/``max_scale`` bound the size relative to the initial one. When the target counts as lost
     is :class:`~edgetrack.tracking.LostParams`' business (the module docstring). The best of 48 settings on a
     synthetic validation set (window 0.55, penalty 0.03) did worse than these on the report's test set
     (``benchmarks/results/siamrpn-tracking-sweep/``), so the published values stay.
@@ -134,7 +133,6 @@ class SiamRPNParams:
     lr: float = 0.295
     min_scale: float = 0.2
     max_scale: float = 5.0
-    max_size_step: float = 0.0
 
     def __post_init__(self):
         for name in ("exemplar_size", "instance_size", "total_stride", "score_size"):
@@ -151,7 +149,7 @@ class SiamRPNParams:
                 raise InvalidArgumentError(f"SiamRPNParams.{name} must be one or more finite numbers > 0, "
                                            f"got {getattr(self, name)!r}")
             object.__setattr__(self, name, values)
-        for name in ("context", "penalty_k", "min_scale", "max_scale", "max_size_step"):
+        for name in ("context", "penalty_k", "min_scale", "max_scale"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise InvalidArgumentError(f"SiamRPNParams.{name} must be a finite number >= 0, got {value!r}")
@@ -462,8 +460,6 @@ class SiamRPNTracking(SiameseTracking):
         p = self.params
         lr = float(weight * p.lr)
         size = self._size * (1 - lr) + np.array([w, h]) / scale_z * lr
-        if p.max_size_step:
-            size = np.clip(size, self._size / (1 + p.max_size_step), self._size * (1 + p.max_size_step))
         low = self._init_size * p.min_scale
         high = np.minimum(self._init_size * p.max_scale, np.maximum(self._frame_wh, low))
         self._size = np.clip(size, low, high)
