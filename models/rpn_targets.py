@@ -24,9 +24,10 @@ the same in both frameworks. ``hard_min_dist`` > 0 keeps the candidates away fro
 whose centre lies within ``hard_min_dist`` target sizes (``√(w·h)``) of the target's centre is no candidate (it can
 still be drawn at random). Such an anchor overlaps the target or sits beside it with another shape, the hardest
 negatives of a well-localising network; mining them pushes down the target's own surroundings instead of the
-look-alikes and clutter elsewhere in the crop that make a tracker drift. On a negative pair the object's anchors take the positives' slots as above, and
-every other anchor (all are negatives there) is drawn or a candidate, so the loss's hardest are the rest of the
-object's anchors for as long as the model still fires on them.
+look-alikes and clutter elsewhere in the crop that make a tracker drift (measured: not better,
+``benchmarks/results/rpn-hard-min-dist/``). On a negative pair the object's anchors take the positives' slots as
+above, and every other anchor (all are negatives there) is drawn or a candidate, so the loss's hardest are the
+rest of the object's anchors for as long as the model still fires on them.
 
 Targets per pair: ``cls`` (A, R, R) int64, 1 positive / 0 negative / −1 ignored / −2 candidate (only with
 ``neg_random``; the ``rpn`` and ``rpn-hsm`` losses count only labels ≥ 0, so a candidate is ignored there);

@@ -122,7 +122,7 @@ def _resolve_ohem_counts(cfg) -> None:
         elif name == "hard_min_dist":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
                 raise InvalidArgumentError(f"TrainConfig.hard_min_dist must be a finite number >= 0, got {value!r}",
-                                           fix="pass --hard-min-dist D (target sizes) with D >= 0, or leave it unset (0)")
+                                           fix="pass --hard-min-dist D (target sizes), D >= 0, or leave it unset (0)")
             object.__setattr__(cfg, name, float(value))
         elif not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise InvalidArgumentError(f"TrainConfig.{name} must be an integer >= {low}, got {value!r}",
@@ -171,6 +171,10 @@ def atomic_write(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
+# Settings newer than some runs' config.json, and the values those runs trained with.
+_ADDED_LATER = {"hard_min_dist": (None, 0.0)}
+
+
 def check_resumable(out: Path, record: dict, resumable_changes) -> None:
     """Refuse to resume ``out`` when a run-defining setting (any key not in ``resumable_changes``) changed."""
     path = out / "config.json"
@@ -180,6 +184,8 @@ def check_resumable(out: Path, record: dict, resumable_changes) -> None:
     for key in sorted(set(old) | set(record)):
         if key in resumable_changes:
             continue
+        if key not in old and record.get(key) in _ADDED_LATER.get(key, ()):
+            continue  # a run started before the setting existed ran with its neutral value
         if old.get(key) != record.get(key):
             raise InvalidArgumentError(
                 f"cannot resume {str(out)!r}: {key} was {old.get(key)!r}, now {record.get(key)!r}",

@@ -692,3 +692,13 @@ def test_resumed_siamrpn_run_repeats_the_uninterrupted_one(tmp_path, moving_targ
     train(cfg, cache, resume=True)
     again = [json.loads(line)["loss"] for line in (out / "log.jsonl").read_text().splitlines()]
     assert again == pytest.approx(first, rel=1e-5)
+
+
+def test_a_run_started_before_hard_min_dist_existed_still_resumes(tmp_path):
+    """An rpn-ohem run's config.json from before --hard-min-dist lacks the key; it trained with 0 (no limit)."""
+    from edgetrack.models.training import check_resumable
+
+    (tmp_path / "config.json").write_text(json.dumps({"loss": "rpn-ohem", "neg_hard": 32}))
+    check_resumable(tmp_path, {"loss": "rpn-ohem", "neg_hard": 32, "hard_min_dist": 0.0}, ())
+    with pytest.raises(InvalidArgumentError, match="hard_min_dist was None, now 1.0"):
+        check_resumable(tmp_path, {"loss": "rpn-ohem", "neg_hard": 32, "hard_min_dist": 1.0}, ())

@@ -114,7 +114,8 @@ def accuracy_section(r) -> list[str]:
         "(section 2 has the side-by-side speed run). **AUC 95 % interval**: the bootstrap interval over the "
         "sequences (10 000 resamples, `edgetrack.metrics.bootstrap_interval`): how far another choice of as many "
         "sequences could move the AUC; two trackers compare more tightly than their intervals suggest, since both "
-        "ran on the same sequences (section 5 gives the paired intervals of the accuracy targets). Bundles run through `edgetrack.Tracker` (ONNX Runtime, CPU); "
+        "ran on the same sequences (section 5 gives the paired intervals of the accuracy targets). Bundles run "
+        "through `edgetrack.Tracker` (ONNX Runtime, CPU); "
         "`(deblur never)` is the same bundle with its deblur stage off.",
         "",
     ]
