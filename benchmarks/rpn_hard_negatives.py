@@ -37,9 +37,8 @@ def main(argv=None) -> int:
 
     from edgetrack.data import open_dataset
     from edgetrack.models.pairs import CropCache, PairSampler
-    from edgetrack.models.rpn_targets import RPN_PAIRS, anchor_iou
+    from edgetrack.models.rpn_targets import RPN_PAIRS, anchor_distance, anchor_iou
     from edgetrack.models.torch.siamrpn import load_siamrpn
-    from edgetrack.tracking.crop import box_center
     from edgetrack.tracking.siamrpn import anchor_grid
 
     model = load_siamrpn(args.checkpoint).eval()
@@ -57,8 +56,7 @@ def main(argv=None) -> int:
             if batch["negative"][i]:
                 continue
             box = batch["box"][i]
-            cx, cy = box_center(box)
-            dist = (np.hypot(anchors[0] - cx, anchors[1] - cy) / np.sqrt(box[2] * box[3])).reshape(-1)
+            dist = anchor_distance(anchors, box).reshape(-1)
             neg = np.flatnonzero(anchor_iou(anchors, box).reshape(-1) < 0.3)
             hardest = neg[np.argsort(-prob[i][neg], kind="stable")[:args.hard]]  # CE of a negative rises with p
             hard_d.append(dist[hardest])

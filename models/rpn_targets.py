@@ -47,7 +47,7 @@ from edgetrack.errors import InvalidArgumentError, UnknownChoiceError
 from edgetrack.models.pairs import PairConfig
 from edgetrack.tracking.crop import box_center
 
-__all__ = ["AnchorTargetConfig", "RPN_PAIRS", "anchor_iou", "encode", "anchor_targets", "batch_targets",
+__all__ = ["AnchorTargetConfig", "RPN_PAIRS", "anchor_iou", "anchor_distance", "encode", "anchor_targets", "batch_targets",
            "RPNTargets", "ANCHOR_TARGETS", "anchor_target_config", "POSITIVE", "NEGATIVE", "IGNORED", "CANDIDATE",
            "OHEM_RANDOM", "OHEM_HARD"]
 
@@ -171,6 +171,13 @@ def anchor_iou(anchors: np.ndarray, box) -> np.ndarray:
     return inter / (aw * ah + w * h - inter)
 
 
+def anchor_distance(anchors: np.ndarray, box) -> np.ndarray:
+    """Distance of every anchor's centre from the centre of ``box`` ``(x, y, w, h)``, in target sizes
+    (``√(w·h)``); the shape of ``anchors[0]``."""
+    cx, cy, w, h = _box_cxcywh(box)
+    return np.hypot(anchors[0] - cx, anchors[1] - cy) / np.sqrt(w * h)
+
+
 def encode(anchors: np.ndarray, box) -> np.ndarray:
     """(4, ...) offsets ``(dx, dy, dw, dh)`` of ``box`` ``(x, y, w, h)`` from every anchor (eq. 4).
 
@@ -212,9 +219,7 @@ def anchor_targets(anchors: np.ndarray, box, rng: np.random.Generator,
     if cfg.neg_random is not None:
         cand = neg
         if cfg.hard_min_dist:
-            cx, cy, w, h = _box_cxcywh(box)
-            dist = np.hypot(anchors[0] - cx, anchors[1] - cy).reshape(-1)
-            cand = neg[dist[neg] >= cfg.hard_min_dist * np.sqrt(w * h)]
+            cand = neg[anchor_distance(anchors, box).reshape(-1)[neg] >= cfg.hard_min_dist]
         flat[cand] = CANDIDATE
         n_neg = cfg.neg_random
     else:

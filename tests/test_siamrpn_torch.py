@@ -23,6 +23,7 @@ from edgetrack.models.rpn_targets import (  # noqa: E402
     RPN_PAIRS,
     AnchorTargetConfig,
     RPNTargets,
+    anchor_distance,
     anchor_iou,
     anchor_target_config,
     anchor_targets,
@@ -377,6 +378,7 @@ def test_ohem_candidates_can_be_kept_away_from_the_target():
     iou = anchor_iou(grid, box)
     cx, cy = grid[0, 2, 12, 12], grid[1, 2, 12, 12]  # the box is that anchor's
     dist = np.hypot(grid[0] - cx, grid[1] - cy) / np.sqrt(box[2] * box[3])
+    np.testing.assert_allclose(anchor_distance(grid, box), dist)
     every = anchor_targets(grid, box, np.random.default_rng(0), anchor_target_config("rpn-ohem"))
     far = anchor_targets(grid, box, np.random.default_rng(0), anchor_target_config("rpn-ohem", hard_min_dist=1.0))
     cand = far["cls"] == CANDIDATE

@@ -569,8 +569,9 @@ def all_targets(prior: Prior, accuracy: dict, speed: dict | None, default_name: 
         else:
             fps, row, path = best
             prec = row.get("precision") or row.get("dtype") or ""
-            figure, status, sources = f"{fps:.0f} FPS {prec}".strip(), "met" if fps >= goal_fps else "not met", \
-                [f"`{_rel(path, base)}`"]
+            figure = f"{fps:.0f} FPS {prec}".strip()
+            status = "met" if fps >= goal_fps else "not met"
+            sources = [f"`{_rel(path, base)}`"]
             variant = _row_name(row)[len(model):].strip(" ()")
             if variant:  # the fastest is a variant: say which, and where the model as the paper runs it stands
                 figure += f" with {variant}"
