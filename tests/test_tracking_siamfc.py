@@ -201,8 +201,8 @@ def test_params_validate_themselves():
     with pytest.raises(InvalidArgumentError, match="templates'\], got 'pyramid'"):
         SiamFCParams(scale_search="pyramid")
     assert (SiamFCParams().search_batch, SiamFCParams().template_batch) == (3, 1)
-    assert (SiamFCParams(scale_search="templates").search_batch, SiamFCParams(scale_search="templates").template_batch) \
-        == (1, 3)
+    templates = SiamFCParams(scale_search="templates")
+    assert (templates.search_batch, templates.template_batch) == (1, 3)
 
 
 # -- the tracking procedure ----------------------------------------------------------------------------------------
