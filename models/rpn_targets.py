@@ -48,8 +48,8 @@ from edgetrack.models.pairs import PairConfig
 from edgetrack.tracking.crop import box_center
 
 __all__ = ["AnchorTargetConfig", "RPN_PAIRS", "anchor_iou", "anchor_distance", "encode", "anchor_targets",
-           "batch_targets", "RPNTargets", "ANCHOR_TARGETS", "anchor_target_config", "POSITIVE", "NEGATIVE", "IGNORED", "CANDIDATE",
-           "OHEM_RANDOM", "OHEM_HARD"]
+           "batch_targets", "RPNTargets", "ANCHOR_TARGETS", "anchor_target_config", "POSITIVE", "NEGATIVE", "IGNORED",
+           "CANDIDATE", "OHEM_RANDOM", "OHEM_HARD"]
 
 POSITIVE, NEGATIVE, IGNORED = 1, 0, -1
 # A negative anchor not drawn at random: a candidate for the hardest negatives the rpn-ohem loss picks.

@@ -104,8 +104,9 @@ What is left
 ------------
 * The host's part is 13–18 % of a frame on the GPU (on the CPU, where the networks take longer, 3.6–5.5 %:
   ``benchmarks/results/cpu-stages/``). Most of it is numpy and Python on small arrays (the frame checks, the crops'
-  maps and the region's bounds, the state machine). Moving the sample positions to the device (they are computed there from each crop's map) halved the
-  request's cost on this 2-core CPU but left the GPU machine's 0.13–0.14 ms where it was.
+  maps and the region's bounds, the state machine). Moving the sample positions to the device (they are computed
+  there from each crop's map) halved the request's cost on this 2-core CPU but left the GPU machine's 0.13–0.14 ms
+  where it was.
 * One wait for the device per frame stays, by construction: the next crop's centre depends on the chosen anchor
   (SiamFC likewise on its peak). Several trackers in one process overlap it by running on streams of their own
   (each program has one): at 1920×1080 four streams aggregate ×1.8–2.2 one stream's rate.
