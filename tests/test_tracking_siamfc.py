@@ -198,6 +198,8 @@ def test_params_validate_themselves():
         SiamFCParams(scale_lr=1.5)
     with pytest.raises(InvalidArgumentError):
         SiamFCParams(exemplar_size=0)
+    with pytest.raises(InvalidArgumentError, match=r"motion must be in \[0, 1\], got 2"):
+        SiamFCParams(motion=2)
     with pytest.raises(InvalidArgumentError, match="templates'\], got 'pyramid'"):
         SiamFCParams(scale_search="pyramid")
     assert (SiamFCParams().search_batch, SiamFCParams().template_batch) == (3, 1)
@@ -248,6 +250,28 @@ def test_peak_offset_moves_the_box_by_the_expected_amount(row, col):
     assert np.abs(box_center(box) - expected).max() <= tol
     assert box[2:].tolist() == [40.0, 40.0]  # centre scale: no size change
     assert score == pytest.approx(1 / (1 + np.exp(-10.0)), rel=0.05)
+
+
+@pytest.mark.parametrize("scale_search", ["crops", "templates"])
+def test_the_motion_model_moves_the_crops_ahead_of_a_moving_target(scale_search):
+    # A peak two cells right of the crop's centre every frame: the target moves 16 crop pixels a frame. With the
+    # motion model the crop follows (its centre leads), so the peak comes to the centre cell.
+    t = SiamFCTracking(SiamFCParams(motion=1.0, window_influence=0.0, scale_search=scale_search))
+    t.init(FRAME, BOX)
+    step = 2 * 8 * t.search_side / 255
+    t.search_crops(FRAME)
+    box, _ = t.update_from_responses(_peak(col=10))
+    assert box_center(box)[0] == pytest.approx(199.5 + step, abs=0.3)
+    t.search_crops(FRAME)
+    assert box_center(t.box)[0] == pytest.approx(199.5 + 2 * step, abs=0.6)  # the crops are placed ahead
+    box, _ = t.update_from_responses(_peak(col=8))  # the target is where the motion model said
+    assert box_center(box)[0] == pytest.approx(199.5 + 2 * step, abs=0.6)
+    still = SiamFCTracking(SiamFCParams(window_influence=0.0, scale_search=scale_search))
+    still.init(FRAME, BOX)
+    for _ in range(2):
+        still.search_crops(FRAME)
+        box, _ = still.update_from_responses(_peak(col=10))
+    assert box_center(box)[0] == pytest.approx(199.5 + 2 * step, abs=0.6)  # the same place, peak off-centre
 
 
 def test_cosine_window_prefers_the_centre_between_equal_peaks():

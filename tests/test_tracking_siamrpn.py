@@ -88,6 +88,52 @@ def test_a_perfect_response_tracks_a_moving_box():
         np.testing.assert_allclose(got, box, atol=1e-6)
 
 
+def _track_constant_motion(motion: float, step=(6.0, -4.0), frames=12):
+    """A perfect network on a box moving ``step`` a frame: (crop centre's lag behind the truth per frame, boxes
+    right)."""
+    logic = SiamRPNTracking(SiamRPNParams(motion=motion))
+    frame = np.full((300, 400, 3), 90, np.uint8)
+    box = np.array([100.0, 200.0, 30.0, 30.0])
+    logic.init(frame, box)
+    lags = []
+    for _ in range(frames):
+        box = box + (*step, 0, 0)
+        logic.search_crops(frame)
+        centre = box_center(logic.box)  # after search_crops: the crop's centre, the motion model's prediction
+        lags.append(float(np.hypot(*(centre - box_center(box)))))
+        got, _ = logic.update_from_outputs(*_perfect_outputs(logic, box, centre))
+        np.testing.assert_allclose(got, box, atol=1e-6)
+    return np.array(lags)
+
+
+def test_the_motion_model_centres_the_search_where_the_target_is_going():
+    still = _track_constant_motion(0.0)
+    moving = _track_constant_motion(0.5)
+    assert still == pytest.approx(np.hypot(6, 4))  # without it the crop lags one step behind every frame
+    assert moving[0] == pytest.approx(np.hypot(6, 4))  # nothing is known of the motion at the first frame
+    assert np.all(np.diff(moving) < 0) and moving[-1] < 0.01 * moving[0]  # halves every frame at 0.5
+    assert _track_constant_motion(1.0)[1:] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_motion_model_forgets_its_velocity_when_the_target_is_lost():
+    logic = SiamRPNTracking(SiamRPNParams(motion=1.0))
+    frame = np.full((300, 400, 3), 90, np.uint8)
+    box = np.array([100.0, 200.0, 30.0, 30.0])
+    logic.init(frame, box)
+    for _ in range(3):
+        box = box + (6.0, 0, 0, 0)
+        logic.search_crops(frame)
+        logic.update_from_outputs(*_perfect_outputs(logic, box, box_center(logic.box)))
+    assert logic._velocity == pytest.approx([6.0, 0.0])
+    n, na = logic.params.score_size, logic.params.num_anchors
+    unsure = np.zeros((1, 2 * na, n, n), np.float32)  # p = 0.5 everywhere, below the 0.5 threshold's tie
+    unsure[0, :na] = 1.0
+    while not logic.lost:
+        logic.search_crops(frame)
+        logic.update_from_outputs(unsure, np.zeros((1, 4 * na, n, n), np.float32))
+    assert logic._velocity == pytest.approx([0.0, 0.0])
+
+
 def test_a_size_change_is_followed_with_damping():
     p = SiamRPNParams()
     logic = SiamRPNTracking(p)
@@ -149,6 +195,8 @@ def test_bad_inputs_are_typed_errors():
     ({"anchor_scales": (8, -1)}, "anchor_scales"),
     ({"total_stride": 0}, "total_stride"),
     ({"min_scale": 2.0}, "min_scale"),
+    ({"motion": 1.5}, "motion"),
+    ({"motion": -0.1}, "motion"),
 ])
 def test_params_are_validated(kwargs, match):
     with pytest.raises(InvalidArgumentError, match=match):

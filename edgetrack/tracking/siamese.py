@@ -217,6 +217,8 @@ class SiameseTracking:
         self._anchor: tuple[np.ndarray, np.ndarray] | None = None  # (centre, size) of the last confident frame
         self._sweep.reset()
         self._search_frames = 0
+        self._velocity = np.zeros(2)  # the motion model's estimate, frame pixels per frame
+        self._previous: np.ndarray | None = None  # the centre before this frame's prediction
 
     # -- state ---------------------------------------------------------------------------------------------------
     @property
@@ -318,8 +320,33 @@ class SiameseTracking:
         return to_nchw(crop[None])
 
     # -- the lost state, for the subclasses ----------------------------------------------------------------------
+    def _predict(self) -> None:
+        """A tracking frame's search starts where the motion model expects the target: the centre moves by the
+        estimated velocity (``params.motion`` 0: it stays). Called once per frame, before the crops are placed."""
+        if self._pending:  # crops asked for again before the outputs came: the prediction is already made
+            return
+        self._previous = self._center.copy()
+        if self.params.motion:
+            self._center = self._in_frame(self._center + self._velocity)
+
+    def _follow_motion(self, confident: bool) -> None:
+        """The motion model after a tracking frame: a confident frame's displacement enters the velocity, an
+        exponential average weighing the newest by ``params.motion``; an unconfident one leaves the velocity as it
+        was (a target hidden for a frame or two goes on moving). The velocity is bounded by half the exemplar's side,
+        about the target's size: a larger step per frame is beyond what one search crop follows."""
+        if self._previous is None:
+            return
+        a = self.params.motion
+        if confident and a:
+            velocity = (1 - a) * self._velocity + a * (self._center - self._previous)
+            bound = self.exemplar_side / 2
+            speed = float(np.hypot(*velocity))
+            self._velocity = velocity * (bound / speed) if speed > bound else velocity
+        self._previous = None
+
     def _tracking_frame(self, confident: bool, sharpness: float | None) -> None:
         """A tracked frame was decoded (the subclass has moved the centre, and the size only if ``confident``)."""
+        self._follow_motion(confident)
         if confident:
             self._low = 0
             self._confident_frame(sharpness)
@@ -337,6 +364,7 @@ class SiameseTracking:
         """Lost: back to the last confident box (the doubtful frames' drift is undone); the size stays there."""
         self._searching = True
         self._low = self._confirm = self._search_frames = 0
+        self._velocity = np.zeros(2)
         self._center = self._in_frame(self._anchor[0])
         self._size = self._anchor[1].copy()
         self._sweep.reset()

@@ -129,6 +129,7 @@ class SiamFCParams:
     min_scale: float = 0.2
     max_scale: float = 5.0
     scale_search: str = "crops"
+    motion: float = 0.0
 
     def __post_init__(self):
         integers = ("exemplar_size", "instance_size", "response_size", "total_stride", "response_upscale", "scale_num")
@@ -140,7 +141,7 @@ class SiamFCParams:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise InvalidArgumentError(f"SiamFCParams.{name} must be a finite number >= 0, got {value!r}")
-        for name in ("scale_lr", "window_influence"):
+        for name in ("scale_lr", "window_influence", "motion"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 <= value <= 1):
                 raise InvalidArgumentError(f"SiamFCParams.{name} must be in [0, 1], got {value!r}")
@@ -282,6 +283,7 @@ class SiamFCTracking(SiameseTracking):
             self._windows = self._search_windows()
             regions = [(c, side) for c in self._windows]
         else:
+            self._predict()
             regions = [(self._center, side * f) for f in ((1.0,) if self._templates else self._scale_factors)]
         # The frame's mean colour once per frame, shared by the crops, and only if one of them needs padding.
         needed = any(reaches_outside(frame.shape, c, s, size) for c, s in regions)
@@ -383,6 +385,7 @@ class SiamFCTracking(SiameseTracking):
         lp = self.lost_params
         if not lp.enabled:
             self._grow(best)
+            self._follow_motion(True)
             self._lost = score < lp.score_threshold
             return self.box, score
         confident, apce = self._confidence.judge(score, r[best])

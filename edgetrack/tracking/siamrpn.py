@@ -133,6 +133,7 @@ class SiamRPNParams:
     lr: float = 0.295
     min_scale: float = 0.2
     max_scale: float = 5.0
+    motion: float = 0.0
 
     def __post_init__(self):
         for name in ("exemplar_size", "instance_size", "total_stride", "score_size"):
@@ -153,7 +154,7 @@ class SiamRPNParams:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise InvalidArgumentError(f"SiamRPNParams.{name} must be a finite number >= 0, got {value!r}")
-        for name in ("window_influence", "lr"):
+        for name in ("window_influence", "lr", "motion"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 <= value <= 1):
                 raise InvalidArgumentError(f"SiamRPNParams.{name} must be in [0, 1], got {value!r}")
@@ -329,6 +330,7 @@ class SiamRPNTracking(SiameseTracking):
         if self._searching:
             self._crop_center, self._zoom = self._search_window()
         else:
+            self._predict()
             self._crop_center, self._zoom = self._center.copy(), 1.0
         return frame, [(self._crop_center, self.search_side)], self.params.instance_size, None
 
@@ -426,6 +428,7 @@ class SiamRPNTracking(SiameseTracking):
         self._center = position
         if not lp.enabled:
             self._resize(w, h, penalty * best_score, scale_z)
+            self._follow_motion(True)
             self._lost = best_score < lp.score_threshold
             return self.box, best_score
         confident, sharpness = self._confidence.judge(best_score, peak_map)
